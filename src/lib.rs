@@ -1,0 +1,4 @@
+//! Structured concurrency for async Rust.
+#![forbid(unsafe_code)]
+
+mod sync;
