@@ -1,4 +1,43 @@
-//! Structured concurrency for async Rust.
+//! Structured concurrency for async Rust: child tasks that borrow, voluntary
+//! cancellation that does not lose work, and clean-up that runs.
+//!
+//! ```
+//! # futures::executor::block_on(async {
+//! let data = vec![1_u64, 2, 3, 4];
+//! let data = &data; // the body moves in references, never the data itself
+//! let total = taskscope::scope(|s| async move {
+//!     // Children borrow `data`; they run whenever the scope is polled,
+//!     // even while the body awaits something else.
+//!     let handles: Vec<_> = data.chunks(2).map(|chunk| s.spawn(async move { chunk.iter().sum::<u64>() })).collect();
+//!     let mut total = 0;
+//!     for handle in handles {
+//!         total += handle.await;
+//!     }
+//!     total
+//! })
+//! .await; // every child has finished here
+//! assert_eq!(total, 10);
+//! # });
+//! ```
+//!
+//! See design/overview.md in the repository for the model: scopes form a
+//! tree, each scope's future polls its body and its woken children, and
+//! every scope owns a [`CancelToken`] that is a child of the token of the
+//! task that created it.
 #![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
 
+mod cancel;
+mod scope;
 mod sync;
+#[cfg(test)]
+mod test_util;
+
+pub use cancel::{
+    CancelOnDrop, CancelReason, CancelToken, Cancelled, OnCancel, WhenCancelled, cancelled,
+    checkpoint, current_token, is_cancelled,
+};
+pub use scope::{
+    Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
+    local_scope, scope,
+};

@@ -15,6 +15,14 @@ pub(crate) use loom::sync::Arc;
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
+/// The `Arc` behind wakers and what they reach.
+///
+/// `std::task::Wake` is implemented for std's `Arc` only, so everything a
+/// waker points at lives in one even under loom. Its reference count is not a
+/// synchronisation point we need loom to explore; the atomics and mutexes
+/// inside those values are loom's, and loom sees them.
+pub(crate) use std::sync::Arc as WakerArc;
+
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
 
@@ -51,7 +59,9 @@ impl<T> Mutex<T> {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -1,0 +1,140 @@
+//! The current token of the running task, reachable without passing it down.
+//!
+//! A scope makes a token current for the thread while it polls: its own
+//! token while it polls its body, a child's token while it polls that child.
+//! Code deep inside a task can then call [`current_token`], [`cancelled`] or
+//! [`checkpoint`].
+//!
+//! # Where it does not reach
+//!
+//! The ambient token is a property of the *poll*, not of the future: work
+//! handed to another executor (`tokio::spawn`, a thread pool) is polled by
+//! that executor, outside the scope, and sees no ambient token. Capture
+//! `current_token()` before handing the work over and pass it along.
+
+use std::cell::RefCell;
+
+use super::reason::Cancelled;
+use super::token::CancelToken;
+use super::when_cancelled::WhenCancelled;
+use crate::scope::task::TaskHeader;
+use crate::sync::{WakerArc, thread_local};
+
+/// What a scope made current for the poll in progress.
+#[derive(Clone)]
+pub(crate) enum Ambient {
+    Token(CancelToken),
+    /// A scope's child: its token is made on first demand.
+    Task(WakerArc<TaskHeader>),
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Ambient>> = const { RefCell::new(None) };
+}
+
+/// Restores the previous ambient token when dropped, also on unwind.
+#[must_use = "the ambient token is restored as soon as the guard is dropped"]
+pub(crate) struct Entered {
+    previous: Option<Ambient>,
+}
+
+/// Makes `ambient` current until the returned guard is dropped.
+pub(crate) fn enter(ambient: Ambient) -> Entered {
+    let previous = CURRENT.with(|current| current.replace(Some(ambient)));
+    Entered { previous }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let restored = self.previous.take();
+        // Dropped outside the borrow: dropping a token may run arbitrary code.
+        let replaced = CURRENT.with(|current| current.replace(restored));
+        drop(replaced);
+    }
+}
+
+fn with_current<R>(f: impl FnOnce(Option<&Ambient>) -> R) -> R {
+    CURRENT.with(|current| f(current.borrow().as_ref()))
+}
+
+/// The token of the task being polled on this thread.
+///
+/// Inside a scope's child it is that child's own token; inside a scope's
+/// body, the scope's token. Outside every scope there is nothing to inherit,
+/// so it returns a fresh token that nobody else holds and that is never
+/// cancelled unless you cancel it.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let seen = taskscope::scope(|s| async move {
+///     s.cancel();
+///     taskscope::current_token().is_cancelled()
+/// })
+/// .await;
+/// assert!(seen);
+/// # });
+/// ```
+pub fn current_token() -> CancelToken {
+    let ambient = with_current(|ambient| ambient.cloned());
+    match ambient {
+        Some(Ambient::Token(token)) => token,
+        Some(Ambient::Task(task)) => task.token().token(),
+        None => CancelToken::new(),
+    }
+}
+
+/// The token a new scope should hang under, if any task is being polled.
+pub(crate) fn parent_for_new_scope() -> Option<CancelToken> {
+    with_current(|ambient| ambient.is_some()).then(current_token)
+}
+
+/// Completes once the current task is cancelled; see [`current_token`].
+///
+/// # Cancel safety
+///
+/// Cancel-safe: dropping it loses nothing.
+pub fn cancelled() -> WhenCancelled {
+    current_token().cancelled()
+}
+
+/// `Err(Cancelled)` once the current task is cancelled, `Ok(())` before.
+///
+/// Cheap (an atomic load or two): call it between units of work and let `?`
+/// carry the error out through the task's ordinary error path.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let done = taskscope::scope(|s| async move {
+///     let worker = s.spawn(async {
+///         let mut done = 0;
+///         for _item in 0..10 {
+///             if taskscope::checkpoint().is_err() {
+///                 break;
+///             }
+///             done += 1;
+///         }
+///         done
+///     });
+///     worker.cancel();
+///     worker.await
+/// })
+/// .await;
+/// assert_eq!(done, 0);
+/// # });
+/// ```
+pub fn checkpoint() -> Result<(), Cancelled> {
+    with_current(|ambient| match ambient {
+        Some(Ambient::Token(token)) => token.check(),
+        Some(Ambient::Task(task)) => task.token().check(),
+        None => Ok(()),
+    })
+}
+
+/// Whether the current task is cancelled; see [`checkpoint`].
+pub fn is_cancelled() -> bool {
+    with_current(|ambient| match ambient {
+        Some(Ambient::Token(token)) => token.is_cancelled(),
+        Some(Ambient::Task(task)) => task.token().is_cancelled(),
+        None => false,
+    })
+}

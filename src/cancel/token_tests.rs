@@ -1,0 +1,214 @@
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc as StdArc;
+use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+
+use super::*;
+
+#[test]
+fn cancelling_a_parent_reaches_every_descendant_at_depth_1000() {
+    let root = CancelToken::new();
+    let mut chain = vec![root.child()];
+    for _ in 0..1000 {
+        let next = chain.last().unwrap().child();
+        chain.push(next);
+    }
+    root.cancel();
+    assert!(chain.iter().all(CancelToken::is_cancelled));
+    let deepest = chain.last().unwrap().reason().unwrap();
+    assert!(matches!(deepest, CancelReason::Parent(_)));
+    assert!(matches!(deepest.origin(), CancelReason::Requested));
+}
+
+#[test]
+fn cancelling_a_parent_reaches_100_000_children() {
+    let root = CancelToken::new();
+    let children: Vec<_> = (0..100_000).map(|_| root.child()).collect();
+    root.cancel_with(CancelReason::Deadline);
+    assert!(children.iter().all(CancelToken::is_cancelled));
+    assert!(matches!(
+        children[99_999].reason().unwrap().origin(),
+        CancelReason::Deadline
+    ));
+}
+
+#[test]
+fn cancelling_a_child_leaves_parent_and_siblings_alone() {
+    let root = CancelToken::new();
+    let (a, b) = (root.child(), root.child());
+    let a_child = a.child();
+    a.cancel();
+    assert!(a.is_cancelled() && a_child.is_cancelled());
+    assert!(!root.is_cancelled() && !b.is_cancelled());
+}
+
+#[test]
+fn children_of_a_cancelled_token_are_born_cancelled() {
+    let root = CancelToken::new();
+    root.cancel_with(CancelReason::ScopeDropped);
+    let late = root.child().child();
+    assert!(late.is_cancelled());
+    assert!(matches!(
+        late.reason().unwrap().origin(),
+        CancelReason::ScopeDropped
+    ));
+    assert_eq!(root.linked_children(), 0);
+}
+
+#[test]
+fn the_first_reason_wins() {
+    let token = CancelToken::new();
+    token.cancel_with(CancelReason::LostRace);
+    token.cancel_with(CancelReason::Deadline);
+    assert!(matches!(token.reason(), Some(CancelReason::LostRace)));
+}
+
+#[test]
+fn a_million_short_lived_children_leave_no_residue() {
+    let root = CancelToken::new();
+    for _ in 0..1_000_000 {
+        let child = root.child();
+        drop(child.child());
+    }
+    assert_eq!(root.linked_children(), 0);
+}
+
+#[test]
+fn a_child_without_handles_stays_linked_while_its_own_children_live() {
+    let root = CancelToken::new();
+    let grandchild = root.child().child();
+    assert_eq!(
+        root.linked_children(),
+        1,
+        "the handle-less middle node keeps the path"
+    );
+    root.cancel();
+    assert!(grandchild.is_cancelled());
+    drop(grandchild);
+    assert_eq!(root.linked_children(), 0);
+}
+
+#[test]
+fn dropping_the_last_grandchild_unlinks_the_handle_less_chain() {
+    let root = CancelToken::new();
+    let grandchild = root.child().child().child();
+    assert_eq!(root.linked_children(), 1);
+    drop(grandchild);
+    assert_eq!(root.linked_children(), 0);
+}
+
+#[test]
+fn removing_a_middle_child_keeps_the_others_reachable() {
+    let root = CancelToken::new();
+    let mut children: Vec<_> = (0..5).map(|_| root.child()).collect();
+    children.remove(1);
+    children.remove(0);
+    assert_eq!(root.linked_children(), 3);
+    root.cancel();
+    assert!(children.iter().all(CancelToken::is_cancelled));
+}
+
+#[test]
+fn callbacks_run_once_and_may_cancel_other_tokens() {
+    let root = CancelToken::new();
+    let other = CancelToken::new();
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let (other2, runs2) = (other.clone(), runs.clone());
+    let _registration = root.on_cancel(move |reason| {
+        assert!(matches!(reason, CancelReason::Requested));
+        runs2.fetch_add(1, StdOrdering::SeqCst);
+        other2.cancel();
+    });
+    root.cancel();
+    root.cancel();
+    assert_eq!(runs.load(StdOrdering::SeqCst), 1);
+    assert!(other.is_cancelled());
+}
+
+#[test]
+fn a_callback_may_create_children_of_its_own_token() {
+    let root = CancelToken::new();
+    let seen = StdArc::new(AtomicUsize::new(0));
+    let (root2, seen2) = (root.clone(), seen.clone());
+    root.on_cancel(move |_| {
+        if root2.child().is_cancelled() {
+            seen2.fetch_add(1, StdOrdering::SeqCst);
+        }
+    })
+    .forget();
+    root.cancel();
+    assert_eq!(seen.load(StdOrdering::SeqCst), 1);
+}
+
+#[test]
+fn a_dropped_registration_never_runs() {
+    let token = CancelToken::new();
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let runs2 = runs.clone();
+    drop(token.on_cancel(move |_| {
+        runs2.fetch_add(1, StdOrdering::SeqCst);
+    }));
+    token.cancel();
+    assert_eq!(runs.load(StdOrdering::SeqCst), 0);
+    assert_eq!(token.registered_waiters(), 0);
+}
+
+#[test]
+fn registering_on_a_cancelled_token_runs_the_callback_at_once() {
+    let token = CancelToken::new();
+    token.cancel();
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let runs2 = runs.clone();
+    let _registration = token.on_cancel(move |_| {
+        runs2.fetch_add(1, StdOrdering::SeqCst);
+    });
+    assert_eq!(runs.load(StdOrdering::SeqCst), 1);
+}
+
+#[test]
+fn a_panicking_callback_does_not_stop_the_others_or_poison_the_token() {
+    let root = CancelToken::new();
+    let child = root.child();
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let runs2 = runs.clone();
+    root.on_cancel(|_| panic!("callback failed")).forget();
+    root.on_cancel(move |_| {
+        runs2.fetch_add(1, StdOrdering::SeqCst);
+    })
+    .forget();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| root.cancel()));
+    let payload = outcome.expect_err("the callback's panic is resumed from cancel");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"callback failed"));
+    assert_eq!(runs.load(StdOrdering::SeqCst), 1);
+    assert!(
+        child.is_cancelled(),
+        "the subtree is cancelled despite the panic"
+    );
+    assert!(root.child().is_cancelled(), "the token still works");
+}
+
+#[test]
+fn drop_guard_cancels_unless_disarmed() {
+    let token = CancelToken::new();
+    drop(token.clone().drop_guard());
+    assert!(token.is_cancelled());
+
+    let token = CancelToken::new();
+    let back = token.clone().drop_guard().disarm();
+    drop(back);
+    assert!(!token.is_cancelled());
+}
+
+#[test]
+fn cancel_racing_with_child_creation_on_other_threads_misses_no_child() {
+    for _ in 0..50 {
+        let root = CancelToken::new();
+        let made: Vec<_> = std::thread::scope(|s| {
+            let makers: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| (0..200).map(|_| root.child().child()).collect::<Vec<_>>()))
+                .collect();
+            s.spawn(|| root.cancel());
+            makers.into_iter().flat_map(|m| m.join().unwrap()).collect()
+        });
+        assert!(made.iter().all(CancelToken::is_cancelled));
+    }
+}

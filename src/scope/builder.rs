@@ -1,0 +1,84 @@
+//! [`Builder`]: a scope with explicit settings (its parent token).
+
+use std::future::Future;
+
+use super::core::Core;
+use super::driver::{Driver, run_serial};
+use super::handle::Scope;
+use super::local::LocalScope;
+use super::local_scope_future::LocalScopeFuture;
+use super::scope_future::ScopeFuture;
+use super::shared::ScopeShared;
+use crate::cancel::{CancelToken, ambient};
+use crate::sync::{Arc, WakerArc};
+
+/// Configures a scope before it starts.
+///
+/// By default a scope's token is a child of the ambient token (the one of
+/// the task that creates the scope), so cancelling an outer scope reaches
+/// inner ones without passing anything. [`parent`](Self::parent) hangs the
+/// scope under a token of your choice instead, e.g. an application's
+/// shutdown token:
+///
+/// ```
+/// use taskscope::{Builder, CancelToken};
+///
+/// # futures::executor::block_on(async {
+/// let shutdown = CancelToken::new();
+/// shutdown.cancel();
+/// let saw_it = Builder::new()
+///     .parent(&shutdown)
+///     .scope(|s| async move { s.token().is_cancelled() })
+///     .await;
+/// assert!(saw_it);
+/// # });
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    parent: Option<CancelToken>,
+}
+
+impl Builder {
+    /// A builder with the defaults of [`scope`](crate::scope).
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// Makes the scope's token a child of `token` rather than of the ambient one.
+    pub fn parent(mut self, token: &CancelToken) -> Self {
+        self.parent = Some(token.clone());
+        self
+    }
+
+    /// Starts a [`scope`](crate::scope) with these settings.
+    pub fn scope<'env, F, Fut>(self, body: F) -> ScopeFuture<'env, Fut>
+    where
+        F: FnOnce(Scope<'env>) -> Fut,
+        Fut: Future,
+    {
+        let core = Arc::new(Core::new(self.shared()));
+        let body = body(Scope::new(core.clone()));
+        ScopeFuture::new(Driver::new(body, core, run_serial))
+    }
+
+    /// Starts a [`local_scope`](crate::local_scope) with these settings.
+    pub fn local_scope<'env, F, Fut>(self, body: F) -> LocalScopeFuture<'env, Fut>
+    where
+        F: FnOnce(LocalScope<'env>) -> Fut,
+        Fut: Future,
+    {
+        // One core type serves both flavours; with `!Send` children it is
+        // `!Sync`, so this `Arc` never crosses a thread (an `Rc` would need
+        // a second core).
+        #[allow(clippy::arc_with_non_send_sync)]
+        let core = Arc::new(Core::new(self.shared()));
+        let body = body(LocalScope::new(core.clone()));
+        LocalScopeFuture::new(Driver::new(body, core, run_serial))
+    }
+
+    pub(crate) fn shared(&self) -> WakerArc<ScopeShared> {
+        let parent = self.parent.clone().or_else(ambient::parent_for_new_scope);
+        let token = parent.map_or_else(CancelToken::new, |parent| parent.child());
+        WakerArc::new(ScopeShared::new(token))
+    }
+}

@@ -1,0 +1,185 @@
+//! The engine inside every scope future: polls the body and the woken children.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use pin_project_lite::pin_project;
+
+use super::core::{Core, poll_taken};
+use super::shared::ScopeShared;
+use super::task::{BODY, PanicBox, TaskExit, TaskHeader};
+use crate::cancel::CancelReason;
+use crate::cancel::ambient::{self, Ambient};
+use crate::sync::{Arc, WakerArc};
+
+/// How many polls (body and children together) one `poll` of a scope makes
+/// before it yields to the executor, so that a scope with many ready
+/// children cannot starve the other tasks of its runtime.
+pub const POLL_BUDGET: usize = 128;
+
+/// Polls a batch of ready children: one after the other, or fanned out.
+pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize]);
+
+pin_project! {
+    pub(crate) struct Driver<Fut: Future, T: ?Sized> {
+        #[pin]
+        body: Option<Fut>,
+        output: Option<Fut::Output>,
+        core: Arc<Core<T>>,
+        body_header: WakerArc<TaskHeader>,
+        batch: Vec<usize>,
+        run_batch: RunBatch<T>,
+        finished: bool,
+    }
+
+    impl<Fut: Future, T: ?Sized> PinnedDrop for Driver<Fut, T> {
+        fn drop(this: Pin<&mut Self>) {
+            if !this.finished {
+                this.core.shutdown();
+            }
+        }
+    }
+}
+
+impl<Fut, T> Driver<Fut, T>
+where
+    Fut: Future,
+    T: ?Sized + Future<Output = TaskExit>,
+{
+    pub(crate) fn new(body: Fut, core: Arc<Core<T>>, run_batch: RunBatch<T>) -> Self {
+        let body_header = WakerArc::new(TaskHeader::new(core.shared().clone(), BODY));
+        // The body's first poll, as for a freshly spawned child.
+        core.shared().schedule(BODY);
+        Driver {
+            body: Some(body),
+            output: None,
+            core,
+            body_header,
+            batch: Vec::new(),
+            run_batch,
+            finished: false,
+        }
+    }
+}
+
+impl<Fut, T> Future for Driver<Fut, T>
+where
+    Fut: Future,
+    T: ?Sized + Future<Output = TaskExit>,
+{
+    type Output = Fut::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Fut::Output> {
+        let mut this = self.project();
+        assert!(
+            !*this.finished,
+            "taskscope: scope future polled after it completed; await a scope once"
+        );
+        let shared = this.core.shared();
+        shared.begin_poll(cx.waker());
+        let mut budget = POLL_BUDGET;
+        loop {
+            this.batch.clear();
+            shared.take_ready(this.batch, budget);
+            if this.batch.is_empty() {
+                if shared.try_end_poll() {
+                    break;
+                }
+                continue;
+            }
+            budget -= this.batch.len();
+            if let Some(position) = this.batch.iter().position(|&index| index == BODY) {
+                this.batch.swap_remove(position);
+                poll_body(this.body.as_mut(), this.output, this.body_header, shared);
+            }
+            (this.run_batch)(this.core, this.batch);
+            if budget == 0 {
+                // Yield: the rest of the queue waits for the next poll.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        if this.body.is_none() && this.core.is_empty() {
+            *this.finished = true;
+            this.core.close();
+            if let Some(payload) = shared.take_unraised_panic() {
+                panic::resume_unwind(payload);
+            }
+            let output = this.output.take();
+            return Poll::Ready(output.expect("a finished body left its output"));
+        }
+        Poll::Pending
+    }
+}
+
+/// Polls the body with its waker and the scope's token made current.
+fn poll_body<Fut: Future>(
+    mut body: Pin<&mut Option<Fut>>,
+    output: &mut Option<Fut::Output>,
+    header: &WakerArc<TaskHeader>,
+    shared: &ScopeShared,
+) {
+    header.clear_queued();
+    let Some(future) = body.as_mut().as_pin_mut() else {
+        return;
+    };
+    let waker = Waker::from(header.clone());
+    let _entered = ambient::enter(Ambient::Token(shared.token().clone()));
+    let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+        future.poll(&mut Context::from_waker(&waker))
+    }));
+    let outcome = match polled {
+        Ok(Poll::Pending) => return,
+        Ok(Poll::Ready(value)) => Ok(value),
+        Err(payload) => Err(payload),
+    };
+    // The body finished: drop it now, so the scope handle it held goes too.
+    let dropped = panic::catch_unwind(AssertUnwindSafe(|| body.set(None)));
+    match (outcome, dropped) {
+        (Ok(value), Ok(())) => *output = Some(value),
+        (Err(payload), _) | (Ok(_), Err(payload)) => shared.record_panic(PanicBox::new(payload)),
+    }
+}
+
+impl<T: ?Sized> Core<T> {
+    /// The scope future is dropped unfinished: tell the children through
+    /// their tokens, then drop them (the only cancellation a destructor can do).
+    fn shutdown(&self) {
+        let cancel = AssertUnwindSafe(|| {
+            self.shared()
+                .token()
+                .cancel_with(CancelReason::ScopeDropped)
+        });
+        let panicked = panic::catch_unwind(cancel);
+        self.drop_children();
+        if let Err(payload) = panicked {
+            // A callback panicked; re-raise it unless we are already unwinding
+            // (a second panic would abort the process).
+            if !std::thread::panicking() {
+                panic::resume_unwind(payload);
+            }
+        }
+    }
+}
+
+/// Polls the children of `batch` one after the other on this thread.
+pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(core: &Core<T>, batch: &[usize]) {
+    for &index in batch {
+        if let Some(mut taken) = core.take(index) {
+            let exit = poll_taken(&mut taken);
+            core.put_back(taken, exit);
+        }
+    }
+}
+
+impl<Fut: Future, T: ?Sized> fmt::Debug for Driver<Fut, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("body_finished", &self.body.is_none())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,187 @@
+//! [`Scope`]: the handle a scope's body and children spawn through.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use super::child::ChildFuture;
+use super::core::Core;
+use super::join_handle::{JoinHandle, JoinSlot};
+use super::task::TaskExit;
+use crate::cancel::CancelToken;
+use crate::sync::Arc;
+
+/// The boxed form of a `Send` child.
+pub(crate) type SendTask<'env> = dyn Future<Output = TaskExit> + Send + 'env;
+
+/// A handle to a scope whose children are `Send`: [`scope`](crate::scope)'s
+/// and [`par_scope`](crate::par_scope)'s.
+///
+/// It is owned and cheap to clone (an `Arc`). Children may borrow anything
+/// that outlives `'env`, the lifetime of the data around the scope; to spawn
+/// from inside a child, move a clone into it:
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let words = ["a", "bb", "ccc"];
+/// let words = &words;
+/// let total = taskscope::scope(|s| async move {
+///     let inner = s.clone();
+///     let outer = s.spawn(async move {
+///         let handles: Vec<_> = words.iter().map(|w| inner.spawn(async move { w.len() })).collect();
+///         let mut sum = 0;
+///         for handle in handles {
+///             sum += handle.await;
+///         }
+///         sum
+///     });
+///     outer.await
+/// })
+/// .await;
+/// assert_eq!(total, 6);
+/// # });
+/// ```
+///
+/// # `'env`
+///
+/// `'env` is chosen by the caller of `scope` and outlives the scope future,
+/// so a child may hold `&'env T` for any `T` that lives around the call, but
+/// never a borrow of a local of the body (the body may finish first) nor of
+/// anything dropped while the scope runs. The handle is *invariant* in
+/// `'env`, so it cannot be shortened to admit such a borrow:
+///
+/// ```compile_fail,E0597
+/// # futures::executor::block_on(async {
+/// taskscope::scope(|s| async move {
+///     let local = vec![1, 2, 3];
+///     // error[E0597]: `local` does not live long enough
+///     s.spawn(async { local.len() });
+/// })
+/// .await;
+/// # });
+/// ```
+///
+/// A child must be `Send` here; `!Send` children belong in a
+/// [`local_scope`](crate::local_scope):
+///
+/// ```compile_fail,E0277
+/// # futures::executor::block_on(async {
+/// taskscope::scope(|s| async move {
+///     let shared = std::rc::Rc::new(1);
+///     s.spawn(async move { *shared });
+/// })
+/// .await;
+/// # });
+/// ```
+pub struct Scope<'env> {
+    handle: Handle<'env, SendTask<'env>>,
+}
+
+/// What [`Scope`] and [`LocalScope`](crate::LocalScope) share: the core and
+/// the invariance marker; they differ only in the bounds of `spawn`.
+pub(crate) struct Handle<'env, T: ?Sized> {
+    core: Arc<Core<T>>,
+    /// Invariant in `'env`: see [`Scope`]'s docs.
+    _env: PhantomData<fn(&'env ()) -> &'env ()>,
+}
+
+impl<'env, T: ?Sized + 'env> Handle<'env, T> {
+    pub(crate) fn new(core: Arc<Core<T>>) -> Self {
+        Handle {
+            core,
+            _env: PhantomData,
+        }
+    }
+
+    /// Spawns `future`, boxed into the scope's child type by `boxed`.
+    pub(crate) fn spawn_boxed<F>(
+        &self,
+        future: F,
+        boxed: impl FnOnce(ChildFuture<F>) -> Pin<Box<T>>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'env,
+    {
+        let slot = Arc::new(JoinSlot::new());
+        let header = self
+            .core
+            .insert(boxed(ChildFuture::new(future, slot.clone())));
+        JoinHandle::new(slot, header)
+    }
+
+    pub(crate) fn token(&self) -> &CancelToken {
+        self.core.shared().token()
+    }
+}
+
+impl<T: ?Sized> Clone for Handle<'_, T> {
+    fn clone(&self) -> Self {
+        Handle {
+            core: self.core.clone(),
+            _env: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Handle<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("core", &self.core)
+            .field("token", self.core.shared().token())
+            .finish()
+    }
+}
+
+impl<'env> Scope<'env> {
+    pub(crate) fn new(core: Arc<Core<SendTask<'env>>>) -> Self {
+        Scope {
+            handle: Handle::new(core),
+        }
+    }
+
+    /// Spawns `future` as a child of the scope.
+    ///
+    /// The child makes progress whenever the scope future is polled,
+    /// whatever the body is awaiting, and is joined before the scope
+    /// returns: dropping the returned handle neither cancels nor detaches it.
+    ///
+    /// # Panics
+    ///
+    /// If the scope has already finished (the handle outlived its scope).
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'env,
+        F::Output: Send + 'env,
+    {
+        self.handle.spawn_boxed(future, |child| Box::pin(child))
+    }
+
+    /// The scope's token: cancelling it cancels the body and every child.
+    pub fn token(&self) -> &CancelToken {
+        self.handle.token()
+    }
+
+    /// Cancels the scope voluntarily, with
+    /// [`CancelReason::Requested`](crate::CancelReason::Requested).
+    ///
+    /// The body and the children see it through their tokens and finish
+    /// through their own error paths; the scope still waits for all of them.
+    pub fn cancel(&self) {
+        self.token().cancel();
+    }
+}
+
+impl Clone for Scope<'_> {
+    fn clone(&self) -> Self {
+        Scope {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Scope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle.fmt(f)
+    }
+}

@@ -1,0 +1,166 @@
+//! [`JoinHandle`]: the child's output, awaited from anywhere.
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::panic;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use super::task::{PanicBox, TaskHeader};
+use crate::sync::{Arc, Mutex, WakerArc};
+
+/// Where a child leaves its output for its [`JoinHandle`].
+pub(crate) struct JoinSlot<T> {
+    state: Mutex<SlotState<T>>,
+}
+
+enum SlotState<T> {
+    Running(Option<Waker>),
+    Done(T),
+    Panicked(WakerArc<PanicBox>),
+    /// The scope was dropped before the child finished.
+    Abandoned,
+    /// The handle already returned (or raised) the outcome.
+    Taken,
+}
+
+impl<T> JoinSlot<T> {
+    pub(crate) fn new() -> Self {
+        JoinSlot {
+            state: Mutex::new(SlotState::Running(None)),
+        }
+    }
+
+    pub(crate) fn complete(&self, value: T) {
+        self.finish(SlotState::Done(value));
+    }
+
+    pub(crate) fn panicked(&self, panic: WakerArc<PanicBox>) {
+        self.finish(SlotState::Panicked(panic));
+    }
+
+    /// The child was dropped unfinished; no-op if it had finished.
+    pub(crate) fn abandon(&self) {
+        let mut state = self.state.lock();
+        if let SlotState::Running(waker) = &mut *state {
+            let waker = waker.take();
+            *state = SlotState::Abandoned;
+            drop(state);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    fn finish(&self, outcome: SlotState<T>) {
+        let previous = mem::replace(&mut *self.state.lock(), outcome);
+        if let SlotState::Running(Some(waker)) = previous {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        !matches!(*self.state.lock(), SlotState::Running(_))
+    }
+}
+
+/// An owned permission to await a child's output.
+///
+/// Returned by [`Scope::spawn`](crate::Scope::spawn) and its kin. Awaiting it
+/// gives the child's output; dropping it does **not** cancel or detach the
+/// child: the child is still joined before its scope returns (use
+/// [`cancel`](Self::cancel) to ask it to stop).
+///
+/// It is deliberately not `#[must_use]`: spawning a child and letting its
+/// handle go is a normal way to start work the scope will still join.
+///
+/// # Cancel safety
+///
+/// Cancel-safe: dropping the future of `handle.await` before it completes
+/// loses nothing, the output stays in the child's slot. Await a fresh
+/// borrow, `(&mut handle).await`, to keep the handle for a retry.
+///
+/// # Panics
+///
+/// Awaiting it:
+/// - re-raises the child's panic, if the child panicked;
+/// - panics if the scope was dropped before the child finished (the child
+///   was dropped with it, so there is no output);
+/// - panics if the child panicked and the scope already re-raised that panic
+///   because the handle was not awaited before the scope finished;
+/// - panics if polled again after it returned its output.
+pub struct JoinHandle<T> {
+    slot: Arc<JoinSlot<T>>,
+    header: WakerArc<TaskHeader>,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(slot: Arc<JoinSlot<T>>, header: WakerArc<TaskHeader>) -> Self {
+        JoinHandle { slot, header }
+    }
+
+    /// Asks this child alone to stop: cancels its own token with
+    /// [`CancelReason::Requested`](crate::CancelReason::Requested).
+    ///
+    /// Voluntary: the child notices it through
+    /// [`checkpoint`](crate::checkpoint) or
+    /// [`current_token`](crate::current_token) and is still joined.
+    pub fn cancel(&self) {
+        self.header.token().cancel();
+    }
+
+    /// Whether the child has finished (completed, panicked or been dropped).
+    pub fn is_finished(&self) -> bool {
+        self.slot.is_finished()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut state = self.slot.state.lock();
+        match mem::replace(&mut *state, SlotState::Taken) {
+            SlotState::Done(value) => Poll::Ready(value),
+            SlotState::Running(waker) => {
+                let waker = match waker {
+                    Some(mut waker) => {
+                        waker.clone_from(cx.waker());
+                        waker
+                    }
+                    None => cx.waker().clone(),
+                };
+                *state = SlotState::Running(Some(waker));
+                Poll::Pending
+            }
+            SlotState::Panicked(panic) => {
+                drop(state);
+                match panic.take() {
+                    Some(payload) => panic::resume_unwind(payload),
+                    None => panic!(
+                        "taskscope: the child behind this JoinHandle panicked, and its scope \
+                         already re-raised that panic because the handle was not awaited \
+                         before the scope finished; await handles inside the scope"
+                    ),
+                }
+            }
+            SlotState::Abandoned => panic!(
+                "taskscope: the scope was dropped before this child finished, so the child \
+                 was dropped too and has no output; await JoinHandles inside their scope"
+            ),
+            SlotState::Taken => panic!(
+                "taskscope: JoinHandle polled after it completed; a child's output can be \
+                 taken once"
+            ),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

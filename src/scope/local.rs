@@ -1,0 +1,90 @@
+//! [`LocalScope`]: the handle of a scope whose children need not be `Send`.
+
+use std::fmt;
+use std::future::Future;
+
+use super::core::Core;
+use super::handle::Handle;
+use super::join_handle::JoinHandle;
+use super::task::TaskExit;
+use crate::cancel::CancelToken;
+use crate::sync::Arc;
+
+/// The boxed form of a child that need not be `Send`.
+pub(crate) type LocalTask<'env> = dyn Future<Output = TaskExit> + 'env;
+
+/// A handle to a [`local_scope`](crate::local_scope): like
+/// [`Scope`](crate::Scope), but children may hold `Rc`, `RefCell` borrows or a
+/// `&rusqlite::Connection`, and the scope future is `!Send`.
+///
+/// ```
+/// use std::cell::RefCell;
+///
+/// # futures::executor::block_on(async {
+/// let log = RefCell::new(Vec::new());
+/// let log_ref = &log;
+/// taskscope::local_scope(|s| async move {
+///     for i in 0..3 {
+///         let log = log_ref;
+///         s.spawn(async move { log.borrow_mut().push(i) });
+///     }
+/// })
+/// .await;
+/// assert_eq!(log.into_inner(), vec![0, 1, 2]);
+/// # });
+/// ```
+///
+/// The scope future of a local scope cannot cross threads:
+///
+/// ```compile_fail,E0277
+/// fn assert_send<T: Send>(_: T) {}
+/// assert_send(taskscope::local_scope(|_s| async {}));
+/// ```
+pub struct LocalScope<'env> {
+    handle: Handle<'env, LocalTask<'env>>,
+}
+
+impl<'env> LocalScope<'env> {
+    pub(crate) fn new(core: Arc<Core<LocalTask<'env>>>) -> Self {
+        LocalScope {
+            handle: Handle::new(core),
+        }
+    }
+
+    /// Spawns `future` as a child of the scope; see [`Scope::spawn`](crate::Scope::spawn).
+    ///
+    /// # Panics
+    ///
+    /// If the scope has already finished (the handle outlived its scope).
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'env,
+        F::Output: 'env,
+    {
+        self.handle.spawn_boxed(future, |child| Box::pin(child))
+    }
+
+    /// The scope's token: cancelling it cancels the body and every child.
+    pub fn token(&self) -> &CancelToken {
+        self.handle.token()
+    }
+
+    /// Cancels the scope voluntarily; see [`Scope::cancel`](crate::Scope::cancel).
+    pub fn cancel(&self) {
+        self.token().cancel();
+    }
+}
+
+impl Clone for LocalScope<'_> {
+    fn clone(&self) -> Self {
+        LocalScope {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for LocalScope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.handle.fmt(f)
+    }
+}

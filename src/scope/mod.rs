@@ -1,0 +1,21 @@
+//! Scopes: child tasks that borrow, always joined before the scope returns.
+
+mod builder;
+mod child;
+pub(crate) mod core;
+pub(crate) mod driver;
+mod handle;
+mod join_handle;
+mod local;
+mod local_scope_future;
+mod scope_future;
+pub(crate) mod shared;
+pub(crate) mod task;
+
+pub use builder::Builder;
+pub use driver::POLL_BUDGET;
+pub use handle::Scope;
+pub use join_handle::JoinHandle;
+pub use local::LocalScope;
+pub use local_scope_future::{LocalScopeFuture, local_scope};
+pub use scope_future::{ScopeFuture, scope};

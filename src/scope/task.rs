@@ -1,0 +1,125 @@
+//! The per-child header: the child's waker, its index and its token.
+
+use std::any::Any;
+use std::fmt;
+use std::task::Wake;
+
+use super::shared::ScopeShared;
+use crate::cancel::CancelReason;
+use crate::cancel::lazy::LazyToken;
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, WakerArc};
+
+/// The index of a child that has finished: its waker no longer schedules.
+pub(crate) const DEAD: usize = usize::MAX;
+/// The index the body of a scope is scheduled under.
+pub(crate) const BODY: usize = usize::MAX - 1;
+
+/// What a scope keeps of each child that the child's waker can reach.
+///
+/// It is `'static` (it holds nothing borrowed), because wakers may be kept
+/// anywhere and live arbitrarily long: a stray waker of a finished child
+/// reaches only this header, whose index is then [`DEAD`].
+pub(crate) struct TaskHeader {
+    shared: WakerArc<ScopeShared>,
+    /// The child's slot in the scope's slab, or [`DEAD`] once it finished.
+    index: AtomicUsize,
+    /// Set by a wake, cleared by the poller just before it polls: a child is
+    /// in the ready queue at most once, however often it is woken.
+    queued: AtomicBool,
+    token: LazyToken,
+}
+
+impl TaskHeader {
+    /// A header for a child at `index`, already counted as queued: a new
+    /// child is scheduled for its first poll by the spawner.
+    pub(crate) fn new(shared: WakerArc<ScopeShared>, index: usize) -> Self {
+        let token = LazyToken::new(shared.token().clone());
+        TaskHeader {
+            shared,
+            index: AtomicUsize::new(index),
+            queued: AtomicBool::new(true),
+            token,
+        }
+    }
+
+    pub(crate) fn token(&self) -> &LazyToken {
+        &self.token
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.index.load(Ordering::Acquire)
+    }
+
+    /// Called by the poller right before it polls the child.
+    pub(crate) fn clear_queued(&self) {
+        // AcqRel: acquire what a waker published before it set the flag, so
+        // the poll that follows sees it; a wake after this swap queues again.
+        self.queued.swap(false, Ordering::AcqRel);
+    }
+
+    /// The child finished: later wakes must not schedule its (reused) index.
+    pub(crate) fn mark_dead(&self) {
+        self.index.store(DEAD, Ordering::Release);
+    }
+}
+
+impl Wake for TaskHeader {
+    fn wake(self: WakerArc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &WakerArc<Self>) {
+        // AcqRel: release what the waking side wrote before it woke us, to
+        // the poller's `clear_queued`.
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return; // already in the ready queue
+        }
+        let index = self.index();
+        if index != DEAD {
+            self.shared.schedule(index);
+        }
+    }
+}
+
+impl fmt::Debug for TaskHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHeader")
+            .field("index", &self.index())
+            .field("cancelled", &self.token.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A caught panic, waiting to be re-raised by a `JoinHandle` or the scope.
+///
+/// Whoever takes the payload first re-raises it; the other side then knows
+/// it was already raised. So a panic is raised exactly once.
+pub(crate) struct PanicBox {
+    payload: Mutex<Option<Box<dyn Any + Send>>>,
+    reason: CancelReason,
+}
+
+impl PanicBox {
+    pub(crate) fn new(payload: Box<dyn Any + Send>) -> WakerArc<Self> {
+        let reason = CancelReason::from_panic(&*payload);
+        WakerArc::new(PanicBox {
+            payload: Mutex::new(Some(payload)),
+            reason,
+        })
+    }
+
+    pub(crate) fn take(&self) -> Option<Box<dyn Any + Send>> {
+        self.payload.lock().take()
+    }
+
+    /// The reason a scope is cancelled with because of this panic.
+    pub(crate) fn reason(&self) -> &CancelReason {
+        &self.reason
+    }
+}
+
+/// How a child left the scope.
+pub(crate) enum TaskExit {
+    Completed,
+    Panicked(WakerArc<PanicBox>),
+}

@@ -1,0 +1,36 @@
+//! Helpers for the crate's unit tests: wakers that count, manual polling.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Wake, Waker};
+
+/// A waker that counts how often it was woken.
+#[derive(Clone)]
+pub(crate) struct CountingWaker {
+    inner: Arc<Count>,
+    waker: Waker,
+}
+
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl CountingWaker {
+    pub(crate) fn new() -> Self {
+        let inner = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(inner.clone());
+        CountingWaker { inner, waker }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.inner.0.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn context(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
+    }
+}

@@ -1,0 +1,110 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// A waker that counts its wake-ups.
+#[derive(Clone)]
+pub struct CountingWaker {
+    count: Arc<Count>,
+    waker: Waker,
+}
+
+struct Count(AtomicUsize);
+
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl CountingWaker {
+    pub fn new() -> Self {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        CountingWaker {
+            waker: Waker::from(count.clone()),
+            count,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.0.load(Ordering::SeqCst)
+    }
+
+    pub fn poll<F: Future + ?Sized>(&self, fut: Pin<&mut F>) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(&self.waker))
+    }
+}
+
+/// Returns `Pending` once (waking itself), then `Ready`.
+pub fn yield_once() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+}
+
+/// A future that counts its polls and stays pending until `gate` is opened.
+pub struct Gate {
+    pub open: Arc<std::sync::atomic::AtomicBool>,
+    pub waker: Arc<std::sync::Mutex<Option<Waker>>>,
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate {
+            open: Arc::default(),
+            waker: Arc::default(),
+        }
+    }
+
+    /// A future that completes once the gate is opened, counting its polls.
+    pub fn wait(&self, polls: Arc<AtomicUsize>) -> impl Future<Output = ()> + Send + 'static {
+        let (open, slot) = (self.open.clone(), self.waker.clone());
+        std::future::poll_fn(move |cx| {
+            polls.fetch_add(1, Ordering::SeqCst);
+            if open.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            *slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+
+    pub fn open(&self) {
+        self.open.store(true, Ordering::SeqCst);
+        if let Some(waker) = self.waker.lock().unwrap().take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Counts how often it is dropped.
+pub struct DropCounter(pub Arc<AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The message of a caught panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "<non-string panic>".to_string()
+    }
+}

@@ -1,0 +1,125 @@
+//! Panics are never lost: re-raised at the handle, or by the scope.
+
+mod common;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{panic_message, yield_once};
+use futures::FutureExt;
+use futures::executor::block_on;
+use taskscope::{CancelReason, scope};
+
+#[test]
+fn a_childs_panic_is_re_raised_where_its_handle_is_awaited() {
+    let caught = block_on(scope(|s| async move {
+        let handle = s.spawn(async {
+            yield_once().await;
+            panic!("child failed");
+        });
+        AssertUnwindSafe(handle).catch_unwind().await
+    }));
+    let payload = caught.expect_err("awaiting the handle re-raises");
+    assert_eq!(panic_message(&*payload), "child failed");
+}
+
+#[test]
+fn an_unawaited_panic_is_raised_by_the_scope_after_the_others_finished() {
+    let finished = AtomicUsize::new(0);
+    let finished_ref = &finished;
+    let outcome = block_on(
+        AssertUnwindSafe(scope(|s| async move {
+            drop(s.spawn(async { panic!("nobody awaits me") }));
+            for _ in 0..5 {
+                s.spawn(async move {
+                    for _ in 0..3 {
+                        yield_once().await;
+                    }
+                    finished_ref.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        }))
+        .catch_unwind(),
+    );
+    let payload = outcome.expect_err("the scope re-raises the child's panic");
+    assert_eq!(panic_message(&*payload), "nobody awaits me");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        5,
+        "the other children were joined first"
+    );
+}
+
+#[test]
+fn the_first_panic_cancels_the_scope_with_its_message() {
+    let outcome = block_on(
+        AssertUnwindSafe(scope(|s| async move {
+            let watcher = s.spawn(async {
+                let cancelled = taskscope::cancelled().await;
+                cancelled.into_reason()
+            });
+            drop(s.spawn(async { panic!("boom") }));
+            let reason = watcher.await;
+            assert!(
+                matches!(reason.origin(), CancelReason::Panicked(text) if &**text == "boom"),
+                "{reason:?}"
+            );
+        }))
+        .catch_unwind(),
+    );
+    assert_eq!(panic_message(&*outcome.unwrap_err()), "boom");
+}
+
+#[test]
+fn a_panicking_body_still_joins_its_children() {
+    let finished = AtomicUsize::new(0);
+    let finished_ref = &finished;
+    let outcome = block_on(
+        AssertUnwindSafe(scope(|s| async move {
+            s.spawn(async move {
+                yield_once().await;
+                finished_ref.fetch_add(1, Ordering::SeqCst);
+            });
+            panic!("body failed");
+        }))
+        .catch_unwind(),
+    );
+    assert_eq!(panic_message(&*outcome.unwrap_err()), "body failed");
+    assert_eq!(finished.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_handle_whose_panic_the_scope_raised_says_so_when_awaited_later() {
+    let escaped = std::sync::Mutex::new(None);
+    let escaped_ref = &escaped;
+    let outcome = block_on(
+        AssertUnwindSafe(scope(|s| async move {
+            *escaped_ref.lock().unwrap() = Some(s.spawn(async { panic!("first") }));
+        }))
+        .catch_unwind(),
+    );
+    assert_eq!(panic_message(&*outcome.unwrap_err()), "first");
+    let handle = escaped.lock().unwrap().take().unwrap();
+    let late = block_on(AssertUnwindSafe(handle).catch_unwind());
+    assert!(panic_message(&*late.unwrap_err()).contains("already re-raised"));
+}
+
+#[test]
+fn a_panicking_destructor_of_a_finished_child_counts_as_its_panic() {
+    struct Explodes;
+    impl Drop for Explodes {
+        fn drop(&mut self) {
+            panic!("destructor failed");
+        }
+    }
+    let outcome = block_on(
+        AssertUnwindSafe(scope(|s| async move {
+            drop(s.spawn(async {
+                let _bomb = Explodes;
+                yield_once().await;
+            }));
+        }))
+        .catch_unwind(),
+    );
+    assert_eq!(panic_message(&*outcome.unwrap_err()), "destructor failed");
+}
