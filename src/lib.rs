@@ -41,3 +41,5 @@ pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
+#[cfg(feature = "parallel")]
+pub use scope::par_scope;

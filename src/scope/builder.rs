@@ -61,6 +61,18 @@ impl Builder {
         ScopeFuture::new(Driver::new(body, core, run_serial))
     }
 
+    /// Starts a [`par_scope`](crate::par_scope) with these settings.
+    #[cfg(feature = "parallel")]
+    pub fn par_scope<'env, F, Fut>(self, body: F) -> ScopeFuture<'env, Fut>
+    where
+        F: FnOnce(Scope<'env>) -> Fut,
+        Fut: Future,
+    {
+        let core = Arc::new(Core::new(self.shared()));
+        let body = body(Scope::new(core.clone()));
+        ScopeFuture::new(Driver::new(body, core, super::parallel::run_parallel))
+    }
+
     /// Starts a [`local_scope`](crate::local_scope) with these settings.
     pub fn local_scope<'env, F, Fut>(self, body: F) -> LocalScopeFuture<'env, Fut>
     where

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::task::Waker;
 
-use super::task::PanicBox;
+use super::task::{BODY, PanicBox};
 use crate::cancel::CancelToken;
 use crate::sync::{Mutex, WakerArc};
 
@@ -80,6 +80,19 @@ impl ScopeShared {
         let mut ready = self.ready.lock();
         let count = limit.min(ready.queue.len());
         batch.extend(ready.queue.drain(..count));
+    }
+
+    /// Pops the front of the queue unless it is the body, which only the
+    /// driver may poll (on the scope's thread): how a parallel scope's worker
+    /// finds a child woken while the batch runs. Stopping at the body rather
+    /// than skipping it keeps the queue's order: the children behind it were
+    /// woken after it and wait for the driver's next batch.
+    pub(crate) fn take_ready_child(&self) -> Option<usize> {
+        let mut ready = self.ready.lock();
+        match ready.queue.front() {
+            Some(&index) if index != BODY => ready.queue.pop_front(),
+            _ => None,
+        }
     }
 
     /// Ends a poll if the queue is empty (clearing `notified`, (2)); false if

@@ -1,0 +1,201 @@
+//! The batch runner of [`par_scope`](crate::par_scope): a batch of ready
+//! children polled across rayon's pool, fork-join, inside one `poll` of the
+//! scope future.
+//!
+//! # When it fans out
+//!
+//! Waking a pool thread costs microseconds, and a fan-out from outside the
+//! pool cannot return before every job it spawned has run, so fanning out a
+//! batch of cheap polls (children that mostly wait on I/O) would make a
+//! `par_scope` slower than a [`scope`](crate::scope). The runner therefore
+//! polls the batch on the calling thread, one child after the other, timing
+//! each poll, and fans the rest of the batch out only once at least two
+//! children remain and their expected cost (how many remain times the
+//! scope's running estimate of one poll) reaches [`FAN_OUT_NANOS`]. A single
+//! ready child is always polled inline. The estimate lives in the driver
+//! across batches, so a scope of CPU-heavy children fans out from the start
+//! of each batch once it has seen one such poll.
+//!
+//! # Who polls what
+//!
+//! Once fanned out, the calling thread and up to one helper job per other
+//! pool thread claim the remaining children of the batch through a shared
+//! cursor, each exactly once; when the batch is used up they pop children
+//! woken meanwhile from the scope's ready queue (never the body, see
+//! [`ScopeShared::take_ready_child`](super::shared::ScopeShared::take_ready_child)),
+//! within the driver's budget, until it is empty. `rayon_core::in_place_scope`
+//! returns only when every helper job has returned, so no poll outlives the
+//! call; see design/soundness.md, "The parallel scope".
+
+use std::time::Instant;
+
+use super::core::{Core, poll_taken};
+use super::driver::BatchRun;
+use super::handle::SendTask;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
+
+/// The expected work, in nanoseconds, for which a batch is fanned out.
+///
+/// A few times the cost of waking a parked pool thread and joining it, so
+/// that fanning out a batch that turns out lighter than expected costs
+/// little, and a batch worth this much gains close to the full speed-up.
+pub(crate) const FAN_OUT_NANOS: u64 = 50_000;
+
+/// Polls `batch` inline or across rayon's pool; see the module docs.
+pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut BatchRun) {
+    let mut next = 0;
+    while next < batch.len() {
+        let remaining = batch.len() - next;
+        if remaining >= 2 && worth_fanning_out(remaining, run.poll_nanos) {
+            let rest = &batch[next..];
+            let helpers = free_threads().min(rest.len() - 1);
+            if helpers > 0 {
+                fan_out(core, rest, helpers, run);
+                return;
+            }
+        }
+        let started = Instant::now();
+        poll_one(core, batch[next]);
+        run.poll_nanos = blend(run.poll_nanos, elapsed_nanos(started), 1);
+        next += 1;
+    }
+}
+
+fn worth_fanning_out(remaining: usize, poll_nanos: u64) -> bool {
+    let remaining = u64::try_from(remaining).unwrap_or(u64::MAX);
+    remaining.saturating_mul(poll_nanos) >= FAN_OUT_NANOS
+}
+
+/// How many pool threads besides this one could take part.
+fn free_threads() -> usize {
+    let threads = rayon_core::current_num_threads();
+    match rayon_core::current_thread_index() {
+        // A pool thread: it is one of them, and it takes part anyway.
+        Some(_) => threads - 1,
+        // Outside the pool: every pool thread is another one.
+        None => threads,
+    }
+}
+
+/// Folds `polls` polls that took `nanos` together into the running estimate.
+fn blend(estimate: u64, nanos: u64, polls: u64) -> u64 {
+    let sample = nanos / polls.max(1);
+    if estimate == 0 {
+        sample
+    } else {
+        // Half weight to the past: a scope whose children change from heavy
+        // to light (or back) changes mode within a few batches.
+        estimate / 2 + sample / 2
+    }
+}
+
+fn elapsed_nanos(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Takes the child out of the slab, polls it and puts it back: the lock is
+/// not held during the poll, so other threads poll other children meanwhile.
+fn poll_one(core: &Core<SendTask<'_>>, index: usize) {
+    if let Some(mut taken) = core.take(index) {
+        let exit = poll_taken(&mut taken);
+        core.put_back(taken, exit);
+    }
+}
+
+/// What the participants of one fan-out share.
+struct FanOut<'a, 'env> {
+    core: &'a Core<SendTask<'env>>,
+    batch: &'a [usize],
+    /// The next unclaimed position in `batch`.
+    next: AtomicUsize,
+    /// Polls still allowed beyond the batch (the driver's budget).
+    spare: AtomicUsize,
+    /// Total nanoseconds and count of the polls made, for the estimate.
+    timing: Mutex<(u64, u64)>,
+}
+
+impl FanOut<'_, '_> {
+    /// One participant: polls claimed children until none is left.
+    fn work(&self) {
+        let (mut nanos, mut polls) = (0_u64, 0_u64);
+        while let Some(index) = self.claim() {
+            let started = Instant::now();
+            poll_one(self.core, index);
+            nanos = nanos.saturating_add(elapsed_nanos(started));
+            polls += 1;
+        }
+        let mut timing = self.timing.lock();
+        timing.0 = timing.0.saturating_add(nanos);
+        timing.1 += polls;
+    }
+
+    fn claim(&self) -> Option<usize> {
+        // Relaxed: the read-modify-write alone hands each position to one
+        // participant; the batch itself was published to the helpers by the
+        // spawn that started them.
+        let position = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(&index) = self.batch.get(position) {
+            return Some(index);
+        }
+        // Relaxed: a plain counter; nothing is published through it, and the
+        // driver reads the final value after the join, which orders it.
+        self.spare
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |spare| {
+                spare.checked_sub(1)
+            })
+            .ok()?;
+        let woken = self.core.shared().take_ready_child();
+        if woken.is_none() {
+            // Relaxed: as above.
+            self.spare.fetch_add(1, Ordering::Relaxed);
+        }
+        woken
+    }
+}
+
+/// Polls `rest` on this thread and `helpers` pool threads; returns when
+/// every one of their polls has returned (or re-raises the first panic of
+/// one of them, after the others finished).
+fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
+    let fan = FanOut {
+        core,
+        batch: rest,
+        next: AtomicUsize::new(0),
+        spare: AtomicUsize::new(run.spare),
+        timing: Mutex::new((0, 0)),
+    };
+    rayon_core::in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| fan.work());
+        }
+        fan.work();
+    });
+    // Relaxed: every participant has returned; the join ordered their writes.
+    run.spare = fan.spare.load(Ordering::Relaxed);
+    let (nanos, polls) = *fan.timing.lock();
+    run.poll_nanos = blend(run.poll_nanos, nanos, polls);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_fans_out_only_when_its_expected_work_pays_for_it() {
+        assert!(!worth_fanning_out(1_000, 0), "unknown cost: measure first");
+        assert!(!worth_fanning_out(10, 1_000), "10 µs of work stays inline");
+        assert!(worth_fanning_out(2, 1_000_000), "two 1 ms polls fan out");
+        assert!(worth_fanning_out(usize::MAX, u64::MAX), "no overflow");
+    }
+
+    #[test]
+    fn the_estimate_follows_new_samples_within_a_few_batches() {
+        assert_eq!(blend(0, 8_000, 4), 2_000, "the first sample is taken as is");
+        let mut estimate = 1_000_000;
+        for _ in 0..20 {
+            estimate = blend(estimate, 1_000, 1);
+        }
+        assert!(estimate < 2_000, "heavy to light: {estimate}");
+        assert_eq!(blend(5, 0, 0), 2, "no polls counts as a zero sample");
+    }
+}
