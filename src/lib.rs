@@ -37,9 +37,9 @@ pub use cancel::{
     CancelOnDrop, CancelReason, CancelToken, Cancelled, OnCancel, WhenCancelled, cancelled,
     checkpoint, current_token, is_cancelled,
 };
+#[cfg(feature = "parallel")]
+pub use scope::par_scope;
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
-#[cfg(feature = "parallel")]
-pub use scope::par_scope;

@@ -1,9 +1,9 @@
 //! `par_scope`: children that borrow, polled on several threads at once.
 //!
 //! Several tests rely on the fan-out rule (see `par_scope`'s docs): a batch
-//! is polled inline until its expected work is worth a fan-out. They start
-//! the batch with a child that spins for milliseconds, which makes the rest
-//! of the batch fan out whatever the machine's speed.
+//! is polled inline until its expected work is worth a fan-out. Their first
+//! child spins for milliseconds; a scope's first child poll is always timed,
+//! so the rest of that batch fans out whatever the machine's speed.
 #![cfg(feature = "parallel")]
 
 mod common;
@@ -48,7 +48,7 @@ fn spin_until(flag: &AtomicBool, what: &str) {
     let started = Instant::now();
     while !flag.load(Ordering::SeqCst) {
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(60),
             "gave up waiting: {what}"
         );
         std::hint::spin_loop();
@@ -60,7 +60,7 @@ fn spin_until_count(count: &AtomicUsize, target: usize, what: &str) {
     let started = Instant::now();
     while count.load(Ordering::SeqCst) < target {
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(60),
             "gave up waiting: {what}"
         );
         std::hint::spin_loop();
@@ -108,7 +108,9 @@ fn borrowed_hash_map_is_read_by_many_children_with_results_checked() {
         .collect();
     let expected: u64 = map
         .iter()
-        .map(|(key, values)| digest(key, 100) % 1_000 + values.iter().map(|&v| u64::from(v)).sum::<u64>())
+        .map(|(key, values)| {
+            digest(key, 100) % 1_000 + values.iter().map(|&v| u64::from(v)).sum::<u64>()
+        })
         .sum();
     let map = &map;
     let total = block_on(par_scope(|s| async move {
@@ -206,35 +208,47 @@ fn a_child_woken_during_a_fan_out_is_polled_by_a_free_thread_in_the_same_poll() 
         return;
     }
     let late_waker = Mutex::new(None::<Waker>);
-    let (woken, late_ran) = (AtomicBool::new(false), AtomicBool::new(false));
-    let (late_waker, woken, late_ran) = (&late_waker, &woken, &late_ran);
+    let (parked, woken, late_ran) = (
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+    );
+    let (late_waker, parked, woken, late_ran) = (&late_waker, &parked, &woken, &late_ran);
     let threads = Mutex::new(HashMap::<&str, ThreadId>::new());
     let threads = &threads;
     let mut fut = Box::pin(par_scope(|s| async move {
-        // Polled first (inline) and parked until `waker` wakes it.
+        s.spawn(async { spin_for(Duration::from_millis(3)) });
+        // The rest is fanned out. The late child parks until `waker` wakes it.
         s.spawn(async move {
-            let mut parked = false;
+            let mut polled = false;
             std::future::poll_fn(|cx| {
-                if parked {
+                if polled {
                     return std::task::Poll::Ready(());
                 }
-                parked = true;
+                polled = true;
                 *late_waker.lock().unwrap() = Some(cx.waker().clone());
+                parked.store(true, Ordering::SeqCst);
                 std::task::Poll::Pending
             })
             .await;
-            threads.lock().unwrap().insert("late", thread::current().id());
+            threads
+                .lock()
+                .unwrap()
+                .insert("late", thread::current().id());
             late_ran.store(true, Ordering::SeqCst);
         });
-        s.spawn(async { spin_for(Duration::from_millis(3)) });
-        // Fanned out together: `waker` holds its thread until the late child
-        // has run, so a free thread must pick that child up meanwhile.
+        // Holds its thread until the late child has run, so another thread
+        // must pick that child up meanwhile.
         s.spawn(async move {
+            spin_until(parked, "the late child was never polled");
             let waker = late_waker.lock().unwrap().take().expect("parked");
             waker.wake();
             woken.store(true, Ordering::SeqCst);
             spin_until(late_ran, "the woken child was never polled meanwhile");
-            threads.lock().unwrap().insert("waker", thread::current().id());
+            threads
+                .lock()
+                .unwrap()
+                .insert("waker", thread::current().id());
         });
         s.spawn(async move {
             // Returns only once the late child is queued, so its thread is
@@ -282,7 +296,10 @@ fn a_childs_panic_on_another_thread_is_re_raised_at_its_handle() {
             7
         });
         let caught = AssertUnwindSafe(failing).catch_unwind().await;
-        (caught.map_err(|payload| panic_message(&*payload)), fine.await)
+        (
+            caught.map_err(|payload| panic_message(&*payload)),
+            fine.await,
+        )
     }));
     assert_eq!(outcome, (Err("child failed on a worker".to_string()), 7));
 }
@@ -387,7 +404,9 @@ fn a_nested_scope_inherits_the_token_of_the_child_that_created_it() {
     let seen = block_on(Builder::new().parent(&parent).par_scope(|s| async move {
         let child = s.spawn(async {
             par_scope(|inner| async move {
-                inner.spawn(async { taskscope::cancelled().await.into_reason() }).await
+                inner
+                    .spawn(async { taskscope::cancelled().await.into_reason() })
+                    .await
             })
             .await
         });
@@ -410,7 +429,8 @@ fn dropping_a_par_scope_between_polls_drops_its_children_on_the_dropping_thread(
             let dropped_on = dropped_on.clone();
             s.spawn(async move {
                 let _drops = drops;
-                let _record = OnDrop(move || dropped_on.lock().unwrap().push(thread::current().id()));
+                let _record =
+                    OnDrop(move || dropped_on.lock().unwrap().push(thread::current().id()));
                 spin_for(Duration::from_micros(100));
                 std::future::pending::<()>().await;
             });

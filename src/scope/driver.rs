@@ -18,6 +18,9 @@ use crate::sync::{Arc, WakerArc};
 /// How many polls (body and children together) one `poll` of a scope makes
 /// before it yields to the executor, so that a scope with many ready
 /// children cannot starve the other tasks of its runtime.
+///
+/// A `par_scope` counts it per thread that takes part in a fan-out: its
+/// `poll` keeps the executor's thread about as long as a `scope`'s does.
 pub const POLL_BUDGET: usize = 128;
 
 /// Polls a batch of ready children: one after the other, or fanned out.
@@ -31,8 +34,10 @@ pub(crate) struct BatchRun {
     /// lowers it by the polls it made, so [`POLL_BUDGET`] still bounds a poll.
     pub(crate) spare: usize,
     /// The runner's memory across the batches of one scope: the parallel
-    /// runner's estimate of one child poll, in nanoseconds.
+    /// runner's estimate of one child poll, in nanoseconds (0: not known yet)
     pub(crate) poll_nanos: u64,
+    /// ... and how many inline polls it made since it last timed one.
+    pub(crate) untimed: u32,
 }
 
 pin_project! {

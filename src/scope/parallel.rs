@@ -21,9 +21,11 @@
 //! Once fanned out, the calling thread and up to one helper job per other
 //! pool thread claim the remaining children of the batch through a shared
 //! cursor, each exactly once; when the batch is used up they pop children
-//! woken meanwhile from the scope's ready queue (never the body, see
-//! [`ScopeShared::take_ready_child`](super::shared::ScopeShared::take_ready_child)),
-//! within the driver's budget, until it is empty. `rayon_core::in_place_scope`
+//! woken meanwhile (or left over) from the scope's ready queue (never the
+//! body, see [`ScopeShared::take_ready_child`](super::shared::ScopeShared::take_ready_child)),
+//! until it is empty or the budget is used up: [`POLL_BUDGET`](crate::POLL_BUDGET)
+//! polls per participant, so the scope's `poll` keeps its thread about as
+//! long as a serial one. `rayon_core::in_place_scope`
 //! returns only when every helper job has returned, so no poll outlives the
 //! call; see design/soundness.md, "The parallel scope".
 
@@ -41,6 +43,10 @@ use crate::sync::{AtomicUsize, Mutex, Ordering};
 /// little, and a batch worth this much gains close to the full speed-up.
 pub(crate) const FAN_OUT_NANOS: u64 = 50_000;
 
+/// One inline poll in this many is timed (the first one always). A scope
+/// whose children turn heavy fans out after at most this many of their polls.
+pub(crate) const SAMPLE_EVERY: u32 = 16;
+
 /// Polls `batch` inline or across rayon's pool; see the module docs.
 pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut BatchRun) {
     let mut next = 0;
@@ -54,9 +60,17 @@ pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut
                 return;
             }
         }
-        let started = Instant::now();
-        poll_one(core, batch[next]);
-        run.poll_nanos = blend(run.poll_nanos, elapsed_nanos(started), 1);
+        // Reading the clock costs about as much as a cheap poll, so only
+        // every `SAMPLE_EVERY`th inline poll is timed, once the estimate exists.
+        if run.poll_nanos == 0 || run.untimed >= SAMPLE_EVERY {
+            run.untimed = 0;
+            let started = Instant::now();
+            poll_one(core, batch[next]);
+            run.poll_nanos = blend(run.poll_nanos, elapsed_nanos(started), 1);
+        } else {
+            run.untimed += 1;
+            poll_one(core, batch[next]);
+        }
         next += 1;
     }
 }
@@ -80,13 +94,15 @@ fn free_threads() -> usize {
 /// Folds `polls` polls that took `nanos` together into the running estimate.
 fn blend(estimate: u64, nanos: u64, polls: u64) -> u64 {
     let sample = nanos / polls.max(1);
-    if estimate == 0 {
+    let blended = if estimate == 0 {
         sample
     } else {
         // Half weight to the past: a scope whose children change from heavy
-        // to light (or back) changes mode within a few batches.
+        // to light (or back) changes mode within a few samples.
         estimate / 2 + sample / 2
-    }
+    };
+    // Never 0 again, which means "not known yet".
+    blended.max(1)
 }
 
 fn elapsed_nanos(started: Instant) -> u64 {
@@ -157,11 +173,19 @@ impl FanOut<'_, '_> {
 /// every one of their polls has returned (or re-raises the first panic of
 /// one of them, after the others finished).
 fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
+    // The budget counts per participant (see `POLL_BUDGET`): together they
+    // may make `participants` times what is left of it for this batch, so a
+    // scope with many queued children joins its helpers that much less often.
+    let participants = helpers + 1;
+    let allowed = run
+        .spare
+        .saturating_add(rest.len())
+        .saturating_mul(participants);
     let fan = FanOut {
         core,
         batch: rest,
         next: AtomicUsize::new(0),
-        spare: AtomicUsize::new(run.spare),
+        spare: AtomicUsize::new(allowed - rest.len()),
         timing: Mutex::new((0, 0)),
     };
     rayon_core::in_place_scope(|scope| {
@@ -171,7 +195,7 @@ fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut 
         fan.work();
     });
     // Relaxed: every participant has returned; the join ordered their writes.
-    run.spare = fan.spare.load(Ordering::Relaxed);
+    run.spare = fan.spare.load(Ordering::Relaxed) / participants;
     let (nanos, polls) = *fan.timing.lock();
     run.poll_nanos = blend(run.poll_nanos, nanos, polls);
 }
@@ -197,5 +221,6 @@ mod tests {
         }
         assert!(estimate < 2_000, "heavy to light: {estimate}");
         assert_eq!(blend(5, 0, 0), 2, "no polls counts as a zero sample");
+        assert_eq!(blend(0, 0, 1), 1, "a known estimate is never 0");
     }
 }
