@@ -28,6 +28,7 @@ pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun);
 
 /// What the driver hands a batch runner besides the batch itself.
 #[derive(Debug, Default)]
+#[cfg_attr(not(feature = "parallel"), allow(dead_code))]
 pub(crate) struct BatchRun {
     /// How many more polls the runner may make for children woken while the
     /// batch runs (the parallel runner picks them up at once); the runner

@@ -87,6 +87,7 @@ impl ScopeShared {
     /// finds a child woken while the batch runs. Stopping at the body rather
     /// than skipping it keeps the queue's order: the children behind it were
     /// woken after it and wait for the driver's next batch.
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
     pub(crate) fn take_ready_child(&self) -> Option<usize> {
         let mut ready = self.ready.lock();
         match ready.queue.front() {
