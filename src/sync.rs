@@ -70,3 +70,23 @@ impl<T> std::fmt::Debug for Mutex<T> {
         f.write_str("Mutex { .. }")
     }
 }
+
+/// Whether the deliberately broken variant `name` of some synchronisation
+/// code is switched on.
+///
+/// Only loom builds with the `loom-mutants` feature read the environment
+/// variable `TASKSCOPE_LOOM_MUTANT`; every other build gets a constant
+/// `false`, so the broken paths are dead code there. The loom models use it
+/// to show that each of them fails when the property it checks is broken.
+#[inline]
+pub(crate) fn mutant(name: &str) -> bool {
+    #[cfg(all(loom, feature = "loom-mutants"))]
+    {
+        std::env::var_os("TASKSCOPE_LOOM_MUTANT").is_some_and(|chosen| chosen == name)
+    }
+    #[cfg(not(all(loom, feature = "loom-mutants")))]
+    {
+        let _ = name;
+        false
+    }
+}

@@ -28,8 +28,16 @@ pub(crate) enum Ambient {
     Task(WakerArc<TaskHeader>),
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static CURRENT: RefCell<Option<Ambient>> = const { RefCell::new(None) };
+}
+
+// loom's `thread_local!` (edition 2018 `expr` fragments) rejects a `const`
+// block initialiser.
+#[cfg(loom)]
+thread_local! {
+    static CURRENT: RefCell<Option<Ambient>> = RefCell::new(None);
 }
 
 /// Restores the previous ambient token when dropped, also on unwind.
