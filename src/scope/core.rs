@@ -21,7 +21,7 @@ use slab::Slab;
 use super::shared::ScopeShared;
 use super::task::{TaskExit, TaskHeader};
 use crate::cancel::ambient::{self, Ambient};
-use crate::sync::{Mutex, WakerArc};
+use crate::sync::{Mutex, WakerArc, mutant};
 
 pub(crate) struct Core<T: ?Sized> {
     shared: WakerArc<ScopeShared>,
@@ -183,10 +183,17 @@ impl<T: ?Sized> Core<T> {
 pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
     taken: &mut Taken<T>,
 ) -> Poll<TaskExit> {
-    taken.header.clear_queued();
+    let late = mutant("clear_queued_after_poll");
+    if !late {
+        taken.header.clear_queued();
+    }
     let waker = Waker::from(taken.header.clone());
     let _entered = ambient::enter(Ambient::Task(taken.header.clone()));
-    taken.future.as_mut().poll(&mut Context::from_waker(&waker))
+    let polled = taken.future.as_mut().poll(&mut Context::from_waker(&waker));
+    if late {
+        taken.header.clear_queued();
+    }
+    polled
 }
 
 impl<T: ?Sized> fmt::Debug for Core<T> {

@@ -13,7 +13,7 @@ use super::shared::ScopeShared;
 use super::task::{BODY, PanicBox, TaskExit, TaskHeader};
 use crate::cancel::CancelReason;
 use crate::cancel::ambient::{self, Ambient};
-use crate::sync::{Arc, WakerArc};
+use crate::sync::{Arc, WakerArc, mutant};
 
 /// How many polls (body and children together) one `poll` of a scope makes
 /// before it yields to the executor, so that a scope with many ready
@@ -102,7 +102,7 @@ where
                 return Poll::Pending;
             }
         }
-        if this.body.is_none() && this.core.is_empty() {
+        if this.body.is_none() && (this.core.is_empty() || mutant("finish_ignores_children")) {
             *this.finished = true;
             this.core.close();
             if let Some(payload) = shared.take_unraised_panic() {
