@@ -230,3 +230,57 @@ fn task_cancelled_while_it_makes_its_token_sees_the_cancel() {
         assert!(loom::future::block_on(child), "the child saw its cancel");
     });
 }
+
+/// Property: no leak when the last handles of a child and of its own child
+/// go on two threads at once, with no cancel to break the links. Whichever
+/// drop comes last must unlink the child from the parent (the parent and
+/// the child hold each other through `parent` and `children`); a node left
+/// linked is reported by loom's leak check ("Arc leaked") once the parent's
+/// handle is dropped too.
+///
+/// Last run: see scripts/loom.sh output (preemption bound 3).
+/// Fails with mutant `unlink_does_not_climb`.
+#[test]
+fn last_handles_of_child_and_grandchild_dropped_together_leak_nothing() {
+    check(
+        "token::last_handles_of_child_and_grandchild_dropped_together",
+        3,
+        || {
+            let parent = CancelToken::new();
+            let child = parent.child();
+            let grandchild = child.child();
+            let first = thread::spawn(move || drop(child));
+            let second = thread::spawn(move || drop(grandchild));
+            first.join().unwrap();
+            second.join().unwrap();
+            drop(parent);
+        },
+    );
+}
+
+/// Property: a cancellation is observed by every task registered before or
+/// after it, through the scope. Another thread cancels the scope's token
+/// while a child makes its own token (a child of the scope's, made on first
+/// demand) and waits on it: the child's `cancelled()` completes and the
+/// scope finishes, else loom reports a deadlock.
+///
+/// Last run: see scripts/loom.sh output (preemption bound 3).
+/// Fails with mutant `child_skips_flag_check`.
+#[test]
+fn scope_cancelled_from_another_thread_reaches_a_child_making_its_token() {
+    check(
+        "token::scope_cancelled_from_another_thread_reaches_a_child",
+        3,
+        || {
+            let canceller = loom::future::block_on(taskscope::scope(|s| async move {
+                s.spawn(async {
+                    let cancelled = taskscope::cancelled().await;
+                    assert!(matches!(cancelled.reason(), CancelReason::Parent(_)));
+                });
+                let token = s.token().clone();
+                thread::spawn(move || token.cancel())
+            }));
+            canceller.join().unwrap();
+        },
+    );
+}

@@ -375,6 +375,9 @@ fn unlink_if_dead(node: &Arc<Node>) {
                 moved.index.store(index, Ordering::Relaxed); // (I4)
             }
         }
+        if mutant("unlink_does_not_climb") {
+            return;
+        }
         current = parent;
     }
 }
