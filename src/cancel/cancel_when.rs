@@ -146,6 +146,15 @@ macro_rules! scope_deadlines {
             /// child still finish and are joined); `deadline` is dropped
             /// once it fired or the scope finished, so it never prolongs the
             /// scope. See [`cancel_when`](crate::cancel_when).
+            ///
+            /// # Cancel safety
+            ///
+            /// Dropping the result drops the scope future, with the effect
+            /// described for [`scope`](crate::scope).
+            ///
+            /// # Panics
+            ///
+            /// As the scope future; panics of `deadline` propagate.
             pub fn cancel_when<D: Future>(self, deadline: D) -> CancelWhen<Self, D> {
                 let token = self.token().clone();
                 CancelWhen::new(self, deadline, Some(token))

@@ -23,6 +23,14 @@ pub trait CancelExt: Future + Sized {
     /// Resolves to `Ok(output)`, or to `Err(Cancelled)` as soon as `token`
     /// is cancelled, dropping `self` then. For cancel-safe futures only:
     /// see [`UntilCancelled`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as `self`.
+    ///
+    /// # Panics
+    ///
+    /// Polling the result after it returned `Ok` panics.
     fn until_cancelled(self, token: &CancelToken) -> UntilCancelled<Self> {
         UntilCancelled::new(self, Some(token))
     }
@@ -30,12 +38,28 @@ pub trait CancelExt: Future + Sized {
     /// [`until_cancelled`](Self::until_cancelled) with the ambient token,
     /// read at the first poll: the token of the task that polls it (see
     /// [`current_token`](crate::current_token)).
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as `self`.
+    ///
+    /// # Panics
+    ///
+    /// Polling the result after it returned `Ok` panics.
     fn until_cancelled_ambient(self) -> UntilCancelled<Self> {
         UntilCancelled::new(self, None)
     }
 
     /// Cancels `self` voluntarily when `deadline` completes: see
     /// [`cancel_when`](crate::cancel_when).
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as `self`.
+    ///
+    /// # Panics
+    ///
+    /// Panics of `self` and `deadline` propagate.
     fn cancel_when<D: Future>(self, deadline: D) -> CancelWhen<Self, D> {
         CancelWhen::new(self, deadline, None)
     }
