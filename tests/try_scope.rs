@@ -154,3 +154,15 @@ fn the_builder_hangs_a_try_scope_under_a_given_token() {
     );
     assert_eq!(result, Ok(true));
 }
+
+#[test]
+fn a_child_can_spawn_failing_siblings_through_a_cloned_handle() {
+    let result: Result<(), String> = block_on(try_scope(|s| async move {
+        let inner = s.clone();
+        s.spawn(async move {
+            inner.spawn_try(async { Err::<(), _>(String::from("from a nested spawn")) });
+        });
+        Ok(())
+    }));
+    assert_eq!(result, Err(String::from("from a nested spawn")));
+}
