@@ -16,7 +16,7 @@ use crate::sync::Arc;
 pub(crate) type SendTask<'env> = dyn Future<Output = TaskExit> + Send + 'env;
 
 /// A handle to a scope whose children are `Send`: [`scope`](crate::scope)'s
-/// and [`par_scope`](crate::par_scope)'s.
+/// and the parallel scope's.
 ///
 /// It is owned and cheap to clone (an `Arc`). Children may borrow anything
 /// that outlives `'env`, the lifetime of the data around the scope; to spawn
