@@ -21,11 +21,15 @@ use slab::Slab;
 use super::shared::ScopeShared;
 use super::task::{TaskExit, TaskHeader};
 use crate::cancel::ambient::{self, Ambient};
+use crate::cleanup::CleanupTimeout;
+use crate::cleanup::queue::CleanupQueue;
 use crate::sync::{Mutex, WakerArc};
 
 pub(crate) struct Core<T: ?Sized> {
     shared: WakerArc<ScopeShared>,
     state: Mutex<State<T>>,
+    /// Adopted values and deferred futures, run once every child finished.
+    cleanup: CleanupQueue<T>,
 }
 
 struct State<T: ?Sized> {
@@ -58,11 +62,22 @@ impl<T: ?Sized> Core<T> {
                 tasks: Slab::new(),
                 closed: false,
             }),
+            cleanup: CleanupQueue::new(CleanupTimeout::default()),
         }
+    }
+
+    /// Bounds the scope's clean-up; see `Builder::cleanup_timeout_when`.
+    pub(crate) fn with_cleanup_timeout(mut self, timeout: CleanupTimeout) -> Self {
+        self.cleanup = CleanupQueue::new(timeout);
+        self
     }
 
     pub(crate) fn shared(&self) -> &WakerArc<ScopeShared> {
         &self.shared
+    }
+
+    pub(crate) fn cleanup(&self) -> &CleanupQueue<T> {
+        &self.cleanup
     }
 
     /// Adds a child and schedules its first poll.
@@ -195,6 +210,7 @@ impl<T: ?Sized> fmt::Debug for Core<T> {
         f.debug_struct("Core")
             .field("children", &state.tasks.len())
             .field("closed", &state.closed)
+            .field("cleanup", &self.cleanup)
             .finish()
     }
 }

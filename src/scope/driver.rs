@@ -103,8 +103,13 @@ where
             }
         }
         if this.body.is_none() && this.core.is_empty() {
-            *this.finished = true;
+            // Every child was joined: refuse spawns, then run the clean-up
+            // stack (adopted values, deferred futures) before returning.
             this.core.close();
+            if this.core.cleanup().poll_run(cx, shared).is_pending() {
+                return Poll::Pending;
+            }
+            *this.finished = true;
             if let Some(payload) = shared.take_unraised_panic() {
                 panic::resume_unwind(payload);
             }
@@ -155,7 +160,9 @@ impl<T: ?Sized> Core<T> {
         });
         let panicked = panic::catch_unwind(cancel);
         self.drop_children();
-        if let Err(payload) = panicked {
+        // No async clean-up can run now: sync drops only, counted as skipped.
+        let abandoned = panic::catch_unwind(AssertUnwindSafe(|| self.cleanup().abandon()));
+        if let Err(payload) = panicked.and(abandoned) {
             // A callback panicked; re-raise it unless we are already unwinding
             // (a second panic would abort the process).
             if !std::thread::panicking() {
