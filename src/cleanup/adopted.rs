@@ -15,10 +15,11 @@ use crate::Scope;
 /// Made by [`Scope::adopt`]. The hand-back happens however the guard goes:
 /// at the end of a block, by an early `return` or `?`, when the future
 /// holding it is cancelled (dropped), or while a panic unwinds. It is `Send`
-/// when `T` is.
+/// when `T` is, and it may be moved into a child of the scope (it holds a
+/// clone of the scope's handle, like a child that spawns).
 #[must_use = "dropping the guard at once hands the value back to the scope for clean-up"]
-pub struct Adopted<'a, T> {
-    guard: Guard<'a, T, dyn HandBack<T> + Sync + 'a>,
+pub struct Adopted<'env, T: AsyncDrop + Send + 'env> {
+    guard: Guard<T, Scope<'env>>,
 }
 
 impl<'env> Scope<'env> {
@@ -61,13 +62,13 @@ impl<'env> Scope<'env> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
-    pub fn adopt<T>(&self, value: T) -> Adopted<'_, T>
+    pub fn adopt<T>(&self, value: T) -> Adopted<'env, T>
     where
         T: AsyncDrop + Send + 'env,
     {
         let slot = self.cleanup().reserve();
         Adopted {
-            guard: Guard::new(slot, value, self),
+            guard: Guard::new(slot, value, self.clone()),
         }
     }
 }
@@ -87,7 +88,7 @@ async fn prepare_then_drop<T: AsyncDrop>(mut value: T) {
     AsyncDrop::prepare_drop(&mut value).await;
 }
 
-impl<T: AsyncDrop> Adopted<'_, T> {
+impl<'env, T: AsyncDrop + Send + 'env> Adopted<'env, T> {
     /// Runs the value's `prepare_drop` now, in the calling task, then drops
     /// it; the scope has nothing left to do for it.
     ///
@@ -110,7 +111,7 @@ impl<T: AsyncDrop> Adopted<'_, T> {
     }
 }
 
-impl<T> Deref for Adopted<'_, T> {
+impl<'env, T: AsyncDrop + Send + 'env> Deref for Adopted<'env, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -118,13 +119,13 @@ impl<T> Deref for Adopted<'_, T> {
     }
 }
 
-impl<T> DerefMut for Adopted<'_, T> {
+impl<'env, T: AsyncDrop + Send + 'env> DerefMut for Adopted<'env, T> {
     fn deref_mut(&mut self) -> &mut T {
         self.guard.get_mut()
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for Adopted<'_, T> {
+impl<'env, T: AsyncDrop + Send + fmt::Debug + 'env> fmt::Debug for Adopted<'env, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Adopted").field(&self.guard).finish()
     }

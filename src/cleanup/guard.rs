@@ -5,8 +5,8 @@ use std::fmt;
 
 /// How a guard gives its value back to the scope that adopted it.
 ///
-/// Implemented by the two scope handles; the guards hold it as a trait
-/// object so that their only type parameter is the value's type.
+/// Implemented by the two scope handles; each guard owns a clone of its
+/// scope's handle, so it may move wherever the scope's children may go.
 pub(crate) trait HandBack<V> {
     /// The guard was dropped: the scope runs `prepare_drop`, then drops `value`.
     fn hand_back(&self, slot: u64, value: V);
@@ -14,16 +14,16 @@ pub(crate) trait HandBack<V> {
     fn release(&self, slot: u64);
 }
 
-pub(crate) struct Guard<'a, V, S: ?Sized + HandBack<V>> {
+pub(crate) struct Guard<V, S: HandBack<V>> {
     /// The value's place on the clean-up stack, reserved by `adopt`.
     slot: u64,
     /// `None` only while the guard is being dismantled.
     value: Option<V>,
-    scope: &'a S,
+    scope: S,
 }
 
-impl<'a, V, S: ?Sized + HandBack<V>> Guard<'a, V, S> {
-    pub(crate) fn new(slot: u64, value: V, scope: &'a S) -> Self {
+impl<V, S: HandBack<V>> Guard<V, S> {
+    pub(crate) fn new(slot: u64, value: V, scope: S) -> Self {
         Guard {
             slot,
             value: Some(value),
@@ -47,7 +47,7 @@ impl<'a, V, S: ?Sized + HandBack<V>> Guard<'a, V, S> {
     }
 }
 
-impl<V, S: ?Sized + HandBack<V>> Drop for Guard<'_, V, S> {
+impl<V, S: HandBack<V>> Drop for Guard<V, S> {
     fn drop(&mut self) {
         if let Some(value) = self.value.take() {
             self.scope.hand_back(self.slot, value);
@@ -55,7 +55,7 @@ impl<V, S: ?Sized + HandBack<V>> Drop for Guard<'_, V, S> {
     }
 }
 
-impl<V: fmt::Debug, S: ?Sized + HandBack<V>> fmt::Debug for Guard<'_, V, S> {
+impl<V: fmt::Debug, S: HandBack<V>> fmt::Debug for Guard<V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
             Some(value) => value.fmt(f),

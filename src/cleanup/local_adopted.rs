@@ -13,8 +13,8 @@ use crate::LocalScope;
 ///
 /// Made by [`LocalScope::adopt`].
 #[must_use = "dropping the guard at once hands the value back to the scope for clean-up"]
-pub struct LocalAdopted<'a, T> {
-    guard: Guard<'a, T, dyn HandBack<T> + 'a>,
+pub struct LocalAdopted<'env, T: LocalAsyncDrop + 'env> {
+    guard: Guard<T, LocalScope<'env>>,
 }
 
 impl<'env> LocalScope<'env> {
@@ -24,13 +24,13 @@ impl<'env> LocalScope<'env> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
-    pub fn adopt<T>(&self, value: T) -> LocalAdopted<'_, T>
+    pub fn adopt<T>(&self, value: T) -> LocalAdopted<'env, T>
     where
         T: LocalAsyncDrop + 'env,
     {
         let slot = self.cleanup().reserve();
         LocalAdopted {
-            guard: Guard::new(slot, value, self),
+            guard: Guard::new(slot, value, self.clone()),
         }
     }
 }
@@ -50,7 +50,7 @@ async fn prepare_then_drop<T: LocalAsyncDrop>(mut value: T) {
     LocalAsyncDrop::prepare_drop(&mut value).await;
 }
 
-impl<T: LocalAsyncDrop> LocalAdopted<'_, T> {
+impl<'env, T: LocalAsyncDrop + 'env> LocalAdopted<'env, T> {
     /// Runs the value's `prepare_drop` now, then drops it; see
     /// [`Adopted::close`](crate::Adopted::close).
     ///
@@ -69,7 +69,7 @@ impl<T: LocalAsyncDrop> LocalAdopted<'_, T> {
     }
 }
 
-impl<T> Deref for LocalAdopted<'_, T> {
+impl<'env, T: LocalAsyncDrop + 'env> Deref for LocalAdopted<'env, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -77,13 +77,13 @@ impl<T> Deref for LocalAdopted<'_, T> {
     }
 }
 
-impl<T> DerefMut for LocalAdopted<'_, T> {
+impl<'env, T: LocalAsyncDrop + 'env> DerefMut for LocalAdopted<'env, T> {
     fn deref_mut(&mut self) -> &mut T {
         self.guard.get_mut()
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for LocalAdopted<'_, T> {
+impl<'env, T: LocalAsyncDrop + fmt::Debug + 'env> fmt::Debug for LocalAdopted<'env, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("LocalAdopted").field(&self.guard).finish()
     }

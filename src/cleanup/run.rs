@@ -77,8 +77,10 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     }
                 }
                 Poll::Pending if run.timed_out => {
-                    // It had its poll after the cancellation: cut it off.
+                    // It had its poll after the cancellation: cut it off. Its
+                    // sync drops still see the clean-up token as current.
                     note_skipped(Skip::TimedOut);
+                    let _entered = ambient::enter(Ambient::Token(run.token.clone()));
                     if let Some(payload) = drop_caught(task) {
                         shared.record_panic(PanicBox::new(payload));
                     }
