@@ -52,15 +52,16 @@ impl Conn {
 }
 
 impl AsyncDrop for Conn {
-    fn prepare_drop(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let shielded = !taskscope::is_cancelled();
-            record(&self.log, format!("{}: close start (shielded: {shielded})", self.name));
-            for _ in 0..3 {
-                yield_once().await;
-            }
-            record(&self.log, format!("{}: closed", self.name));
+    async fn prepare_drop(&mut self) {
+        let shielded = !taskscope::is_cancelled();
+        record(
+            &self.log,
+            format!("{}: close start (shielded: {shielded})", self.name),
+        );
+        for _ in 0..3 {
+            yield_once().await;
         }
+        record(&self.log, format!("{}: closed", self.name));
     }
 }
 
@@ -354,24 +355,25 @@ struct Stubborn {
 }
 
 impl AsyncDrop for Stubborn {
-    fn prepare_drop(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            record(&self.log, "stubborn: close start");
-            std::future::poll_fn(|_| {
-                if taskscope::is_cancelled() {
-                    record(&self.log, "stubborn: polled after the cancel");
-                }
-                Poll::<()>::Pending
-            })
-            .await;
-        }
+    async fn prepare_drop(&mut self) {
+        record(&self.log, "stubborn: close start");
+        std::future::poll_fn(|_| {
+            if taskscope::is_cancelled() {
+                record(&self.log, "stubborn: polled after the cancel");
+            }
+            Poll::<()>::Pending
+        })
+        .await;
     }
 }
 
 impl Drop for Stubborn {
     fn drop(&mut self) {
         let cancelled = taskscope::is_cancelled();
-        record(&self.log, format!("stubborn: drop (cancelled: {cancelled})"));
+        record(
+            &self.log,
+            format!("stubborn: drop (cancelled: {cancelled})"),
+        );
     }
 }
 
@@ -418,11 +420,17 @@ fn a_clean_up_ignoring_cancellation_is_cut_off_when_the_timeout_fires() {
     );
     let waker = CountingWaker::new();
     for _ in 0..3 {
-        assert!(waker.poll(fut.as_mut()).is_pending(), "waits for the stubborn clean-up");
+        assert!(
+            waker.poll(fut.as_mut()).is_pending(),
+            "waits for the stubborn clean-up"
+        );
     }
     assert_eq!(entries(&log), ["stubborn: close start"]);
     gate.open();
-    assert!(waker.poll(fut.as_mut()).is_ready(), "the timeout ends the clean-up");
+    assert!(
+        waker.poll(fut.as_mut()).is_ready(),
+        "the timeout ends the clean-up"
+    );
     assert_eq!(
         entries(&log),
         [
@@ -434,10 +442,17 @@ fn a_clean_up_ignoring_cancellation_is_cut_off_when_the_timeout_fires() {
         "the stuck clean-up got one poll after the cancel, then its sync drop; \
          the next one still ran and saw the cancellation"
     );
-    assert_eq!(cleanup_skipped_count() - before, 1, "only the cut-off one counts");
+    assert_eq!(
+        cleanup_skipped_count() - before,
+        1,
+        "only the cut-off one counts"
+    );
 }
 
 #[cfg(feature = "tokio")]
+// The lock only serialises the global skip counter between tests; this test
+// runs on a current-thread runtime, so holding it across awaits is harmless.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(start_paused = true)]
 async fn the_tokio_clean_up_timeout_cuts_off_a_stuck_clean_up() {
     let _counting = skip_counter_lock();
@@ -497,7 +512,11 @@ fn a_clean_up_may_defer_more_clean_up_which_runs_next() {
     }));
     assert_eq!(
         entries(&log),
-        ["registered second", "deferred by a clean-up", "registered first"]
+        [
+            "registered second",
+            "deferred by a clean-up",
+            "registered first"
+        ]
     );
 }
 
@@ -508,12 +527,10 @@ fn a_local_scope_adopts_a_value_whose_clean_up_is_not_send() {
 
     struct Local(Rc<RefCell<Vec<&'static str>>>);
     impl LocalAsyncDrop for Local {
-        fn prepare_drop(&mut self) -> impl Future<Output = ()> + '_ {
-            async move {
-                let shared = self.0.clone(); // an `Rc` held across an await
-                yield_once().await;
-                shared.borrow_mut().push("closed");
-            }
+        async fn prepare_drop(&mut self) {
+            let shared = self.0.clone(); // an `Rc` held across an await
+            yield_once().await;
+            shared.borrow_mut().push("closed");
         }
     }
 

@@ -52,32 +52,35 @@ impl Db {
 }
 
 impl AsyncDrop for Db {
-    fn prepare_drop(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            // Runs shielded: the scope was cancelled, its clean-up is not.
-            let shielded = !taskscope::is_cancelled();
-            self.events.push(format!("db: clean-up starts (shielded: {shielded})"));
-            if !self.conn.is_autocommit() {
-                // Work that was cut short is not committed.
-                match self.conn.execute_batch("ROLLBACK") {
-                    Ok(()) => self.events.push("db: rolled back the unfinished transaction"),
-                    Err(e) => self.events.push(format!("db: rollback failed: {e}")),
-                }
+    async fn prepare_drop(&mut self) {
+        // Runs shielded: the scope was cancelled, its clean-up is not.
+        let shielded = !taskscope::is_cancelled();
+        self.events
+            .push(format!("db: clean-up starts (shielded: {shielded})"));
+        if !self.conn.is_autocommit() {
+            // Work that was cut short is not committed.
+            match self.conn.execute_batch("ROLLBACK") {
+                Ok(()) => self
+                    .events
+                    .push("db: rolled back the unfinished transaction"),
+                Err(e) => self.events.push(format!("db: rollback failed: {e}")),
             }
-            yield_now().await;
-            if let Err(e) = self.conn.execute_batch("PRAGMA optimize") {
-                self.events.push(format!("db: optimize failed: {e}"));
-            } else {
-                self.events.push("db: PRAGMA optimize");
-            }
-            yield_now().await;
-            let checkpoint = self
-                .conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));
-            match checkpoint {
-                Ok(_) => self.events.push("db: WAL checkpointed"),
-                Err(e) => self.events.push(format!("db: checkpoint failed: {e}")),
-            }
+        }
+        yield_now().await;
+        if let Err(e) = self.conn.execute_batch("PRAGMA optimize") {
+            self.events.push(format!("db: optimize failed: {e}"));
+        } else {
+            self.events.push("db: PRAGMA optimize");
+        }
+        yield_now().await;
+        let checkpoint = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+        match checkpoint {
+            Ok(_) => self.events.push("db: WAL checkpointed"),
+            Err(e) => self.events.push(format!("db: checkpoint failed: {e}")),
         }
     }
 }
@@ -113,7 +116,10 @@ pub(crate) async fn run(path: &Path) -> Result<(Vec<String>, i64), Error> {
         let db = s.adopt(Db::open(path, events_ref)?);
         db.conn.execute_batch("BEGIN")?;
         for n in 1..=3 {
-            db.conn.execute("INSERT INTO jobs (note) VALUES (?1)", [format!("batch 1, job {n}")])?;
+            db.conn.execute(
+                "INSERT INTO jobs (note) VALUES (?1)",
+                [format!("batch 1, job {n}")],
+            )?;
         }
         db.conn.execute_batch("COMMIT")?;
         events_ref.push("body: committed batch 1 (3 jobs)");
@@ -130,7 +136,10 @@ pub(crate) async fn run(path: &Path) -> Result<(Vec<String>, i64), Error> {
         db.conn.execute_batch("BEGIN")?;
         for n in 1.. {
             taskscope::checkpoint()?; // `Err(Cancelled)` once the scope is cancelled
-            db.conn.execute("INSERT INTO jobs (note) VALUES (?1)", [format!("batch 2, job {n}")])?;
+            db.conn.execute(
+                "INSERT INTO jobs (note) VALUES (?1)",
+                [format!("batch 2, job {n}")],
+            )?;
             events_ref.push(format!("body: inserted batch 2, job {n}"));
             yield_now().await;
         }

@@ -21,17 +21,15 @@ use std::future::Future;
 /// `AsyncDrop` type is also a `LocalAsyncDrop` type.
 ///
 /// ```
-/// use std::future::Future;
 /// use taskscope::AsyncDrop;
 ///
 /// struct Connection { open: bool }
 ///
 /// impl AsyncDrop for Connection {
-///     fn prepare_drop(&mut self) -> impl Future<Output = ()> + Send + '_ {
-///         async move {
-///             // e.g. `self.stream.write_all(b"QUIT").await`
-///             self.open = false;
-///         }
+///     // An `async fn` implements the method; it must produce a `Send` future.
+///     async fn prepare_drop(&mut self) {
+///         // e.g. `self.stream.write_all(b"QUIT").await`
+///         self.open = false;
 ///     }
 /// }
 ///

@@ -83,6 +83,9 @@ mod tests {
         let waker = CountingWaker::new();
         let exit = task.as_mut().poll(&mut waker.context());
         assert!(matches!(exit, Poll::Ready(TaskExit::Panicked(_))));
-        assert!(dropped.get(), "the value's sync drop ran right after the panic");
+        assert!(
+            dropped.get(),
+            "the value's sync drop ran right after the panic"
+        );
     }
 }

@@ -32,11 +32,15 @@ impl<V, S: HandBack<V>> Guard<V, S> {
     }
 
     pub(crate) fn get(&self) -> &V {
-        self.value.as_ref().expect("an adopted value is present until its guard goes")
+        self.value
+            .as_ref()
+            .expect("an adopted value is present until its guard goes")
     }
 
     pub(crate) fn get_mut(&mut self) -> &mut V {
-        self.value.as_mut().expect("an adopted value is present until its guard goes")
+        self.value
+            .as_mut()
+            .expect("an adopted value is present until its guard goes")
     }
 
     /// `prepare_drop` completed in place: drop the value now and free its slot.

@@ -245,7 +245,10 @@ mod tests {
         queue.push(task(async {}));
         queue.hand_back(adopted, task(async {}));
         let state = queue.state.lock();
-        assert_eq!(state.slots[0].id, adopted, "the hand-back filled the reserved slot");
+        assert_eq!(
+            state.slots[0].id, adopted,
+            "the hand-back filled the reserved slot"
+        );
         assert!(state.slots[0].task.is_some());
         assert_eq!(state.slots.len(), 2);
     }

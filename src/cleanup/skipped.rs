@@ -33,8 +33,10 @@ pub(crate) enum Skip {
 /// ```
 /// # futures::executor::block_on(async {
 /// let before = taskscope::cleanup_skipped_count();
-/// let fut = taskscope::scope(|s| async move {
+/// let fut = taskscope::scope(|s| {
+///     // Deferred when the body closure is called, which `scope` does at once.
 ///     s.defer(async { unreachable!("never polled") });
+///     async { std::future::pending::<()>().await }
 /// });
 /// drop(fut); // dropped, not awaited: the deferred future cannot run
 /// assert!(taskscope::cleanup_skipped_count() > before);

@@ -28,7 +28,11 @@ impl CleanupTimeout {
 
 impl fmt::Debug for CleanupTimeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.make.is_some() { "Some(..)" } else { "None" })
+        f.write_str(if self.make.is_some() {
+            "Some(..)"
+        } else {
+            "None"
+        })
     }
 }
 
