@@ -559,3 +559,28 @@ fn adopted_guards_and_scope_futures_holding_them_stay_send() {
     assert_send(&fut);
     futures::executor::block_on(fut);
 }
+
+#[test]
+fn dropping_the_scope_future_during_clean_up_drops_the_running_and_waiting_ones() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let before = cleanup_skipped_count();
+    let mut fut = Box::pin(scope(|s| async move {
+        let log = log_ref.clone();
+        s.defer(async move { record(&log, "waiting deferred ran") });
+        let _stubborn = s.adopt(Stubborn {
+            log: log_ref.clone(),
+        });
+    }));
+    let waker = CountingWaker::new();
+    assert!(waker.poll(fut.as_mut()).is_pending());
+    assert_eq!(entries(&log), ["stubborn: close start"]);
+    drop(fut);
+    assert_eq!(
+        entries(&log),
+        ["stubborn: close start", "stubborn: drop (cancelled: false)"],
+        "the running clean-up got its sync drop; the waiting one never ran"
+    );
+    assert_eq!(cleanup_skipped_count() - before, 2);
+}
