@@ -28,6 +28,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
+mod cleanup;
 mod scope;
 mod sync;
 #[cfg(test)]
@@ -43,6 +44,7 @@ pub use cancel::{
     CancelOnDrop, CancelReason, CancelToken, Cancelled, OnCancel, WhenCancelled, cancelled,
     checkpoint, current_token, is_cancelled,
 };
+pub use cleanup::{Adopted, AsyncDrop, LocalAdopted, LocalAsyncDrop, cleanup_skipped_count};
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
