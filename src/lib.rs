@@ -28,16 +28,25 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
+mod cleanup;
 mod scope;
 mod sync;
 #[cfg(test)]
 mod test_util;
 
+#[cfg(feature = "tokio-util")]
+pub use cancel::TokioUtilBridge;
+pub use cancel::{
+    CancelExt, CancelStreamExt, CancelWhen, CancellableIo, CancellableStream, Shield,
+    UntilCancelled, cancel_when, shield,
+};
 pub use cancel::{
     CancelOnDrop, CancelReason, CancelToken, Cancelled, OnCancel, WhenCancelled, cancelled,
     checkpoint, current_token, is_cancelled,
 };
+pub use cleanup::{Adopted, AsyncDrop, LocalAdopted, LocalAsyncDrop, cleanup_skipped_count};
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
+pub use scope::{TryScope, TryScopeFuture, try_scope};

@@ -44,16 +44,33 @@ thread_local! {
 #[must_use = "the ambient token is restored as soon as the guard is dropped"]
 pub(crate) struct Entered {
     previous: Option<Ambient>,
+    /// `exit` already restored `previous`; the destructor must not again.
+    exited: bool,
 }
 
 /// Makes `ambient` current until the returned guard is dropped.
 pub(crate) fn enter(ambient: Ambient) -> Entered {
     let previous = CURRENT.with(|current| current.replace(Some(ambient)));
-    Entered { previous }
+    Entered {
+        previous,
+        exited: false,
+    }
+}
+
+impl Entered {
+    /// Restores the previous ambient token and gives back the one entered.
+    pub(crate) fn exit(mut self) -> Option<Ambient> {
+        let restored = self.previous.take();
+        self.exited = true;
+        CURRENT.with(|current| current.replace(restored))
+    }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
+        if self.exited {
+            return;
+        }
         let restored = self.previous.take();
         // Dropped outside the borrow: dropping a token may run arbitrary code.
         let replaced = CURRENT.with(|current| current.replace(restored));

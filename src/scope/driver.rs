@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use super::core::{Core, poll_taken};
+use super::core::Core;
 use super::shared::ScopeShared;
 use super::task::{BODY, PanicBox, TaskExit, TaskHeader};
 use crate::cancel::CancelReason;
@@ -65,6 +65,13 @@ where
     }
 }
 
+impl<Fut: Future, T: ?Sized> Driver<Fut, T> {
+    /// The scope's token.
+    pub(crate) fn token(&self) -> &crate::cancel::CancelToken {
+        self.core.shared().token()
+    }
+}
+
 impl<Fut, T> Future for Driver<Fut, T>
 where
     Fut: Future,
@@ -102,9 +109,16 @@ where
                 return Poll::Pending;
             }
         }
-        if this.body.is_none() && (this.core.is_empty() || mutant("finish_ignores_children")) {
+        // Checked and closed under one lock: a spawn from another thread
+        // (through a handle clone) either lands before and is joined, or
+        // after and panics; it is never left unpolled.
+        if this.body.is_none() && (this.core.close_if_empty() || mutant("finish_ignores_children")) {
+            // Every child was joined and spawns are refused: run the clean-up
+            // stack (adopted values, deferred futures) before returning.
+            if this.core.cleanup().poll_run(cx, shared).is_pending() {
+                return Poll::Pending;
+            }
             *this.finished = true;
-            this.core.close();
             if let Some(payload) = shared.take_unraised_panic() {
                 panic::resume_unwind(payload);
             }
@@ -155,7 +169,9 @@ impl<T: ?Sized> Core<T> {
         });
         let panicked = panic::catch_unwind(cancel);
         self.drop_children();
-        if let Err(payload) = panicked {
+        // No async clean-up can run now: sync drops only, counted as skipped.
+        let abandoned = panic::catch_unwind(AssertUnwindSafe(|| self.cleanup().abandon()));
+        if let Err(payload) = panicked.and(abandoned) {
             // A callback panicked; re-raise it unless we are already unwinding
             // (a second panic would abort the process).
             if !std::thread::panicking() {
@@ -167,12 +183,7 @@ impl<T: ?Sized> Core<T> {
 
 /// Polls the children of `batch` one after the other on this thread.
 pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(core: &Core<T>, batch: &[usize]) {
-    for &index in batch {
-        if let Some(mut taken) = core.take(index) {
-            let exit = poll_taken(&mut taken);
-            core.put_back(taken, exit);
-        }
-    }
+    core.run_serial(batch);
 }
 
 impl<Fut: Future, T: ?Sized> fmt::Debug for Driver<Fut, T> {
