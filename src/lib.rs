@@ -28,6 +28,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
+mod combinators;
 mod scope;
 mod sync;
 #[cfg(test)]
@@ -36,6 +37,12 @@ mod test_util;
 pub use cancel::{
     CancelOnDrop, CancelReason, CancelToken, Cancelled, OnCancel, WhenCancelled, cancelled,
     checkpoint, current_token, is_cancelled,
+};
+#[doc(hidden)]
+pub use combinators::private as __private;
+pub use combinators::{
+    Join, JoinAll, Race, RaceAll, RaceOk, Select, TryJoin, TryJoinAll, join, join_all, race,
+    race_all, race_ok, select, try_join, try_join_all,
 };
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,

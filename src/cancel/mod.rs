@@ -1,6 +1,7 @@
 //! Voluntary cancellation: hierarchical tokens, reasons and ambient access.
 
 pub(crate) mod ambient;
+pub(crate) mod branch;
 pub(crate) mod lazy;
 mod reason;
 mod token;
