@@ -25,7 +25,7 @@ use super::engine::{Engine, Mode};
 /// .await;
 /// assert_eq!(first, Ok("up"));
 ///
-/// let none = taskscope::race_ok([async { Err::<(), _>(1) }, async { Err(2) }]).await;
+/// let none = taskscope::race_ok([1, 2].map(|n| async move { Err::<(), _>(n) })).await;
 /// assert_eq!(none, Err(vec![1, 2]));
 /// # });
 /// ```
