@@ -63,6 +63,9 @@ impl Wake for BranchWaker {
 pub(crate) struct Wakers {
     shared: WakerArc<Shared>,
     branches: Vec<(WakerArc<BranchWaker>, Waker)>,
+    /// Swapped with the ready queue for each batch, so both keep their
+    /// capacity and a steady state allocates nothing.
+    batch: Vec<usize>,
 }
 
 impl Wakers {
@@ -81,7 +84,11 @@ impl Wakers {
                 (inner.clone(), Waker::from(inner))
             })
             .collect();
-        Wakers { shared, branches }
+        Wakers {
+            shared,
+            branches,
+            batch: Vec::with_capacity(count),
+        }
     }
 }
 
@@ -110,9 +117,10 @@ pub(crate) fn poll_dynamic<F: Future>(
         }
     }
     loop {
-        let batch = mem::take(&mut *wakers.shared.ready.lock());
+        wakers.batch.clear();
+        mem::swap(&mut *wakers.shared.ready.lock(), &mut wakers.batch);
         let mut cancelled = false;
-        for index in batch {
+        for &index in &wakers.batch {
             let (inner, waker) = &wakers.branches[index];
             // AcqRel: see `wake_by_ref`; a wake after this queues again.
             inner.queued.swap(false, Ordering::AcqRel);
