@@ -55,7 +55,9 @@ fn join_returns_outputs_of_different_types() {
     let (a, b) = run(taskscope::join(async { 1_u8 }, async { vec!['x'] }), 1);
     assert_eq!((a, b), (1, vec!['x']));
     let (a, b, c, d) = run(
-        taskscope::join!(async { 1_u8 }, after(2), async { 3.5_f64 }, async { "four" }),
+        taskscope::join!(async { 1_u8 }, after(2), async { 3.5_f64 }, async {
+            "four"
+        }),
         5,
     );
     assert_eq!((a, b, c, d), (1, "timer", 3.5, "four"));
@@ -69,7 +71,10 @@ fn join_returns_outputs_of_different_types() {
 #[test]
 fn a_cancelled_race_loser_finishes_its_write_and_loses_nothing() {
     let (started, committed) = (Cell::new(0), Cell::new(0));
-    let winner = run(taskscope::race(after(7), writer(&started, &committed, 3)), 50);
+    let winner = run(
+        taskscope::race(after(7), writer(&started, &committed, 3)),
+        50,
+    );
     assert_eq!(winner, "timer");
     assert!(started.get() >= 2, "the writer got going before it lost");
     assert_eq!(
@@ -82,7 +87,10 @@ fn a_cancelled_race_loser_finishes_its_write_and_loses_nothing() {
 #[test]
 fn the_same_loser_under_select_loses_the_item_it_was_writing() {
     let (started, committed) = (Cell::new(0), Cell::new(0));
-    let winner = run(taskscope::select(after(7), writer(&started, &committed, 3)), 50);
+    let winner = run(
+        taskscope::select(after(7), writer(&started, &committed, 3)),
+        50,
+    );
     assert_eq!(winner, "timer");
     assert_eq!(
         started.get(),
@@ -108,7 +116,11 @@ fn race_macro_waits_for_every_loser_and_tells_them_why() {
     let winner = run(taskscope::race!(loser(2), after(1), loser(4)), 20);
     assert_eq!(winner, "timer");
     let reasons = reasons.borrow();
-    assert_eq!(reasons.len(), 2, "both losers finished before race! returned");
+    assert_eq!(
+        reasons.len(),
+        2,
+        "both losers finished before race! returned"
+    );
     assert!(reasons.iter().all(|r| matches!(r, CancelReason::LostRace)));
 }
 
@@ -123,7 +135,11 @@ fn race_drops_each_losers_output_before_it_returns() {
         }
     };
     let winner = run(
-        taskscope::race!(loser(), async { DropCounter(Arc::new(AtomicUsize::new(0))) }, loser()),
+        taskscope::race!(
+            loser(),
+            async { DropCounter(Arc::new(AtomicUsize::new(0))) },
+            loser()
+        ),
         5,
     );
     assert_eq!(drops.load(Ordering::SeqCst), 2);
@@ -139,7 +155,10 @@ fn nested_races_cancel_the_inner_branches_of_a_losing_inner_race() {
             let cancelled = taskscope::cancelled().await;
             // The outer race's verdict reaches the inner branches through
             // the inner race's token.
-            assert!(matches!(cancelled.reason().origin(), CancelReason::LostRace));
+            assert!(matches!(
+                cancelled.reason().origin(),
+                CancelReason::LostRace
+            ));
             assert!(matches!(cancelled.reason(), CancelReason::Parent(_)));
             yield_once().await;
             finished.set(finished.get() + 1);
@@ -149,7 +168,11 @@ fn nested_races_cancel_the_inner_branches_of_a_losing_inner_race() {
     let inner = taskscope::race(inner_branch(), inner_branch());
     let winner = run(taskscope::race(inner, after(2)), 20);
     assert_eq!(winner, "timer");
-    assert_eq!(finished.get(), 2, "both inner branches finished before the outer race returned");
+    assert_eq!(
+        finished.get(),
+        2,
+        "both inner branches finished before the outer race returned"
+    );
 }
 
 #[test]
@@ -212,7 +235,10 @@ fn a_branch_panic_cancels_the_siblings_awaits_them_then_resumes() {
     let caught = panic::catch_unwind(AssertUnwindSafe(|| run(joined, 20)));
     let payload = caught.expect_err("the branch's panic must be resumed");
     assert_eq!(panic_message(&*payload), "boom in a branch");
-    assert!(sibling_done.get(), "the panic was resumed before the sibling finished");
+    assert!(
+        sibling_done.get(),
+        "the panic was resumed before the sibling finished"
+    );
 }
 
 #[test]
@@ -244,7 +270,11 @@ fn select_drops_the_losers_in_the_poll_that_picks_the_winner() {
     let waker = CountingWaker::new();
     let mut fut = pin!(taskscope::select!(loser(), loser(), async { 9 }));
     assert_eq!(waker.poll(fut.as_mut()), Poll::Ready(9));
-    assert_eq!(drops.load(Ordering::SeqCst), 2, "both losers dropped before select! returned");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        2,
+        "both losers dropped before select! returned"
+    );
 }
 
 #[test]
@@ -268,9 +298,11 @@ fn branches_get_child_tokens_of_a_scope_childs_token() {
     }));
     let seen = seen.into_inner().unwrap();
     assert_eq!(seen.len(), 2);
-    assert!(seen
-        .iter()
-        .all(|r| matches!(r.origin(), CancelReason::Requested) && matches!(r, CancelReason::Parent(_))));
+    assert!(
+        seen.iter()
+            .all(|r| matches!(r.origin(), CancelReason::Requested)
+                && matches!(r, CancelReason::Parent(_)))
+    );
 }
 
 #[test]
@@ -309,7 +341,10 @@ fn fixed_forms_start_each_poll_with_the_next_branch() {
     for _ in 0..3 {
         assert!(waker.poll(fut.as_mut()).is_pending());
     }
-    assert_eq!(*order.borrow(), ['a', 'b', 'c', 'b', 'c', 'a', 'c', 'a', 'b']);
+    assert_eq!(
+        *order.borrow(),
+        ['a', 'b', 'c', 'b', 'c', 'a', 'c', 'a', 'b']
+    );
 }
 
 #[test]
@@ -356,4 +391,16 @@ fn polling_a_join_after_it_completed_panics_with_a_message() {
     let mut fut = pin!(taskscope::join(async {}, async {}));
     assert!(waker.poll(fut.as_mut()).is_ready());
     let _ = waker.poll(fut.as_mut());
+}
+
+#[test]
+fn the_combinator_futures_are_send_when_their_branches_are() {
+    fn assert_send<T: Send>(_: &T) {}
+    assert_send(&taskscope::join(async { 1 }, async { 2 }));
+    assert_send(&taskscope::race(async { 1 }, async { 2 }));
+    assert_send(&taskscope::join!(async { 1 }, async { 'x' }, async {
+        "three"
+    }));
+    assert_send(&taskscope::race!(async { 1 }, async { 2 }));
+    assert_send(&taskscope::join_all([async { 1 }]));
 }

@@ -93,7 +93,9 @@ fn join_and_join_macro_allocate_nothing() {
     let (allocs, out) = count_allocations(|| taskscope::join(work(3, 1), work(5, 2)));
     assert_eq!((allocs, out), (0, (1, 2)));
     let (allocs, out) = count_allocations(|| {
-        taskscope::join!(work(1, 1), work(2, 2), work(3, 3), work(4, 4), async { "five" })
+        taskscope::join!(work(1, 1), work(2, 2), work(3, 3), work(4, 4), async {
+            "five"
+        })
     });
     assert_eq!((allocs, out), (0, (1, 2, 3, 4, "five")));
 }
@@ -119,7 +121,8 @@ fn try_join_allocates_nothing_also_when_a_branch_fails() {
 fn race_with_losers_that_notice_the_cancellation_allocates_nothing() {
     let (allocs, out) = count_allocations(|| taskscope::race(work(2, 1), work(50, 2)));
     assert_eq!((allocs, out), (0, 1));
-    let (allocs, out) = count_allocations(|| taskscope::race!(work(50, 1), work(3, 2), work(50, 3)));
+    let (allocs, out) =
+        count_allocations(|| taskscope::race!(work(50, 1), work(3, 2), work(50, 3)));
     assert_eq!((allocs, out), (0, 2));
 }
 
@@ -134,7 +137,10 @@ fn select_allocates_nothing() {
 #[test]
 fn a_branch_that_asks_for_its_token_costs_one_allocation() {
     let (allocs, _) = count_allocations(|| {
-        taskscope::join(async { taskscope::current_token().is_cancelled() }, work(2, 1))
+        taskscope::join(
+            async { taskscope::current_token().is_cancelled() },
+            work(2, 1),
+        )
     });
     assert_eq!(allocs, 1, "one token node, for the branch that asked");
 }

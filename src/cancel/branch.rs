@@ -182,3 +182,66 @@ impl Drop for Entered<'_> {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancel_before_the_token_is_made_is_kept_with_its_reason() {
+        let parent = CancelToken::new();
+        let mut branch = BranchToken::new(Parent::Token(parent.clone()));
+        branch.cancel(CancelReason::LostRace);
+        assert!(branch.is_cancelled());
+        let token = branch.token();
+        assert!(matches!(token.reason(), Some(CancelReason::LostRace)));
+        assert!(!parent.is_cancelled(), "a branch's cancel never reaches up");
+    }
+
+    #[test]
+    fn a_made_token_follows_the_parent_and_the_combinator() {
+        let parent = CancelToken::new();
+        let mut branch = BranchToken::new(Parent::Token(parent.clone()));
+        let token = branch.token();
+        assert_eq!(branch.token(), token, "made once, then reused");
+        branch.cancel(CancelReason::SiblingFailed);
+        assert!(matches!(token.reason(), Some(CancelReason::SiblingFailed)));
+        let mut other = BranchToken::new(Parent::Token(parent.clone()));
+        let other_token = other.token();
+        parent.cancel();
+        assert!(other_token.is_cancelled());
+        assert!(matches!(
+            other.check().unwrap_err().reason().origin(),
+            CancelReason::Requested
+        ));
+    }
+
+    #[test]
+    fn an_unmade_token_reports_the_parents_cancellation_as_inherited() {
+        let parent = CancelToken::new();
+        let branch = BranchToken::new(Parent::Token(parent.clone()));
+        assert!(branch.check().is_ok());
+        parent.cancel_with(CancelReason::Deadline);
+        let reason = branch.check().unwrap_err().into_reason();
+        assert!(matches!(reason, CancelReason::Parent(_)));
+        assert!(matches!(reason.origin(), CancelReason::Deadline));
+    }
+
+    #[test]
+    fn entering_moves_the_state_in_and_back_out_with_a_token_made_inside() {
+        let mut slot = BranchToken::new(Parent::Root);
+        let made = {
+            let _entered = enter(&mut slot);
+            crate::current_token()
+        };
+        assert_eq!(
+            slot.token(),
+            made,
+            "the token made during the poll was kept"
+        );
+        assert!(
+            ambient::replace_current(None).is_none(),
+            "the previous ambient was restored"
+        );
+    }
+}

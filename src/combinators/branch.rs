@@ -53,7 +53,10 @@ impl fmt::Debug for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Pending => f.write_str("Pending"),
-            Step::Finished { flagged } => f.debug_struct("Finished").field("flagged", flagged).finish(),
+            Step::Finished { flagged } => f
+                .debug_struct("Finished")
+                .field("flagged", flagged)
+                .finish(),
             Step::Panicked(_) => f.write_str("Panicked(..)"),
         }
     }

@@ -127,9 +127,7 @@ pub(crate) fn poll_dynamic<F: Future>(
             if !list[index].is_running() {
                 continue;
             }
-            let step = list[index]
-                .as_mut()
-                .step(&mut Context::from_waker(waker));
+            let step = list[index].as_mut().step(&mut Context::from_waker(waker));
             cancelled |= engine.record(index, step, list);
         }
         if !cancelled {
@@ -143,4 +141,25 @@ pub(crate) fn poll_dynamic<F: Future>(
         }
     }
     engine.poll_done()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::test_util::CountingWaker;
+
+    #[test]
+    fn a_branch_woken_twice_is_queued_once_and_wakes_the_combinator() {
+        let wakers = Wakers::new(2);
+        let parent = CountingWaker::new();
+        *wakers.shared.waker.lock() = Some(parent.context().waker().clone());
+        wakers.shared.ready.lock().clear();
+        for (inner, _) in &wakers.branches {
+            inner.queued.store(false, Ordering::Relaxed);
+        }
+        wakers.branches[1].1.wake_by_ref();
+        wakers.branches[1].1.wake_by_ref();
+        assert_eq!(*wakers.shared.ready.lock(), [1]);
+        assert_eq!(parent.count(), 1);
+    }
 }

@@ -231,3 +231,47 @@ pub fn poll_fixed(
     }
     engine.poll_done()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::combinators::branch::{Branch, never};
+    use crate::test_util::CountingWaker;
+    use std::cell::Cell;
+    use std::future::poll_fn;
+    use std::pin::pin;
+
+    #[test]
+    fn a_branch_polled_before_the_winner_sees_the_cancel_in_the_same_poll() {
+        let saw_cancel = Cell::new(false);
+        let early = pin!(Branch::new(
+            poll_fn(|_| {
+                if crate::is_cancelled() {
+                    saw_cancel.set(true);
+                    return Poll::Ready(0);
+                }
+                Poll::Pending
+            }),
+            never,
+        ));
+        let winner = pin!(Branch::new(std::future::ready(1), never));
+        let mut list: [Pin<&mut dyn BranchDyn>; 2] = [early, winner];
+        let mut engine = Engine::new(Mode::Race, "test");
+        let waker = CountingWaker::new();
+        assert_eq!(
+            poll_fixed(&mut engine, &mut list, &mut waker.context()),
+            Poll::Ready(Some(1))
+        );
+        assert!(saw_cancel.get());
+    }
+
+    #[test]
+    #[should_panic(expected = "`test` polled after it completed")]
+    fn an_engine_refuses_a_poll_after_completion() {
+        let mut engine = Engine::new(Mode::Join, "test");
+        let waker = CountingWaker::new();
+        let mut list: [Pin<&mut dyn BranchDyn>; 0] = [];
+        assert!(poll_fixed(&mut engine, &mut list, &mut waker.context()).is_ready());
+        let _ = poll_fixed(&mut engine, &mut list, &mut waker.context());
+    }
+}

@@ -106,10 +106,9 @@ mod tests {
     #[test]
     fn each_branch_sees_its_own_token_not_the_other_branchs() {
         let waker = CountingWaker::new();
-        let mut fut = std::pin::pin!(join(
-            async { crate::current_token() },
-            async { crate::current_token() }
-        ));
+        let mut fut = std::pin::pin!(join(async { crate::current_token() }, async {
+            crate::current_token()
+        }));
         let Poll::Ready((a, b)) = fut.as_mut().poll(&mut waker.context()) else {
             panic!("both branches are ready at once");
         };

@@ -13,7 +13,7 @@ use super::engine::{Engine, Mode};
 /// the iterator's order.
 ///
 /// Each future is a branch with its own child token, as in
-/// [`join`](crate::join).
+/// [`join`](fn@crate::join).
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -79,7 +79,12 @@ impl<F: Future> Future for JoinAll<F> {
             &mut this.wakers,
             cx
         ));
-        Poll::Ready(this.branches.iter_mut().map(|b| output(b.as_mut())).collect())
+        Poll::Ready(
+            this.branches
+                .iter_mut()
+                .map(|b| output(b.as_mut()))
+                .collect(),
+        )
     }
 }
 
@@ -113,7 +118,8 @@ mod tests {
             Poll::<()>::Pending
         });
         // Boxed to give both branches one type.
-        let futures: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = vec![Box::pin(busy), Box::pin(idle)];
+        let futures: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> =
+            vec![Box::pin(busy), Box::pin(idle)];
         let mut fut = std::pin::pin!(join_all(futures));
         let waker = CountingWaker::new();
         for _ in 0..4 {

@@ -10,7 +10,7 @@
 /// Runs any number of futures, of any types, concurrently; evaluates to a
 /// future of the tuple of their outputs.
 ///
-/// The macro form of [`join`](crate::join), with the same behaviour: each
+/// The macro form of [`join`](fn@crate::join), with the same behaviour: each
 /// future is a branch with its own child token of the ambient token.
 ///
 /// ```
@@ -22,7 +22,7 @@
 ///
 /// # Allocation
 ///
-/// None (see [`join`](crate::join)).
+/// None (see [`join`](fn@crate::join)).
 ///
 /// # Fairness
 ///
@@ -58,7 +58,7 @@ macro_rules! join {
 ///
 /// # Allocation
 ///
-/// None (see [`try_join`](crate::try_join)).
+/// None (see [`try_join`](fn@crate::try_join)).
 ///
 /// # Fairness
 ///
@@ -82,7 +82,7 @@ macro_rules! try_join {
 /// Runs any number of futures with one output type; evaluates to a future of
 /// the first output, which completes once every loser has finished.
 ///
-/// The macro form of [`race`](crate::race): the losers' tokens are cancelled
+/// The macro form of [`race`](fn@crate::race): the losers' tokens are cancelled
 /// with [`CancelReason::LostRace`](crate::CancelReason::LostRace), they are
 /// polled until they return, and their outputs are dropped.
 ///
@@ -100,7 +100,7 @@ macro_rules! try_join {
 ///
 /// # Allocation
 ///
-/// None (see [`race`](crate::race)).
+/// None (see [`race`](fn@crate::race)).
 ///
 /// # Fairness
 ///
@@ -125,7 +125,7 @@ macro_rules! race {
 /// Runs any number of futures with one output type; evaluates to a future of
 /// the first output, and **drops the losers at once**.
 ///
-/// The macro form of [`select`](crate::select): only for cancel-safe
+/// The macro form of [`select`](fn@crate::select): only for cancel-safe
 /// futures. Where a loser might be half-way through some work, use
 /// [`race!`](crate::race!).
 ///
@@ -140,7 +140,7 @@ macro_rules! race {
 ///
 /// # Allocation
 ///
-/// None (see [`select`](crate::select)).
+/// None (see [`select`](fn@crate::select)).
 ///
 /// # Fairness
 ///
@@ -194,18 +194,42 @@ macro_rules! __taskscope_bind {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __taskscope_kind {
-    (flag join) => { $crate::__private::never };
-    (flag try_join) => { $crate::__private::is_err };
-    (flag race) => { $crate::__private::never };
-    (flag select) => { $crate::__private::never };
-    (mode join) => { $crate::__private::Mode::Join };
-    (mode try_join) => { $crate::__private::Mode::TryJoin };
-    (mode race) => { $crate::__private::Mode::Race };
-    (mode select) => { $crate::__private::Mode::Select };
-    (name join) => { "join!" };
-    (name try_join) => { "try_join!" };
-    (name race) => { "race!" };
-    (name select) => { "select!" };
+    (flag join) => {
+        $crate::__private::never
+    };
+    (flag try_join) => {
+        $crate::__private::is_err
+    };
+    (flag race) => {
+        $crate::__private::never
+    };
+    (flag select) => {
+        $crate::__private::never
+    };
+    (mode join) => {
+        $crate::__private::Mode::Join
+    };
+    (mode try_join) => {
+        $crate::__private::Mode::TryJoin
+    };
+    (mode race) => {
+        $crate::__private::Mode::Race
+    };
+    (mode select) => {
+        $crate::__private::Mode::Select
+    };
+    (name join) => {
+        "join!"
+    };
+    (name try_join) => {
+        "try_join!"
+    };
+    (name race) => {
+        "race!"
+    };
+    (name select) => {
+        "select!"
+    };
 }
 
 /// The output of a finished macro combinator, taken from its branches.

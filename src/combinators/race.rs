@@ -18,12 +18,10 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// polled until it returns, so a loser that was half-way through writing
 /// something finishes the write. The loser's output is dropped as soon as it
 /// is produced. To drop the loser at once instead (only right for futures
-/// that are cancel-safe), use [`select`](crate::select). For more futures
+/// that are cancel-safe), use [`select`](fn@crate::select). For more futures
 /// use [`race!`](crate::race!) or [`race_all`](crate::race_all).
 ///
 /// ```
-/// use std::future::pending;
-///
 /// # futures::executor::block_on(async {
 /// let winner = taskscope::race(async { "fast" }, async {
 ///     // Loses the race, notices, and stops.
@@ -32,13 +30,12 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// })
 /// .await;
 /// assert_eq!(winner, "fast");
-/// # let _ = pending::<()>;
 /// # });
 /// ```
 ///
 /// # Allocation
 ///
-/// None, as [`join`](crate::join). Cancelling a loser that made its own
+/// None, as [`join`](fn@crate::join). Cancelling a loser that made its own
 /// [`CancelToken`](crate::CancelToken) allocates the shared reason its
 /// descendants receive.
 ///
@@ -138,6 +135,9 @@ mod tests {
         };
         assert_eq!(out, "winner");
         assert!(finished.get(), "race returned before its loser finished");
-        assert!(polls >= 2, "the race stayed pending while its loser finished");
+        assert!(
+            polls >= 2,
+            "the race stayed pending while its loser finished"
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::engine::{Engine, Mode};
 /// Runs every future of `futures` concurrently and returns the first output,
 /// after every loser has finished.
 ///
-/// As in [`race`](crate::race), the losers' tokens are cancelled with
+/// As in [`race`](fn@crate::race), the losers' tokens are cancelled with
 /// [`CancelReason::LostRace`](crate::CancelReason::LostRace), they are polled
 /// until they return, and their outputs are dropped as they come.
 ///
@@ -106,6 +106,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "race_all needs at least one future")]
     fn race_all_of_nothing_panics_with_a_message() {
-        let _ = race_all(Vec::<std::future::Ready<u8>>::new());
+        drop(race_all(Vec::<std::future::Ready<u8>>::new()));
     }
 }

@@ -14,7 +14,7 @@ use super::engine::{Engine, Mode};
 ///
 /// Once one succeeds the others are cancelled with
 /// [`CancelReason::LostRace`](crate::CancelReason::LostRace) and awaited, as
-/// in [`race`](crate::race); their outputs are dropped.
+/// in [`race`](fn@crate::race); their outputs are dropped.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -88,10 +88,13 @@ where
                 _ => unreachable!("taskscope: the winner of race_ok holds its Ok value"),
             };
         }
-        let errors = this.branches.iter_mut().map(|b| match b.as_mut().take_output() {
-            Some(Err(error)) => error,
-            _ => unreachable!("taskscope: with no winner every branch of race_ok failed"),
-        });
+        let errors = this
+            .branches
+            .iter_mut()
+            .map(|b| match b.as_mut().take_output() {
+                Some(Err(error)) => error,
+                _ => unreachable!("taskscope: with no winner every branch of race_ok failed"),
+            });
         Poll::Ready(Err(errors.collect()))
     }
 }

@@ -17,7 +17,7 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// (dropping them at an `.await` loses nothing: a timer, a channel
 /// `recv`, a [`cancelled`](crate::cancelled) future). A loser in the
 /// middle of writing, or holding a value it read but has not passed on,
-/// loses that work. When that matters use [`race`](crate::race), which
+/// loses that work. When that matters use [`race`](fn@crate::race), which
 /// cancels the loser and waits for it.
 ///
 /// ```
@@ -31,7 +31,7 @@ use super::engine::{Engine, Mode, poll_fixed};
 ///
 /// # Allocation
 ///
-/// None, as [`join`](crate::join).
+/// None, as [`join`](fn@crate::join).
 ///
 /// # Fairness
 ///
@@ -117,6 +117,9 @@ mod tests {
         let waker = CountingWaker::new();
         let mut fut = std::pin::pin!(select(loser, async { 3 }));
         assert_eq!(fut.as_mut().poll(&mut waker.context()), Poll::Ready(3));
-        assert!(dropped.get(), "the loser must be dropped before select returns");
+        assert!(
+            dropped.get(),
+            "the loser must be dropped before select returns"
+        );
     }
 }

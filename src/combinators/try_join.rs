@@ -40,13 +40,13 @@ use super::engine::{Engine, Mode, poll_fixed};
 ///
 /// # Allocation
 ///
-/// None, as [`join`](crate::join): only a branch that asks for its
+/// None, as [`join`](fn@crate::join): only a branch that asks for its
 /// [`CancelToken`](crate::CancelToken) makes one (one node, plus one shared
 /// reason when that token is then cancelled).
 ///
 /// # Fairness
 ///
-/// As [`join`](crate::join): every unfinished branch is polled on every
+/// As [`join`](fn@crate::join): every unfinished branch is polled on every
 /// poll, starting with a different branch each time. If both fail in the
 /// same poll, the one polled first is the first error.
 ///
@@ -56,7 +56,7 @@ use super::engine::{Engine, Mode, poll_fixed};
 ///
 /// # Panics
 ///
-/// As [`join`](crate::join): a branch's panic cancels the other branch,
+/// As [`join`](fn@crate::join): a branch's panic cancels the other branch,
 /// waits for it, and is then resumed (it wins over an error).
 pub fn try_join<A, B, T1, T2, E>(a: A, b: B) -> TryJoin<A, B>
 where
@@ -140,6 +140,9 @@ mod tests {
             })
             .await
         }));
-        assert_eq!(fut.as_mut().poll(&mut waker.context()), Poll::Ready(Err("first")));
+        assert_eq!(
+            fut.as_mut().poll(&mut waker.context()),
+            Poll::Ready(Err("first"))
+        );
     }
 }

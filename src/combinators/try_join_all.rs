@@ -83,7 +83,11 @@ where
                 error.expect("taskscope: the branch that failed first holds its error")
             ));
         }
-        Poll::Ready(Ok(this.branches.iter_mut().map(|b| ok(b.as_mut())).collect()))
+        Poll::Ready(Ok(this
+            .branches
+            .iter_mut()
+            .map(|b| ok(b.as_mut()))
+            .collect()))
     }
 }
 
@@ -125,6 +129,9 @@ mod tests {
         }
         let seen = seen.borrow();
         assert_eq!(seen.len(), 2);
-        assert!(seen.iter().all(|c| matches!(c.reason(), CancelReason::SiblingFailed)));
+        assert!(
+            seen.iter()
+                .all(|c| matches!(c.reason(), CancelReason::SiblingFailed))
+        );
     }
 }
