@@ -404,3 +404,27 @@ fn the_combinator_futures_are_send_when_their_branches_are() {
     assert_send(&taskscope::race!(async { 1 }, async { 2 }));
     assert_send(&taskscope::join_all([async { 1 }]));
 }
+
+#[test]
+fn a_scope_inside_a_losing_branch_hangs_under_the_branchs_token() {
+    let seen = std::sync::Mutex::new(None);
+    let seen_ref = &seen;
+    let loser = async move {
+        taskscope::scope(|s| async move {
+            let child = s.spawn(async move {
+                let cancelled = taskscope::cancelled().await;
+                *seen_ref.lock().unwrap() = Some(cancelled.into_reason());
+            });
+            child.await;
+        })
+        .await;
+        "loser"
+    };
+    let winner = run(taskscope::race(after(2), loser), 20);
+    assert_eq!(winner, "timer");
+    let reason = seen
+        .into_inner()
+        .unwrap()
+        .expect("the scope's child saw the cancellation");
+    assert!(matches!(reason.origin(), CancelReason::LostRace));
+}

@@ -17,7 +17,8 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// [`CancelReason::LostRace`](crate::CancelReason::LostRace) and it is
 /// polled until it returns, so a loser that was half-way through writing
 /// something finishes the write. The loser's output is dropped as soon as it
-/// is produced. To drop the loser at once instead (only right for futures
+/// is produced. A loser that never looks at its token keeps the race
+/// pending until it finishes on its own. To drop the loser at once instead (only right for futures
 /// that are cancel-safe), use [`select`](fn@crate::select). For more futures
 /// use [`race!`](crate::race!) or [`race_all`](crate::race_all).
 ///
