@@ -29,6 +29,7 @@
 
 mod cancel;
 mod cleanup;
+mod combinators;
 mod scope;
 mod sync;
 #[cfg(test)]
@@ -45,6 +46,12 @@ pub use cancel::{
     checkpoint, current_token, is_cancelled,
 };
 pub use cleanup::{Adopted, AsyncDrop, LocalAdopted, LocalAsyncDrop, cleanup_skipped_count};
+#[doc(hidden)]
+pub use combinators::private as __private;
+pub use combinators::{
+    Join, JoinAll, Race, RaceAll, RaceOk, Select, TryJoin, TryJoinAll, join, join_all, race,
+    race_all, race_ok, select, try_join, try_join_all,
+};
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
