@@ -4,7 +4,8 @@
 #
 # Usage (from anywhere inside the repository):
 #   bash scripts/loom.sh                     the whole suite (what CI runs)
-#   bash scripts/loom.sh token               one file: token, ready_queue, join
+#   bash scripts/loom.sh token               one file: token, ready_queue, join,
+#                                            race, adopted
 #   bash scripts/loom.sh token <model>       one model (exact test name)
 #   bash scripts/loom.sh --mutants           shows that each model fails on
 #                                            its deliberately broken variant
@@ -55,6 +56,11 @@ mutants=(
     "clear_queued_after_poll       ready_queue  child_woken_from_another_thread_is_polled_again"
     "schedule_never_wakes          ready_queue  body_and_child_woken_from_two_threads_are_both_polled_again"
     "clear_queued_after_poll       ready_queue  body_and_child_woken_from_two_threads_are_both_polled_again"
+    "race_returns_before_losers    race         race_returns_the_winner_only_after_its_loser_finished"
+    "race_returns_before_losers    race         race_all_with_branches_woken_from_two_threads_waits_for_both"
+    "branch_clears_queued_after_poll race       race_all_with_branches_woken_from_two_threads_waits_for_both"
+    "hand_back_skips_while_running adopted      value_handed_back_during_cleanup_is_cleaned_up_before_the_scope_returns"
+    "skipped_hand_back_leaks       adopted      value_dropped_elsewhere_as_the_scope_finishes_is_dropped_once"
     "finish_ignores_children       join         scope_never_completes_with_a_child_still_running"
     "schedule_never_wakes          join         join_handle_awaited_in_the_body_gets_the_value"
     "join_stores_waker_after_unlock join        join_handle_awaited_on_another_thread_gets_the_value"

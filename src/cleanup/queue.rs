@@ -16,7 +16,7 @@ use std::pin::Pin;
 use super::run::Run;
 use super::skipped::{Skip, note_skipped};
 use super::timeout::CleanupTimeout;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, mutant};
 
 pub(crate) struct CleanupQueue<T: ?Sized> {
     pub(super) state: Mutex<State<T>>,
@@ -107,6 +107,7 @@ impl<T: ?Sized> CleanupQueue<T> {
     pub(crate) fn hand_back(&self, id: u64, task: Pin<Box<T>>) {
         let mut state = self.state.lock();
         let why = match state.phase {
+            Phase::Running if mutant("hand_back_skips_while_running") => Skip::AfterScope,
             Phase::Open | Phase::Running => {
                 match state.slots.iter_mut().rev().find(|slot| slot.id == id) {
                     Some(slot) => slot.task = Some(task),
@@ -123,6 +124,10 @@ impl<T: ?Sized> CleanupQueue<T> {
         };
         drop(state);
         note_skipped(why);
+        if mutant("skipped_hand_back_leaks") {
+            std::mem::forget(task);
+            return;
+        }
         if let Some(payload) = drop_caught(task) {
             if !std::thread::panicking() {
                 panic::resume_unwind(payload);

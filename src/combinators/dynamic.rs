@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::branch::{Branch, BranchDyn};
 use super::engine::{BranchList, Engine};
-use crate::sync::{AtomicBool, Mutex, Ordering, WakerArc};
+use crate::sync::{AtomicBool, Mutex, Ordering, WakerArc, mutant};
 
 /// The branches of an iterator form, each boxed: pinning the elements of a
 /// growable collection in place is impossible without `unsafe`.
@@ -122,12 +122,18 @@ pub(crate) fn poll_dynamic<F: Future>(
         let mut cancelled = false;
         for &index in &wakers.batch {
             let (inner, waker) = &wakers.branches[index];
+            let late = mutant("branch_clears_queued_after_poll");
             // AcqRel: see `wake_by_ref`; a wake after this queues again.
-            inner.queued.swap(false, Ordering::AcqRel);
+            if !late {
+                inner.queued.swap(false, Ordering::AcqRel);
+            }
             if !list[index].is_running() {
                 continue;
             }
             let step = list[index].as_mut().step(&mut Context::from_waker(waker));
+            if late {
+                inner.queued.swap(false, Ordering::AcqRel);
+            }
             cancelled |= engine.record(index, step, list);
         }
         if !cancelled {

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use super::branch::{BranchDyn, BranchParent, Step};
 use crate::cancel::CancelReason;
+use crate::sync::mutant;
 
 /// Which combinator an [`Engine`] drives.
 #[doc(hidden)]
@@ -173,7 +174,7 @@ impl Engine {
 
     /// `Ready(chosen)` once every branch finished; re-raises a branch's panic.
     pub(crate) fn poll_done(&mut self) -> Poll<Option<usize>> {
-        if self.running > 0 {
+        if self.running > 0 && !(self.chosen.is_some() && mutant("race_returns_before_losers")) {
             return Poll::Pending;
         }
         self.finished = true;

@@ -112,7 +112,8 @@ where
         // Checked and closed under one lock: a spawn from another thread
         // (through a handle clone) either lands before and is joined, or
         // after and panics; it is never left unpolled.
-        if this.body.is_none() && (this.core.close_if_empty() || mutant("finish_ignores_children")) {
+        if this.body.is_none() && (this.core.close_if_empty() || mutant("finish_ignores_children"))
+        {
             // Every child was joined and spawns are refused: run the clean-up
             // stack (adopted values, deferred futures) before returning.
             if this.core.cleanup().poll_run(cx, shared).is_pending() {
