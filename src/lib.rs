@@ -29,6 +29,7 @@
 
 mod cancel;
 mod scope;
+mod stream;
 mod sync;
 #[cfg(test)]
 mod test_util;
@@ -41,3 +42,4 @@ pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
+pub use stream::{BufferUnorderedIn, BufferedIn, ForEachIn, ScopedStreamExt, Spawner};
