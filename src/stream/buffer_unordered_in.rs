@@ -122,7 +122,7 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
-        if this.consumer.newly_cancelled() {
+        if this.consumer.newly_cancelled(cx) {
             this.in_flight.cancel_all();
         }
         let stopped = this.stopped.load(Ordering::Acquire);
@@ -183,5 +183,182 @@ where
             .field("source_done", &self.source_done)
             .field("stopped", &self.stopped.load(Ordering::Acquire))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::pin::pin;
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Poll;
+
+    use futures::executor::block_on;
+    use futures::poll;
+    use futures::stream::{self, StreamExt};
+
+    use crate::stream::test_support::{gates, yield_now};
+    use crate::{ScopedStreamExt, local_scope, scope};
+
+    #[test]
+    fn buffer_unordered_in_yields_in_completion_order() {
+        let outputs = block_on(scope(|s| async move {
+            let (mut senders, receivers) = gates::<usize>(4);
+            let mut items = pin!(
+                stream::iter(receivers)
+                    .map(|receiver| async move { receiver.await.unwrap() })
+                    .buffer_unordered_in(4, &s)
+            );
+            let mut outputs = Vec::new();
+            assert!(poll!(items.next()).is_pending());
+            for i in [2, 0, 3, 1] {
+                senders[i].take().unwrap().send(i).unwrap();
+                yield_now().await;
+                outputs.push(items.next().await.unwrap());
+            }
+            assert_eq!(items.next().await, None);
+            outputs
+        }));
+        assert_eq!(outputs, [2, 0, 3, 1]);
+    }
+
+    #[test]
+    fn buffer_unordered_in_never_pulls_more_than_window() {
+        let pulled = AtomicUsize::new(0);
+        let pulled = &pulled;
+        let mut outputs = block_on(scope(|s| async move {
+            let (mut senders, receivers) = gates::<usize>(9);
+            let mut items = pin!(
+                stream::iter(receivers)
+                    .inspect(|_| {
+                        pulled.fetch_add(1, SeqCst);
+                    })
+                    .map(|receiver| async move { receiver.await.unwrap() })
+                    .buffer_unordered_in(2, &s)
+            );
+            let mut outputs = Vec::new();
+            assert!(poll!(items.next()).is_pending());
+            assert_eq!(pulled.load(SeqCst), 2);
+            // Finish every item at once: the stream may still hold only two.
+            for (i, sender) in senders.iter_mut().enumerate() {
+                sender.take().unwrap().send(i).unwrap();
+            }
+            loop {
+                yield_now().await;
+                match poll!(items.next()) {
+                    Poll::Ready(Some(output)) => outputs.push(output),
+                    Poll::Ready(None) => break,
+                    Poll::Pending => {}
+                }
+                let in_flight = pulled.load(SeqCst) - outputs.len();
+                assert!(in_flight <= 2, "{in_flight} items pulled and not yielded");
+            }
+            outputs
+        }));
+        outputs.sort_unstable();
+        assert_eq!(outputs, (0..9).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn buffer_unordered_in_takes_a_finished_output_while_others_wait() {
+        block_on(scope(|s| async move {
+            let (_blocked, receivers) = gates::<usize>(3);
+            let mut items = pin!(
+                stream::iter(receivers.into_iter().map(Some).chain([None]))
+                    .map(|receiver| async move {
+                        match receiver {
+                            Some(receiver) => receiver.await.unwrap_or(0),
+                            None => 99,
+                        }
+                    })
+                    .buffer_unordered_in(4, &s)
+            );
+            assert_eq!(items.next().await, Some(99));
+            assert_eq!(items.in_flight(), 3);
+        }));
+    }
+
+    #[test]
+    fn dropping_buffer_unordered_in_cancels_unfinished_items() {
+        let saw_cancel = AtomicUsize::new(0);
+        let saw_cancel = &saw_cancel;
+        block_on(scope(|s| async move {
+            let mut items = Box::pin(
+                stream::iter(0..10)
+                    .map(|i| async move {
+                        let _ = crate::cancelled().await;
+                        saw_cancel.fetch_add(1, SeqCst);
+                        i
+                    })
+                    .buffer_unordered_in(3, &s),
+            );
+            assert!(poll!(items.next()).is_pending());
+            yield_now().await;
+            drop(items);
+        }));
+        assert_eq!(saw_cancel.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn buffer_unordered_in_cancel_stops_pulling_and_drains() {
+        let outputs = block_on(scope(|s| async move {
+            let mut items = pin!(
+                stream::iter(0..10)
+                    .map(|i| async move {
+                        let _ = crate::cancelled().await;
+                        i
+                    })
+                    .buffer_unordered_in(3, &s)
+            );
+            assert!(poll!(items.next()).is_pending());
+            items.cancel();
+            items.collect::<Vec<_>>().await
+        }));
+        let mut outputs = outputs;
+        outputs.sort_unstable();
+        assert_eq!(outputs, [0, 1, 2]);
+    }
+
+    #[test]
+    fn buffer_unordered_in_runs_non_send_items_in_a_local_scope() {
+        let outputs = block_on(local_scope(|s| async move {
+            stream::iter(0..3)
+                .map(|i| {
+                    let value = Rc::new(i);
+                    async move {
+                        yield_now().await;
+                        *value
+                    }
+                })
+                .buffer_unordered_in(3, &s)
+                .collect::<Vec<_>>()
+                .await
+        }));
+        assert_eq!(outputs.len(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "`buffer_unordered_in` was called with a window of 0")]
+    fn buffer_unordered_in_rejects_a_window_of_zero() {
+        block_on(scope(|s| async move {
+            let _items = stream::iter(0..1)
+                .map(|i| async move { i })
+                .buffer_unordered_in(0, &s);
+        }));
+    }
+
+    #[test]
+    #[should_panic(expected = "item 2 failed")]
+    fn buffer_unordered_in_reraises_the_panic_of_an_item() {
+        block_on(scope(|s| async move {
+            stream::iter(0..4)
+                .map(|i| async move {
+                    assert!(i != 2, "item {i} failed");
+                    i
+                })
+                .buffer_unordered_in(4, &s)
+                .collect::<Vec<_>>()
+                .await
+        }));
     }
 }

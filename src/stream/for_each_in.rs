@@ -101,7 +101,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        if this.consumer.newly_cancelled() {
+        if this.consumer.newly_cancelled(cx) {
             this.running.cancel_all();
         }
         loop {
@@ -137,5 +137,120 @@ impl<St, S, F> fmt::Debug for ForEachIn<St, S, F> {
             .field("source_done", &self.source_done)
             .field("stopped", &self.stopped.load(Ordering::Acquire))
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    use futures::executor::block_on;
+    use futures::poll;
+    use futures::stream::{self, StreamExt};
+
+    use crate::stream::test_support::yield_now;
+    use crate::{ScopedStreamExt, local_scope, scope};
+
+    #[test]
+    fn for_each_in_never_runs_more_than_window_bodies() {
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let (running, most, done) = (&running, &most, &done);
+        block_on(scope(|s| async move {
+            stream::iter(0..20_usize)
+                .for_each_in(3, &s, |i| async move {
+                    let now = running.fetch_add(1, SeqCst) + 1;
+                    most.fetch_max(now, SeqCst);
+                    for _ in 0..(i % 4) {
+                        yield_now().await;
+                    }
+                    running.fetch_sub(1, SeqCst);
+                    done.fetch_add(1, SeqCst);
+                })
+                .await;
+            // Completion means every body has finished.
+            assert_eq!(done.load(SeqCst), 20);
+        }));
+        assert_eq!(most.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn for_each_in_pulls_an_item_only_when_a_place_is_free() {
+        let pulled = AtomicUsize::new(0);
+        let pulled = &pulled;
+        block_on(scope(|s| async move {
+            let mut all = pin!(
+                stream::iter(0..10)
+                    .inspect(|_| {
+                        pulled.fetch_add(1, SeqCst);
+                    })
+                    .for_each_in(2, &s, |_| async {
+                        let _ = crate::cancelled().await;
+                    })
+            );
+            assert!(poll!(all.as_mut()).is_pending());
+            yield_now().await;
+            assert!(poll!(all.as_mut()).is_pending());
+            assert_eq!(pulled.load(SeqCst), 2);
+            assert_eq!(all.running(), 2);
+            all.cancel();
+            all.await;
+            assert_eq!(pulled.load(SeqCst), 2, "cancel stopped the pulling");
+        }));
+    }
+
+    #[test]
+    fn dropping_for_each_in_cancels_running_bodies() {
+        let saw_cancel = AtomicUsize::new(0);
+        let saw_cancel = &saw_cancel;
+        block_on(scope(|s| async move {
+            let mut all = Box::pin(stream::iter(0..10).for_each_in(4, &s, |_| async {
+                let _ = crate::cancelled().await;
+                saw_cancel.fetch_add(1, SeqCst);
+            }));
+            assert!(poll!(all.as_mut()).is_pending());
+            drop(all);
+        }));
+        assert_eq!(
+            saw_cancel.load(SeqCst),
+            4,
+            "joined by the scope after the drop"
+        );
+    }
+
+    #[test]
+    fn for_each_in_bodies_borrow_non_send_data_in_a_local_scope() {
+        let total = Cell::new(0);
+        let total = &total;
+        block_on(local_scope(|s| async move {
+            stream::iter(1..=4)
+                .for_each_in(2, &s, |i| async move {
+                    yield_now().await;
+                    total.set(total.get() + i);
+                })
+                .await;
+        }));
+        assert_eq!(total.get(), 10);
+    }
+
+    #[test]
+    #[should_panic(expected = "`for_each_in` was called with a window of 0")]
+    fn for_each_in_rejects_a_window_of_zero() {
+        block_on(scope(|s| async move {
+            let _all = stream::iter(0..1).for_each_in(0, &s, |_| async {});
+        }));
+    }
+
+    #[test]
+    #[should_panic(expected = "body 3 failed")]
+    fn for_each_in_reraises_the_panic_of_a_body() {
+        block_on(scope(|s| async move {
+            stream::iter(0..5)
+                .for_each_in(2, &s, |i| async move { assert!(i != 3, "body {i} failed") })
+                .await;
+        }));
     }
 }

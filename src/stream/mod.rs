@@ -12,6 +12,8 @@ mod buffer_unordered_in;
 mod buffered_in;
 mod for_each_in;
 mod spawner;
+#[cfg(test)]
+mod test_support;
 mod window;
 
 use std::future::Future;

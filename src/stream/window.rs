@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use slab::Slab;
 
+use crate::cancel::WhenCancelled;
 use crate::scope::JoinHandle;
 use crate::sync::{Mutex, WakerArc};
 
@@ -22,27 +23,37 @@ pub(crate) fn check_window(window: usize, method: &str) {
     );
 }
 
-/// Watches the token of the task that polls an adapter (the ambient token),
-/// so that cancelling that task reaches the items it started, even when
-/// they were spawned into a scope that is not its own.
+/// Watches the token of the task that polls an adapter (the ambient token
+/// at its first poll), so that cancelling that task reaches the items it
+/// started, even when they were spawned into a scope that is not its own.
+///
+/// It keeps the consumer's waker registered with that token, so a consumer
+/// blocked on an item that waits for cancellation is woken, and the adapter
+/// can pass the cancellation on.
 #[derive(Debug, Default)]
 pub(crate) struct ConsumerWatch {
+    when: Option<WhenCancelled>,
     cancelled: bool,
 }
 
 impl ConsumerWatch {
-    /// Looks at the ambient token; true only on the poll that first sees it
-    /// cancelled (the adapter then cancels what it has in flight).
-    pub(crate) fn newly_cancelled(&mut self) -> bool {
-        if self.cancelled || !crate::cancel::is_cancelled() {
+    /// True only on the poll that first sees the consumer cancelled: the
+    /// adapter then cancels what it has in flight.
+    pub(crate) fn newly_cancelled(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.cancelled {
             return false;
         }
+        let when = self.when.get_or_insert_with(crate::cancel::cancelled);
+        if Pin::new(when).poll(cx).is_pending() {
+            return false;
+        }
+        self.when = None;
         self.cancelled = true;
         true
     }
 
-    /// Whether the polling task has been seen cancelled: items spawned from
-    /// now on start cancelled.
+    /// Whether the consumer has been seen cancelled: items spawned from now
+    /// on start cancelled.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled
     }
