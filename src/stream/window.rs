@@ -67,6 +67,9 @@ impl ConsumerWatch {
 /// idle child.
 pub(crate) struct Unordered<T> {
     children: Slab<Child<T>>,
+    /// Outputs of children found finished when they were added (possible
+    /// only where children run on other threads), oldest first.
+    done: VecDeque<T>,
     woken: WakerArc<Woken>,
 }
 
@@ -115,28 +118,35 @@ impl<T> Unordered<T> {
     pub(crate) fn new() -> Self {
         Unordered {
             children: Slab::new(),
+            done: VecDeque::new(),
             woken: WakerArc::default(),
         }
     }
 
+    /// Children added and not yet taken, finished or not.
     pub(crate) fn len(&self) -> usize {
-        self.children.len()
+        self.children.len() + self.done.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.children.is_empty()
+        self.children.is_empty() && self.done.is_empty()
     }
 
-    /// Adds a child; its handle is first polled by the next `poll_next`.
-    pub(crate) fn push(&mut self, handle: JoinHandle<T>) {
+    /// Adds a child and polls its handle once, which registers the child's
+    /// waker before the child can finish (in a serial scope), so the woken
+    /// queue holds the children in the order they finished.
+    pub(crate) fn push(&mut self, mut handle: JoinHandle<T>) {
         let entry = self.children.vacant_entry();
-        let index = entry.key();
         let waker = Waker::from(WakerArc::new(ChildWaker {
-            index,
+            index: entry.key(),
             woken: self.woken.clone(),
         }));
-        entry.insert(Child { handle, waker });
-        self.woken.state.lock().indices.push_back(index);
+        match Pin::new(&mut handle).poll(&mut Context::from_waker(&waker)) {
+            Poll::Pending => {
+                entry.insert(Child { handle, waker });
+            }
+            Poll::Ready(output) => self.done.push_back(output),
+        }
     }
 
     /// The output of a finished child, `Ready(None)` if the set is empty,
@@ -153,11 +163,15 @@ impl<T> Unordered<T> {
                 slot => *slot = Some(cx.waker().clone()),
             }
         }
+        if let Some(output) = self.done.pop_front() {
+            return Poll::Ready(Some(output));
+        }
         loop {
             let next = self.woken.state.lock().indices.pop_front();
             let Some(index) = next else { break };
-            // A stale index (a child already taken, its slot reused) costs
-            // one spurious poll, which merely registers the waker again.
+            // A stale index (a child already taken, its slot reused by a
+            // newer one) costs one spurious poll that merely registers the
+            // newer child's waker again.
             let Some(child) = self.children.get_mut(index) else {
                 continue;
             };
@@ -167,7 +181,7 @@ impl<T> Unordered<T> {
                 return Poll::Ready(Some(output));
             }
         }
-        if self.children.is_empty() {
+        if self.is_empty() {
             Poll::Ready(None)
         } else {
             Poll::Pending
@@ -186,9 +200,11 @@ impl<T> Unordered<T> {
     /// How many children have finished but were not taken yet.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn finished(&self) -> usize {
-        self.children
-            .iter()
-            .filter(|(_, child)| child.handle.is_finished())
-            .count()
+        self.done.len()
+            + self
+                .children
+                .iter()
+                .filter(|(_, child)| child.handle.is_finished())
+                .count()
     }
 }
