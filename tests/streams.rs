@@ -320,3 +320,33 @@ fn buffered_stalls_producers_while_the_consumer_is_busy() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn a_scope_streaming_with_buffered_in_can_be_spawned_on_a_multi_thread_runtime() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let sum = runtime.block_on(async {
+        // `tokio::spawn` needs the scope future (stream included) to be `Send`.
+        tokio::spawn(async {
+            let factor = 2_u64;
+            let factor = &factor;
+            scope(|s| async move {
+                stream::iter(1..=20_u64)
+                    .map(|n| async move {
+                        tokio::task::yield_now().await;
+                        n * factor
+                    })
+                    .buffered_in(4, &s)
+                    .fold(0, |sum, n| async move { sum + n })
+                    .await
+            })
+            .await
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(sum, 420);
+}

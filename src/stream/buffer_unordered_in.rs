@@ -27,6 +27,12 @@ pin_project! {
     /// scope, which still joins them; outputs of items that had finished but
     /// were not yielded are dropped with the stream. To keep them, call
     /// [`cancel`](Self::cancel) and drain the stream instead.
+    ///
+    /// # Panics
+    ///
+    /// A poll re-raises the panic of an item once it has finished, and panics if the scope
+    /// has already finished when an item is to be spawned (the stream
+    /// outlived its scope).
     #[must_use = "streams do nothing unless polled"]
     pub struct BufferUnorderedIn<St, S>
     where

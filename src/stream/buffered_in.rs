@@ -32,6 +32,12 @@ pin_project! {
     /// items that had already finished but were not yielded are dropped with
     /// the stream. To keep those, call [`cancel`](Self::cancel) and drain the
     /// stream instead of dropping it.
+    ///
+    /// # Panics
+    ///
+    /// A poll re-raises the panic of an item when its output is due, and panics if the scope
+    /// has already finished when an item is to be spawned (the stream
+    /// outlived its scope).
     #[must_use = "streams do nothing unless polled"]
     pub struct BufferedIn<St, S>
     where

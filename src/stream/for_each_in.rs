@@ -27,6 +27,12 @@ pin_project! {
     /// scope, which still joins them. Items not yet pulled stay in the
     /// source, which is dropped. [`cancel`](Self::cancel) is the graceful
     /// form: it stops pulling and completes once the running bodies finish.
+    ///
+    /// # Panics
+    ///
+    /// A poll re-raises the panic of a body once it has finished, and panics if the scope
+    /// has already finished when an item is to be spawned (the future
+    /// outlived its scope).
     #[must_use = "futures do nothing unless polled"]
     pub struct ForEachIn<St, S, F> {
         #[pin]
