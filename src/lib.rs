@@ -34,6 +34,12 @@ mod sync;
 #[cfg(test)]
 mod test_util;
 
+#[cfg(feature = "tokio-util")]
+pub use cancel::TokioUtilBridge;
+pub use cancel::{
+    CancelExt, CancelStreamExt, CancelWhen, CancellableIo, CancellableStream, Shield,
+    UntilCancelled, cancel_when, shield,
+};
 pub use cancel::{
     CancelOnDrop, CancelReason, CancelToken, Cancelled, OnCancel, WhenCancelled, cancelled,
     checkpoint, current_token, is_cancelled,
@@ -42,4 +48,5 @@ pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
+pub use scope::{TryScope, TryScopeFuture, try_scope};
 pub use stream::{BufferUnorderedIn, BufferedIn, ForEachIn, ScopedStreamExt, Spawner};

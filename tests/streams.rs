@@ -350,3 +350,17 @@ fn a_scope_streaming_with_buffered_in_can_be_spawned_on_a_multi_thread_runtime()
     });
     assert_eq!(sum, 420);
 }
+
+#[test]
+fn buffered_in_spawns_into_a_try_scope() {
+    let result: Result<Vec<u32>, String> =
+        futures::executor::block_on(taskscope::try_scope(|s| async move {
+            let outputs = stream::iter(0..4_u32)
+                .map(|i| async move { i + 1 })
+                .buffered_in(2, &s)
+                .collect()
+                .await;
+            Ok(outputs)
+        }));
+    assert_eq!(result.unwrap(), [1, 2, 3, 4]);
+}

@@ -4,7 +4,6 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use taskscope::CancelReason;
 use tokio::time::sleep;
 
 use crate::db::Db;
@@ -35,15 +34,9 @@ pub(crate) async fn run(
     let progress = RefCell::new(Progress::new("invoicing", ids.len()));
     let (invoiced, progress) = (&invoiced, &progress);
     let start = Instant::now();
+    // The deadline cancels the scope's token (reason: Deadline); the scope
+    // still waits for every worker, which stops at its next checkpoint.
     let ends = taskscope::local_scope(|s| async move {
-        // The deadline: a child that sleeps, then cancels the whole scope.
-        let timer_scope = s.clone();
-        let timer = s.spawn(async move {
-            tokio::select! {
-                () = sleep(deadline) => timer_scope.token().cancel_with(CancelReason::Deadline),
-                _ = taskscope::cancelled() => {} // everybody finished first
-            }
-        });
         let share = ids.len().div_ceil(workers);
         let handles: Vec<_> = ids
             .chunks(share)
@@ -59,9 +52,9 @@ pub(crate) async fn run(
         for handle in handles {
             ends.push(handle.await);
         }
-        timer.cancel();
         ends
     })
+    .cancel_when(sleep(deadline))
     .await;
     progress.borrow_mut().finish();
     (ends, start.elapsed())

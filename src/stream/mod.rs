@@ -27,10 +27,11 @@ pub use spawner::Spawner;
 
 /// Adapters that run a stream's items as children of a scope.
 ///
-/// Each takes a window `n` and a scope handle (`&Scope`, `&LocalScope`):
-/// every item runs as a child of that scope with a token of its own, and at
-/// most `n` items are pulled from the source and not yet done with. Bringing
-/// the trait into scope adds the methods to every [`Stream`].
+/// Each takes a window `n` and a scope handle (`&Scope`, `&LocalScope`,
+/// `&TryScope`): every item runs as a child of that scope with a token of
+/// its own, and at most `n` items are pulled from the source and not yet
+/// done with. Bringing the trait into scope adds the methods to every
+/// [`Stream`].
 pub trait ScopedStreamExt: Stream {
     /// Runs each item future of this stream as a child of `scope`, at most
     /// `n` at once, and yields their outputs **in input order**.

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::scope::{JoinHandle, LocalScope, Scope};
+use crate::scope::{JoinHandle, LocalScope, Scope, TryScope};
 
 mod sealed {
     /// Keeps [`Spawner`](super::Spawner) implemented by this crate's scope
@@ -11,7 +11,8 @@ mod sealed {
 }
 
 /// A scope handle that can spawn a child running `F`: implemented by
-/// [`Scope`] (for `Send` futures) and [`LocalScope`] (for any future).
+/// [`Scope`] and [`TryScope`] (for `Send` futures) and [`LocalScope`] (for
+/// any future).
 ///
 /// It is what lets [`ScopedStreamExt`](crate::ScopedStreamExt)'s adapters
 /// work in every kind of scope; you never call it yourself, you pass
@@ -43,5 +44,19 @@ where
 {
     fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
         self.spawn(future)
+    }
+}
+
+impl<E> sealed::Sealed for TryScope<'_, E> {}
+
+/// Items are spawned as plain children (with [`Scope::spawn`]): an item's
+/// error is its output, it does not fail the scope.
+impl<'env, F, E> Spawner<F> for TryScope<'env, E>
+where
+    F: Future + Send + 'env,
+    F::Output: Send + 'env,
+{
+    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
+        (**self).spawn(future)
     }
 }
