@@ -48,8 +48,11 @@ impl Entered {
     /// Restores the previous ambient token and gives back the one entered.
     pub(crate) fn exit(mut self) -> Option<Ambient> {
         let restored = self.previous.take();
-        // `self` is dropped below with nothing left to restore.
-        CURRENT.with(|current| current.replace(restored))
+        let entered = CURRENT.with(|current| current.replace(restored));
+        // The previous ambient is back; `Drop` must not run, or it would
+        // overwrite it with the `None` left in `self.previous`.
+        std::mem::forget(self);
+        entered
     }
 }
 
