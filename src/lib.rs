@@ -29,7 +29,7 @@
 
 mod cancel;
 mod scope;
-mod stream;
+pub(crate) mod stream;
 mod sync;
 #[cfg(test)]
 mod test_util;

@@ -11,7 +11,7 @@
 mod buffer_unordered_in;
 mod buffered_in;
 mod for_each_in;
-mod spawner;
+pub(crate) mod spawner;
 #[cfg(test)]
 mod test_support;
 mod window;

@@ -4,7 +4,9 @@ use std::future::Future;
 
 use crate::scope::{JoinHandle, LocalScope, Scope, TryScope};
 
-mod sealed {
+/// `pub(crate)` so that a scope handle defined elsewhere in the crate (the
+/// parallel scope's) can implement [`Spawner`] next to its own type.
+pub(crate) mod sealed {
     /// Keeps [`Spawner`](super::Spawner) implemented by this crate's scope
     /// handles only, so its shape can change without breaking anyone.
     pub trait Sealed {}
