@@ -28,6 +28,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod cancel;
+mod cleanup;
+mod combinators;
 mod scope;
 pub(crate) mod stream;
 mod sync;
@@ -43,6 +45,13 @@ pub use cancel::{
 pub use cancel::{
     CancelOnDrop, CancelReason, CancelToken, Cancelled, OnCancel, WhenCancelled, cancelled,
     checkpoint, current_token, is_cancelled,
+};
+pub use cleanup::{Adopted, AsyncDrop, LocalAdopted, LocalAsyncDrop, cleanup_skipped_count};
+#[doc(hidden)]
+pub use combinators::private as __private;
+pub use combinators::{
+    Join, JoinAll, Race, RaceAll, RaceOk, Select, TryJoin, TryJoinAll, join, join_all, race,
+    race_all, race_ok, select, try_join, try_join_all,
 };
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,

@@ -23,6 +23,10 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering}
 /// inside those values are loom's, and loom sees them.
 pub(crate) use std::sync::Arc as WakerArc;
 
+/// A process-wide statistic that lives in a `static`. No code synchronises
+/// through it, so loom need not see it (and loom's atomics cannot be `static`).
+pub(crate) use std::sync::atomic::AtomicUsize as StaticCounter;
+
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
 
