@@ -31,6 +31,7 @@ mod cancel;
 mod cleanup;
 mod combinators;
 mod scope;
+pub(crate) mod stream;
 mod sync;
 #[cfg(test)]
 mod test_util;
@@ -57,3 +58,4 @@ pub use scope::{
     local_scope, scope,
 };
 pub use scope::{TryScope, TryScopeFuture, try_scope};
+pub use stream::{BufferUnorderedIn, BufferedIn, ForEachIn, ScopedStreamExt, Spawner};
