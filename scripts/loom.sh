@@ -5,7 +5,7 @@
 # Usage (from anywhere inside the repository):
 #   bash scripts/loom.sh                     the whole suite (what CI runs)
 #   bash scripts/loom.sh token               one file: token, ready_queue, join,
-#                                            race, adopted
+#                                            race, adopted, buffered_in
 #   bash scripts/loom.sh token <model>       one model (exact test name)
 #   bash scripts/loom.sh --mutants           shows that each model fails on
 #                                            its deliberately broken variant
@@ -61,6 +61,9 @@ mutants=(
     "branch_clears_queued_after_poll race       race_all_with_branches_woken_from_two_threads_waits_for_both"
     "hand_back_skips_while_running adopted      value_handed_back_during_cleanup_is_cleaned_up_before_the_scope_returns"
     "skipped_hand_back_leaks       adopted      value_dropped_elsewhere_as_the_scope_finishes_is_dropped_once"
+    "buffered_in_window_off_by_one buffered_in  buffered_in_keeps_its_window_and_order_with_items_woken_elsewhere"
+    "schedule_never_wakes          buffered_in  buffered_in_keeps_its_window_and_order_with_items_woken_elsewhere"
+    "unordered_registers_consumer_last buffered_in buffer_unordered_in_consumed_on_another_thread_gets_every_output"
     "finish_ignores_children       join         scope_never_completes_with_a_child_still_running"
     "schedule_never_wakes          join         join_handle_awaited_in_the_body_gets_the_value"
     "join_stores_waker_after_unlock join        join_handle_awaited_on_another_thread_gets_the_value"

@@ -7,8 +7,6 @@
 //! fail.
 #![cfg(loom)]
 
-use std::future::Future;
-
 use loom::future::block_on;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,8 +21,8 @@ struct Resource {
 }
 
 impl AsyncDrop for Resource {
-    fn prepare_drop(&mut self) -> impl Future<Output = ()> + Send + '_ {
-        async move { self.prepared.store(true, Ordering::Relaxed) }
+    async fn prepare_drop(&mut self) {
+        self.prepared.store(true, Ordering::Relaxed);
     }
 }
 

@@ -6,8 +6,6 @@
 //! fail.
 #![cfg(loom)]
 
-use std::future::Future;
-
 use loom::future::block_on;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
@@ -59,16 +57,10 @@ fn race_returns_the_winner_only_after_its_loser_finished() {
 
 /// A branch of `race_all`: waits on its flag (whatever its token says, so a
 /// loser keeps running after it is cancelled), then counts itself done.
-fn branch<'a>(
-    id: usize,
-    flag: &'a Flag,
-    done: &'a AtomicUsize,
-) -> impl Future<Output = usize> + 'a {
-    async move {
-        flag.wait().await;
-        done.fetch_add(1, Ordering::Relaxed);
-        id
-    }
+async fn branch(id: usize, flag: &Flag, done: &AtomicUsize) -> usize {
+    flag.wait().await;
+    done.fetch_add(1, Ordering::Relaxed);
+    id
 }
 
 /// Property: no lost wake-up in the per-branch wakers of the iterator forms,

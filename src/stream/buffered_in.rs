@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use super::spawner::Spawner;
 use super::window::{ConsumerWatch, check_window};
 use crate::scope::JoinHandle;
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering, mutant};
 
 pin_project! {
     /// The stream returned by
@@ -153,7 +153,8 @@ where
         let stopped = this.stopped.load(Ordering::Acquire);
         // Refill the window before looking at its head, so the items behind
         // the head start as early as the bound allows.
-        while !*this.source_done && !stopped && this.in_flight.len() < *this.window {
+        let window = *this.window + usize::from(mutant("buffered_in_window_off_by_one"));
+        while !*this.source_done && !stopped && this.in_flight.len() < window {
             match this.source.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     let handle = this.scope.spawn_child(item);

@@ -10,7 +10,7 @@ use slab::Slab;
 
 use crate::cancel::WhenCancelled;
 use crate::scope::JoinHandle;
-use crate::sync::{Mutex, WakerArc};
+use crate::sync::{Mutex, WakerArc, mutant};
 
 /// Panics unless `window` is at least 1; called where the adapter is made.
 #[track_caller]
@@ -156,12 +156,9 @@ impl<T> Unordered<T> {
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // Register first: a child woken after the queue is drained below
         // then wakes this waker, so no completion is missed.
-        {
-            let mut state = self.woken.state.lock();
-            match &mut state.consumer {
-                Some(current) if current.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
-            }
+        let late = mutant("unordered_registers_consumer_last");
+        if !late {
+            self.register_consumer(cx);
         }
         if let Some(output) = self.done.pop_front() {
             return Poll::Ready(Some(output));
@@ -184,7 +181,18 @@ impl<T> Unordered<T> {
         if self.is_empty() {
             Poll::Ready(None)
         } else {
+            if late {
+                self.register_consumer(cx);
+            }
             Poll::Pending
+        }
+    }
+
+    fn register_consumer(&self, cx: &Context<'_>) {
+        let mut state = self.woken.state.lock();
+        match &mut state.consumer {
+            Some(current) if current.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
         }
     }
 
