@@ -11,7 +11,9 @@
 //!    the same borrowed connection, and prints the wall times, the
 //!    consumer-bound floor and the stall;
 //! 3. lets a deadline cancel a scope of workers mid-run and shows in the
-//!    database that every item is either fully written or untouched.
+//!    database that every item is either fully written or untouched;
+//! 4. adopts a SQLite connection into a scope that gets cancelled, and shows
+//!    it rolled back, checkpointed and closed before the scope returned.
 
 #[path = "tour/db.rs"]
 mod db;
@@ -21,6 +23,8 @@ mod deadline;
 mod pipeline;
 #[path = "tour/report.rs"]
 mod report;
+#[path = "shared/sqlite_cleanup.rs"]
+mod sqlite_cleanup;
 
 use std::time::{Duration, Instant};
 
@@ -104,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(pipeline_step(&db, &settings))?;
     runtime.block_on(deadline_step(&db, &settings))?;
 
-    // Later steps (the parallel scope, async clean-up) are added by their issues.
+    runtime.block_on(cleanup_step(&dir))?;
 
     drop(db);
     drop(dir);
@@ -272,6 +276,31 @@ async fn deadline_step(db: &Db, settings: &Settings) -> Result<(), Box<dyn std::
         } else {
             "NO"
         }
+    );
+    Ok(())
+}
+
+/// Step 4: async clean-up of an adopted connection in a cancelled scope.
+async fn cleanup_step(dir: &TempDir) -> Result<(), Box<dyn std::error::Error>> {
+    println!();
+    println!("4. A cancelled scope closes its adopted SQLite connection before it returns");
+    println!("   `s.adopt(db)`: the scope runs `db.prepare_drop().await` (shielded from the");
+    println!("   cancellation), then the sync drop, and only then returns. Events, in order:");
+    let path = dir.path().join("cleanup.db");
+    let (events, rows) = sqlite_cleanup::run(&path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let at = |prefix: &str| events.iter().position(|e| e.starts_with(prefix));
+    let closed_first = matches!(
+        (at("db: sync drop"), at("scope returned")),
+        (Some(closed), Some(returned)) if closed < returned
+    );
+    println!(
+        "   closed before the scope returned: {}",
+        if closed_first { "yes" } else { "NO" }
+    );
+    println!(
+        "   the file reopened at once has {rows} rows: the committed batch; the cancelled one was rolled back"
     );
     Ok(())
 }

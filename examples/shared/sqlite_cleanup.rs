@@ -23,7 +23,7 @@ pub(crate) struct Events(Arc<Mutex<Vec<String>>>);
 impl Events {
     pub(crate) fn push(&self, event: impl Into<String>) {
         let event = event.into();
-        println!("  {event}");
+        println!("     {event}");
         self.0.lock().unwrap().push(event);
     }
 
