@@ -4,12 +4,16 @@ use std::future::Future;
 
 use super::core::Core;
 use super::driver::{Driver, run_serial};
+use super::first_error::FirstError;
 use super::handle::Scope;
 use super::local::LocalScope;
 use super::local_scope_future::LocalScopeFuture;
 use super::scope_future::ScopeFuture;
 use super::shared::ScopeShared;
+use super::try_scope::TryScope;
+use super::try_scope_future::{RecordBody, TryScopeFuture};
 use crate::cancel::{CancelToken, ambient};
+use crate::cleanup::CleanupTimeout;
 use crate::sync::{Arc, WakerArc};
 
 /// Configures a scope before it starts.
@@ -36,6 +40,8 @@ use crate::sync::{Arc, WakerArc};
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     parent: Option<CancelToken>,
+    /// Set in src/cleanup/timeout.rs.
+    pub(crate) cleanup_timeout: CleanupTimeout,
 }
 
 impl Builder {
@@ -56,7 +62,7 @@ impl Builder {
         F: FnOnce(Scope<'env>) -> Fut,
         Fut: Future,
     {
-        let core = Arc::new(Core::new(self.shared()));
+        let core = Arc::new(self.core());
         let body = body(Scope::new(core.clone()));
         ScopeFuture::new(Driver::new(body, core, run_serial))
     }
@@ -68,9 +74,24 @@ impl Builder {
         F: FnOnce(Scope<'env>) -> Fut,
         Fut: Future,
     {
-        let core = Arc::new(Core::new(self.shared()));
+        let core = Arc::new(self.core());
         let body = body(Scope::new(core.clone()));
         ScopeFuture::new(Driver::new(body, core, super::parallel::run_parallel))
+    }
+
+    /// Starts a [`try_scope`](crate::try_scope) with these settings.
+    pub fn try_scope<'env, F, Fut, R, E>(self, body: F) -> TryScopeFuture<'env, Fut, R, E>
+    where
+        F: FnOnce(TryScope<'env, E>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: std::fmt::Debug,
+    {
+        let core = Arc::new(Core::new(self.shared()));
+        let errors = Arc::new(FirstError::new(core.shared().token().clone()));
+        let body = body(TryScope::new(Scope::new(core.clone()), errors.clone()));
+        let body = RecordBody::new(body, errors.clone());
+        let inner = ScopeFuture::new(Driver::new(body, core, run_serial));
+        TryScopeFuture::new(inner, errors)
     }
 
     /// Starts a [`local_scope`](crate::local_scope) with these settings.
@@ -83,9 +104,13 @@ impl Builder {
         // `!Sync`, so this `Arc` never crosses a thread (an `Rc` would need
         // a second core).
         #[allow(clippy::arc_with_non_send_sync)]
-        let core = Arc::new(Core::new(self.shared()));
+        let core = Arc::new(self.core());
         let body = body(LocalScope::new(core.clone()));
         LocalScopeFuture::new(Driver::new(body, core, run_serial))
+    }
+
+    pub(crate) fn core<T: ?Sized>(&self) -> Core<T> {
+        Core::new(self.shared()).with_cleanup_timeout(self.cleanup_timeout.clone())
     }
 
     pub(crate) fn shared(&self) -> WakerArc<ScopeShared> {

@@ -8,12 +8,12 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use super::core::{Core, poll_taken};
+use super::core::Core;
 use super::shared::ScopeShared;
 use super::task::{BODY, PanicBox, TaskExit, TaskHeader};
 use crate::cancel::CancelReason;
 use crate::cancel::ambient::{self, Ambient};
-use crate::sync::{Arc, WakerArc};
+use crate::sync::{Arc, WakerArc, mutant};
 
 /// How many polls (body and children together) one `poll` of a scope makes
 /// before it yields to the executor, so that a scope with many ready
@@ -85,6 +85,13 @@ where
     }
 }
 
+impl<Fut: Future, T: ?Sized> Driver<Fut, T> {
+    /// The scope's token.
+    pub(crate) fn token(&self) -> &crate::cancel::CancelToken {
+        self.core.shared().token()
+    }
+}
+
 impl<Fut, T> Future for Driver<Fut, T>
 where
     Fut: Future,
@@ -124,9 +131,17 @@ where
                 return Poll::Pending;
             }
         }
-        if this.body.is_none() && this.core.is_empty() {
+        // Checked and closed under one lock: a spawn from another thread
+        // (through a handle clone) either lands before and is joined, or
+        // after and panics; it is never left unpolled.
+        if this.body.is_none() && (this.core.close_if_empty() || mutant("finish_ignores_children"))
+        {
+            // Every child was joined and spawns are refused: run the clean-up
+            // stack (adopted values, deferred futures) before returning.
+            if this.core.cleanup().poll_run(cx, shared).is_pending() {
+                return Poll::Pending;
+            }
             *this.finished = true;
-            this.core.close();
             if let Some(payload) = shared.take_unraised_panic() {
                 panic::resume_unwind(payload);
             }
@@ -177,7 +192,9 @@ impl<T: ?Sized> Core<T> {
         });
         let panicked = panic::catch_unwind(cancel);
         self.drop_children();
-        if let Err(payload) = panicked {
+        // No async clean-up can run now: sync drops only, counted as skipped.
+        let abandoned = panic::catch_unwind(AssertUnwindSafe(|| self.cleanup().abandon()));
+        if let Err(payload) = panicked.and(abandoned) {
             // A callback panicked; re-raise it unless we are already unwinding
             // (a second panic would abort the process).
             if !std::thread::panicking() {
@@ -194,12 +211,7 @@ pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(
     batch: &[usize],
     _run: &mut BatchRun,
 ) {
-    for &index in batch {
-        if let Some(mut taken) = core.take(index) {
-            let exit = poll_taken(&mut taken);
-            core.put_back(taken, exit);
-        }
-    }
+    core.run_serial(batch);
 }
 
 impl<Fut: Future, T: ?Sized> fmt::Debug for Driver<Fut, T> {

@@ -4,6 +4,7 @@ mod builder;
 mod child;
 pub(crate) mod core;
 pub(crate) mod driver;
+mod first_error;
 mod handle;
 mod join_handle;
 mod local;
@@ -15,6 +16,8 @@ mod parallel;
 mod scope_future;
 pub(crate) mod shared;
 pub(crate) mod task;
+mod try_scope;
+mod try_scope_future;
 
 pub use builder::Builder;
 pub use driver::POLL_BUDGET;
@@ -25,3 +28,5 @@ pub use local_scope_future::{LocalScopeFuture, local_scope};
 #[cfg(feature = "parallel")]
 pub use par_scope::par_scope;
 pub use scope_future::{ScopeFuture, scope};
+pub use try_scope::{TryScope, try_scope};
+pub use try_scope_future::TryScopeFuture;

@@ -112,8 +112,8 @@ fn elapsed_nanos(started: Instant) -> u64 {
 /// Takes the child out of the slab, polls it and puts it back: the lock is
 /// not held during the poll, so other threads poll other children meanwhile.
 fn poll_one(core: &Core<SendTask<'_>>, index: usize) {
-    if let Some(mut taken) = core.take(index) {
-        let exit = poll_taken(&mut taken);
+    if let Some(taken) = core.take(index) {
+        let (taken, exit) = poll_taken(taken);
         core.put_back(taken, exit);
     }
 }
