@@ -165,6 +165,43 @@ impl<T: ?Sized> Core<T> {
         }
     }
 
+    /// Polls the children that `claim` hands out, one after the other on
+    /// this thread, putting one back and taking the next under a single
+    /// lock (a parallel scope's participant); `claim` runs with no lock
+    /// held. Returns how many children it polled.
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+    pub(crate) fn run_claimed(&self, mut claim: impl FnMut() -> Option<usize>) -> u64
+    where
+        T: Future<Output = TaskExit>,
+    {
+        let mut polled = None;
+        let mut polls = 0;
+        loop {
+            let index = claim();
+            let (taken, follow_up) = {
+                let mut state = self.state.lock();
+                let follow_up = match polled.take() {
+                    Some((taken, exit)) => put_back_locked(&mut state, taken, exit),
+                    None => FollowUp::Nothing,
+                };
+                (
+                    index.and_then(|index| take_locked(&mut state, index)),
+                    follow_up,
+                )
+            };
+            self.follow_up(follow_up);
+            match taken {
+                Some(taken) => {
+                    polled = Some(poll_taken(taken));
+                    polls += 1;
+                }
+                // Being polled elsewhere (its `rewake` is set) or finished.
+                None if index.is_some() => {}
+                None => return polls,
+            }
+        }
+    }
+
     /// Runs what `put_back_locked` left for outside the lock.
     pub(crate) fn follow_up(&self, follow_up: FollowUp<T>) {
         match follow_up {

@@ -35,10 +35,8 @@ pub(crate) struct BatchRun {
     /// lowers it by the polls it made, so [`POLL_BUDGET`] still bounds a poll.
     pub(crate) spare: usize,
     /// The runner's memory across the batches of one scope: the parallel
-    /// runner's estimate of one child poll, in nanoseconds (0: not known yet)
+    /// runner's estimate of one child poll, in nanoseconds (0: not known yet).
     pub(crate) poll_nanos: u64,
-    /// ... and how many inline polls it made since it last timed one.
-    pub(crate) untimed: u32,
 }
 
 pin_project! {

@@ -8,30 +8,32 @@
 //! pool cannot return before every job it spawned has run, so fanning out a
 //! batch of cheap polls (children that mostly wait on I/O) would make a
 //! `par_scope` slower than a [`scope`](crate::scope). The runner therefore
-//! polls the batch on the calling thread, one child after the other, timing
-//! each poll, and fans the rest of the batch out only once at least two
-//! children remain and their expected cost (how many remain times the
-//! scope's running estimate of one poll) reaches [`FAN_OUT_NANOS`]. A single
-//! ready child is always polled inline. The estimate lives in the driver
-//! across batches, so a scope of CPU-heavy children fans out from the start
-//! of each batch once it has seen one such poll.
+//! polls the batch on the calling thread, one stretch of up to [`STRETCH`]
+//! children after the other, timing each stretch, and fans the rest of the
+//! batch out only once at least two children remain and their expected cost
+//! (how many remain times the scope's running estimate of one poll) reaches
+//! [`FAN_OUT_NANOS`]. A single ready child is always polled inline. The
+//! estimate lives in the driver across batches; a scope's first poll of a
+//! child is timed alone, so a scope of CPU-heavy children fans out from its
+//! second ready child on.
 //!
 //! # Who polls what
 //!
 //! Once fanned out, the calling thread and up to one helper job per other
 //! pool thread claim the remaining children of the batch through a shared
-//! cursor, each exactly once; when the batch is used up they pop children
-//! woken meanwhile (or left over) from the scope's ready queue (never the
-//! body, see [`ScopeShared::take_ready_child`](super::shared::ScopeShared::take_ready_child)),
+//! cursor, each exactly once; when the batch is used up they take children
+//! woken meanwhile (or left over) from the scope's ready queue, several at a
+//! time when polls are cheap (never the body, see
+//! [`ScopeShared::take_ready_children`](super::shared::ScopeShared::take_ready_children)),
 //! until it is empty or the budget is used up: [`POLL_BUDGET`](crate::POLL_BUDGET)
 //! polls per participant, so the scope's `poll` keeps its thread about as
-//! long as a serial one. `rayon_core::in_place_scope`
-//! returns only when every helper job has returned, so no poll outlives the
-//! call; see design/soundness.md, "The parallel scope".
+//! long as a serial one. `rayon_core::in_place_scope` returns only when
+//! every helper job has returned, so no poll outlives the call; see
+//! design/soundness.md, "The parallel scope".
 
 use std::time::Instant;
 
-use super::core::{Core, poll_taken};
+use super::core::Core;
 use super::driver::BatchRun;
 use super::handle::SendTask;
 use crate::sync::{AtomicUsize, Mutex, Ordering};
@@ -43,9 +45,9 @@ use crate::sync::{AtomicUsize, Mutex, Ordering};
 /// little, and a batch worth this much gains close to the full speed-up.
 pub(crate) const FAN_OUT_NANOS: u64 = 50_000;
 
-/// One inline poll in this many is timed (the first one always). A scope
-/// whose children turn heavy fans out after at most this many of their polls.
-pub(crate) const SAMPLE_EVERY: u32 = 16;
+/// How many inline polls are timed together, at most: a scope whose
+/// children turn heavy fans out after at most this many of their polls.
+pub(crate) const STRETCH: usize = 32;
 
 /// Polls `batch` inline or across rayon's pool; see the module docs.
 pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut BatchRun) {
@@ -60,18 +62,19 @@ pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut
                 return;
             }
         }
-        // Reading the clock costs about as much as a cheap poll, so only
-        // every `SAMPLE_EVERY`th inline poll is timed, once the estimate exists.
-        if run.poll_nanos == 0 || run.untimed >= SAMPLE_EVERY {
-            run.untimed = 0;
-            let started = Instant::now();
-            poll_one(core, batch[next]);
-            run.poll_nanos = blend(run.poll_nanos, elapsed_nanos(started), 1);
+        // Polled in stretches, each timed as a whole: reading the clock
+        // costs about as much as a cheap poll, and an average is less
+        // thrown by one preempted poll. While the estimate is unknown, one
+        // poll is enough to learn whether the batch is heavy.
+        let stretch = if run.poll_nanos == 0 {
+            1
         } else {
-            run.untimed += 1;
-            poll_one(core, batch[next]);
-        }
-        next += 1;
+            remaining.min(STRETCH)
+        };
+        let started = Instant::now();
+        core.run_serial(&batch[next..next + stretch]);
+        run.poll_nanos = blend(run.poll_nanos, elapsed_nanos(started), stretch as u64);
+        next += stretch;
     }
 }
 
@@ -80,15 +83,15 @@ fn worth_fanning_out(remaining: usize, poll_nanos: u64) -> bool {
     remaining.saturating_mul(poll_nanos) >= FAN_OUT_NANOS
 }
 
-/// How many pool threads besides this one could take part.
+/// How many helper jobs to spawn besides the calling thread's own share.
+///
+/// One fewer than the pool has threads, wherever the caller is: a pool
+/// thread counts itself, and a thread outside the pool takes the place of
+/// one pool thread, so that a fan-out keeps as many threads busy as the pool
+/// has (its size is the number of cores by default) rather than one more,
+/// which would only make the threads take turns on the cores.
 fn free_threads() -> usize {
-    let threads = rayon_core::current_num_threads();
-    match rayon_core::current_thread_index() {
-        // A pool thread: it is one of them, and it takes part anyway.
-        Some(_) => threads - 1,
-        // Outside the pool: every pool thread is another one.
-        None => threads,
-    }
+    rayon_core::current_num_threads().saturating_sub(1)
 }
 
 /// Folds `polls` polls that took `nanos` together into the running estimate.
@@ -109,15 +112,6 @@ fn elapsed_nanos(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Takes the child out of the slab, polls it and puts it back: the lock is
-/// not held during the poll, so other threads poll other children meanwhile.
-fn poll_one(core: &Core<SendTask<'_>>, index: usize) {
-    if let Some(taken) = core.take(index) {
-        let (taken, exit) = poll_taken(taken);
-        core.put_back(taken, exit);
-    }
-}
-
 /// What the participants of one fan-out share.
 struct FanOut<'a, 'env> {
     core: &'a Core<SendTask<'env>>,
@@ -126,6 +120,8 @@ struct FanOut<'a, 'env> {
     next: AtomicUsize,
     /// Polls still allowed beyond the batch (the driver's budget).
     spare: AtomicUsize,
+    /// How many children a participant takes from the ready queue at once.
+    bite: usize,
     /// Total nanoseconds and count of the polls made, for the estimate.
     timing: Mutex<(u64, u64)>,
 }
@@ -133,19 +129,21 @@ struct FanOut<'a, 'env> {
 impl FanOut<'_, '_> {
     /// One participant: polls claimed children until none is left.
     fn work(&self) {
-        let (mut nanos, mut polls) = (0_u64, 0_u64);
-        while let Some(index) = self.claim() {
-            let started = Instant::now();
-            poll_one(self.core, index);
-            nanos = nanos.saturating_add(elapsed_nanos(started));
-            polls += 1;
-        }
+        // Timed as a whole: a participant only polls from start to end, so
+        // its time per poll is the estimate's sample (lock costs included).
+        let started = Instant::now();
+        let mut bite = Vec::with_capacity(self.bite);
+        let polls = self.core.run_claimed(|| self.claim(&mut bite));
+        let nanos = elapsed_nanos(started);
         let mut timing = self.timing.lock();
         timing.0 = timing.0.saturating_add(nanos);
         timing.1 += polls;
     }
 
-    fn claim(&self) -> Option<usize> {
+    /// The next child for this participant: from the batch, then from its
+    /// `bite` of the ready queue, refilled `BITE` children at a time (one
+    /// lock for several claims) within the spare budget.
+    fn claim(&self, bite: &mut Vec<usize>) -> Option<usize> {
         // Relaxed: the read-modify-write alone hands each position to one
         // participant; the batch itself was published to the helpers by the
         // spawn that started them.
@@ -153,20 +151,35 @@ impl FanOut<'_, '_> {
         if let Some(&index) = self.batch.get(position) {
             return Some(index);
         }
+        if let Some(index) = bite.pop() {
+            return Some(index);
+        }
         // Relaxed: a plain counter; nothing is published through it, and the
         // driver reads the final value after the join, which orders it.
-        self.spare
+        let before = self
+            .spare
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |spare| {
-                spare.checked_sub(1)
+                (spare > 0).then(|| spare.saturating_sub(self.bite))
             })
             .ok()?;
-        let woken = self.core.shared().take_ready_child();
-        if woken.is_none() {
+        let granted = before.min(self.bite);
+        let got = self.core.shared().take_ready_children(bite, granted);
+        if got < granted {
             // Relaxed: as above.
-            self.spare.fetch_add(1, Ordering::Relaxed);
+            self.spare.fetch_add(granted - got, Ordering::Relaxed);
         }
-        woken
+        // Popped from the back: reversed, the queue's order is kept.
+        bite.reverse();
+        bite.pop()
     }
+}
+
+/// How many children a participant takes from the ready queue at once:
+/// several when polls are cheap, so the queue's lock is not what the
+/// threads wait on; one when a poll costs more than the lock, so that no
+/// thread sits idle while another holds children it has not started.
+fn bite_for(poll_nanos: u64) -> usize {
+    if poll_nanos < 5_000 { 8 } else { 1 }
 }
 
 /// Polls `rest` on this thread and `helpers` pool threads; returns when
@@ -186,6 +199,7 @@ fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut 
         batch: rest,
         next: AtomicUsize::new(0),
         spare: AtomicUsize::new(allowed - rest.len()),
+        bite: bite_for(run.poll_nanos),
         timing: Mutex::new((0, 0)),
     };
     rayon_core::in_place_scope(|scope| {
@@ -210,6 +224,12 @@ mod tests {
         assert!(!worth_fanning_out(10, 1_000), "10 µs of work stays inline");
         assert!(worth_fanning_out(2, 1_000_000), "two 1 ms polls fan out");
         assert!(worth_fanning_out(usize::MAX, u64::MAX), "no overflow");
+    }
+
+    #[test]
+    fn cheap_polls_are_claimed_several_at_a_time_and_dear_ones_singly() {
+        assert!(bite_for(100) > 1);
+        assert_eq!(bite_for(1_000_000), 1);
     }
 
     #[test]
