@@ -12,4 +12,4 @@ RUSTFLAGS="-Zsanitizer=thread" \
 RUSTDOCFLAGS="-Zsanitizer=thread" \
 TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
     cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
-    --test par_scope -- "$@"
+    --test par_scope --test par_scope_threads -- "$@"
