@@ -156,7 +156,7 @@ fn a_childs_panic_on_another_thread_is_re_raised_at_its_handle() {
 }
 
 #[test]
-fn a_panic_on_a_pool_thread_reaches_the_scope_after_the_other_polls_finished() {
+fn a_panicking_cancel_callback_on_a_pool_thread_is_kept_until_the_siblings_finished() {
     // Inside a pool of two: every thread that polls children is a worker.
     let pool = rayon_core::ThreadPoolBuilder::new()
         .num_threads(2)
@@ -169,8 +169,9 @@ fn a_panic_on_a_pool_thread_reaches_the_scope_after_the_other_polls_finished() {
         block_on(
             AssertUnwindSafe(par_scope(|s| async move {
                 // A child's panic cancels the scope; this callback then
-                // panics on the thread that polled that child, outside every
-                // catch of the child: it unwinds through the worker.
+                // panics on the thread that polled that child. The scope
+                // keeps that panic with the child's instead of unwinding
+                // through the worker, so no sibling is left half-polled.
                 let callback_ran = callback_ran.clone();
                 let _registration = s.token().on_cancel(move |_| {
                     callback_ran.store(true, Ordering::SeqCst);
@@ -183,15 +184,16 @@ fn a_panic_on_a_pool_thread_reaches_the_scope_after_the_other_polls_finished() {
                     spin_for(Duration::from_millis(2));
                     sibling_done.store(true, Ordering::SeqCst);
                 });
-                std::future::pending::<()>().await;
+                taskscope::cancelled().await;
             }))
             .catch_unwind(),
         )
     });
-    let payload = outcome.expect_err("the callback's panic reaches the scope's poll");
-    assert_eq!(panic_message(&*payload), "callback failed");
+    let payload = outcome.expect_err("the scope re-raises the first panic");
+    assert_eq!(panic_message(&*payload), "child failed");
+    assert!(callback_flag.load(Ordering::SeqCst));
     assert!(
         sibling_done.load(Ordering::SeqCst),
-        "the sibling's poll finished before the panic was resumed"
+        "the sibling finished before the scope raised the panic"
     );
 }

@@ -123,3 +123,34 @@ fn a_panicking_destructor_of_a_finished_child_counts_as_its_panic() {
     );
     assert_eq!(panic_message(&*outcome.unwrap_err()), "destructor failed");
 }
+
+#[test]
+fn a_panicking_cancel_callback_does_not_lose_the_children_polled_after_it() {
+    let finished = AtomicUsize::new(0);
+    let finished_ref = &finished;
+    let outcome = block_on(
+        AssertUnwindSafe(scope(|s| async move {
+            s.token().on_cancel(|_| panic!("callback failed")).forget();
+            // The first child panics: the scope is cancelled and the callback
+            // panics, in the same batch as the siblings polled after it.
+            drop(s.spawn(async { panic!("child failed") }));
+            for _ in 0..3 {
+                s.spawn(async move {
+                    yield_once().await;
+                    finished_ref.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        }))
+        .catch_unwind(),
+    );
+    assert_eq!(
+        panic_message(&*outcome.unwrap_err()),
+        "child failed",
+        "the first panic wins"
+    );
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        3,
+        "every sibling was still polled and joined"
+    );
+}

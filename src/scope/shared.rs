@@ -14,6 +14,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
 use super::task::{BODY, PanicBox};
@@ -121,7 +122,14 @@ impl ScopeShared {
             panics.len() == 1
         };
         if first {
-            self.token.cancel_with(panic.reason().clone());
+            // An `on_cancel` callback may panic. Unwinding from here would
+            // leave the poller's loop half done (a child taken out and never
+            // put back), so that panic joins the list and is raised with the
+            // others once every child has finished.
+            let cancel = AssertUnwindSafe(|| self.token.cancel_with(panic.reason().clone()));
+            if let Err(payload) = panic::catch_unwind(cancel) {
+                self.panics.lock().push(PanicBox::new(payload));
+            }
         }
     }
 
