@@ -1,0 +1,301 @@
+//! Workload 1: spawn N children that borrow their input, then join them all.
+//!
+//! Models the fan-out at the heart of every scope: per-child overhead of
+//! spawning, waking and collecting outputs, with children that are ready at
+//! once (pure overhead) or await once (one trip through the wake path).
+//! Everything except async-scoped runs inside one tokio current-thread
+//! `block_on`, so the executor around the contenders is the same; the
+//! `'static` peers get a copy of the input instead of a borrow.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use tokio::runtime::Runtime;
+
+use crate::alloc::count_allocs;
+use crate::measure::{Config, Contender, Measured, by_name, compare};
+use crate::report::{Goal, Report, Row};
+use crate::util::{YieldOnce, current_thread, multi_thread};
+
+const SCOPE: &str = "taskscope scope";
+const FUTURES_UNORDERED: &str = "futures FuturesUnordered";
+const FUTURES_BUFFERED: &str = "futures-buffered FuturesUnordered";
+const TOKIO_SPAWN: &str = "tokio::spawn (current-thread)";
+const JOIN_SET: &str = "tokio JoinSet (current-thread)";
+const MORO: &str = "moro-local async_scope";
+const ASYNC_SCOPED: &str = "async-scoped scope_and_block (multi-thread)";
+
+async fn child(x: &u64, yield_once: bool) -> u64 {
+    if yield_once {
+        YieldOnce::default().await;
+    }
+    *x
+}
+
+async fn child_owned(x: u64, yield_once: bool) -> u64 {
+    child(&x, yield_once).await
+}
+
+/// Measures every contender for N in {10, 1,000, 100,000}, ready and
+/// yield-once, and adds the rows of workload 1.
+pub fn run(config: &Config, report: &mut Report) {
+    let rt = current_thread();
+    let rt_mt = multi_thread();
+    if config.quick {
+        report.notes.push(format!(
+            "quick mode: {ASYNC_SCOPED} is not measured at N=100000 (seconds per sample)"
+        ));
+    }
+    for n in [10_usize, 1_000, 100_000] {
+        let data: Vec<u64> = (0..n as u64).collect();
+        for yield_once in [false, true] {
+            let kind = if yield_once { "yield-once" } else { "ready" };
+            let workload = format!("1 spawn+join N={n} {kind}");
+            let measured = measure(config, &rt, &rt_mt, &data, yield_once);
+            report.measured(&workload, "ns/task", &measured);
+            rows(report, &workload, &measured);
+            if !yield_once {
+                allocations(report, &workload, &rt, &data);
+            }
+        }
+    }
+}
+
+fn measure(config: &Config, rt: &Runtime, rt_mt: &Runtime, data: &[u64], y: bool) -> Vec<Measured> {
+    let n = data.len() as f64;
+    let mut contenders = vec![
+        Contender::new(SCOPE, n, |iters| taskscope_scope(rt, data, y, iters)),
+        Contender::new(FUTURES_UNORDERED, n, |iters| {
+            futures_unordered(rt, data, y, iters)
+        }),
+        Contender::new(FUTURES_BUFFERED, n, |iters| {
+            futures_buffered(rt, data, y, iters)
+        }),
+        Contender::new(TOKIO_SPAWN, n, |iters| tokio_spawn(rt, data, y, iters)),
+        Contender::new(JOIN_SET, n, |iters| join_set(rt, data, y, iters)),
+        Contender::new(MORO, n, |iters| moro(rt, data, y, iters)),
+    ];
+    // async-scoped grows worse than linearly here (about 60 µs per task at
+    // N = 100,000, several seconds per sample), which alone would break the
+    // quick mode's time budget; the full mode still measures it.
+    if !config.quick || data.len() < 100_000 {
+        contenders.push(Contender::new(ASYNC_SCOPED, n, |iters| {
+            async_scoped(rt_mt, data, y, iters)
+        }));
+    }
+    compare(config, contenders)
+}
+
+fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
+    let ours = by_name(m, SCOPE).median_ns;
+    let fig = |v: f64| format!("{v:.1} ns/task");
+    let mut row = |peer: &str, checked: f64, kind, target: &str, goal| {
+        report.rows.push(Row {
+            workload: workload.to_owned(),
+            ours: Some(fig(ours)),
+            peer: format!("{peer} {}", fig(by_name(m, peer).median_ns)),
+            checked: Some(checked),
+            ratio_kind: kind,
+            target: target.to_owned(),
+            goal,
+        });
+    };
+    let fu = by_name(m, FUTURES_UNORDERED).median_ns;
+    row(
+        FUTURES_UNORDERED,
+        ours / fu,
+        "ours/peer",
+        "<= 1.0x FuturesUnordered",
+        Goal::AtMost(1.0),
+    );
+    let moro = by_name(m, MORO).median_ns;
+    row(
+        MORO,
+        moro / ours,
+        "peer/ours",
+        ">= 8x faster than moro",
+        Goal::AtLeast(8.0),
+    );
+    let js = by_name(m, JOIN_SET).median_ns;
+    row(
+        JOIN_SET,
+        js / ours,
+        "peer/ours",
+        ">= 5x faster than JoinSet",
+        Goal::AtLeast(5.0),
+    );
+}
+
+/// Allocations per task, counted on one warm iteration of each contender
+/// that runs on the current thread (a multi-thread runtime's workers would
+/// add their own allocations to the global count).
+fn allocations(report: &mut Report, workload: &str, rt: &Runtime, data: &[u64]) {
+    type Run = fn(&Runtime, &[u64], bool, u64) -> Duration;
+    let runs: [(&str, Run); 6] = [
+        (SCOPE, taskscope_scope),
+        (FUTURES_UNORDERED, futures_unordered),
+        (FUTURES_BUFFERED, futures_buffered),
+        (TOKIO_SPAWN, tokio_spawn),
+        (JOIN_SET, join_set),
+        (MORO, moro),
+    ];
+    let mut per_task = Vec::new();
+    for (name, run) in runs {
+        run(rt, data, false, 1); // warm: thread-locals and runtime queues are allocated once
+        let ((), allocs) = count_allocs(|| {
+            run(rt, data, false, 1);
+        });
+        let Some(allocs) = allocs else {
+            report
+                .notes
+                .push("allocations not counted: CountingAlloc is not installed".into());
+            return;
+        };
+        let v = allocs as f64 / data.len() as f64;
+        report.detail(workload, name, v, "allocs/task");
+        per_task.push((name, v));
+    }
+    let ours = per_task[0].1;
+    report.rows.push(Row {
+        workload: workload.to_owned(),
+        ours: Some(format!("{ours:.2} allocs/task")),
+        peer: format!("{FUTURES_UNORDERED} {:.2} allocs/task", per_task[1].1),
+        checked: Some(ours),
+        ratio_kind: "allocs/task",
+        target: "<= 1 allocation per task".into(),
+        goal: Goal::AtMost(1.0),
+    });
+}
+
+fn taskscope_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let sum = taskscope::scope(|s| async move {
+                let handles: Vec<_> = data.iter().map(|x| s.spawn(child(x, y))).collect();
+                let mut sum = 0;
+                for handle in handles {
+                    sum += handle.await;
+                }
+                sum
+            })
+            .await;
+            black_box(sum);
+        }
+        start.elapsed()
+    })
+}
+
+fn futures_unordered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let mut set = futures::stream::FuturesUnordered::new();
+            for x in data {
+                set.push(child(x, y));
+            }
+            let mut sum = 0;
+            while let Some(v) = set.next().await {
+                sum += v;
+            }
+            black_box(sum);
+        }
+        start.elapsed()
+    })
+}
+
+fn futures_buffered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let mut set = futures_buffered::FuturesUnordered::new();
+            for x in data {
+                set.push(child(x, y));
+            }
+            let mut sum = 0;
+            while let Some(v) = set.next().await {
+                sum += v;
+            }
+            black_box(sum);
+        }
+        start.elapsed()
+    })
+}
+
+fn tokio_spawn(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let handles: Vec<_> = data
+                .iter()
+                .map(|&x| tokio::spawn(child_owned(x, y)))
+                .collect();
+            let mut sum = 0;
+            for handle in handles {
+                sum += handle.await.expect("the task does not panic");
+            }
+            black_box(sum);
+        }
+        start.elapsed()
+    })
+}
+
+fn join_set(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let mut set = tokio::task::JoinSet::new();
+            for &x in data {
+                set.spawn(child_owned(x, y));
+            }
+            let mut sum = 0;
+            while let Some(v) = set.join_next().await {
+                sum += v.expect("the task does not panic");
+            }
+            black_box(sum);
+        }
+        start.elapsed()
+    })
+}
+
+fn moro(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let sum = moro_local::async_scope!(|scope| {
+                let handles: Vec<_> = data.iter().map(|x| scope.spawn(child(x, y))).collect();
+                let mut sum = 0;
+                for handle in handles {
+                    sum += handle.await;
+                }
+                sum
+            })
+            .await;
+            black_box(sum);
+        }
+        start.elapsed()
+    })
+}
+
+/// async-scoped's safe entry blocks the calling thread on a fresh
+/// current-thread runtime while the children run on the multi-thread one;
+/// that is its design (its async entry is `unsafe`), so it is measured so.
+fn async_scoped(rt_mt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    let _context = rt_mt.enter();
+    let start = Instant::now();
+    for _ in 0..iters {
+        let ((), outputs) = async_scoped::TokioScope::scope_and_block(|s| {
+            for x in data {
+                s.spawn(child(x, y));
+            }
+        });
+        black_box(
+            outputs
+                .into_iter()
+                .map(|r| r.expect("no panic"))
+                .sum::<u64>(),
+        );
+    }
+    start.elapsed()
+}
