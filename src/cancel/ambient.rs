@@ -44,6 +44,15 @@ pub(crate) fn enter(ambient: Ambient) -> Entered {
     Entered { previous }
 }
 
+impl Entered {
+    /// Restores the previous ambient token and gives back the one entered.
+    pub(crate) fn exit(mut self) -> Option<Ambient> {
+        let restored = self.previous.take();
+        // `self` is dropped below with nothing left to restore.
+        CURRENT.with(|current| current.replace(restored))
+    }
+}
+
 impl Drop for Entered {
     fn drop(&mut self) {
         let restored = self.previous.take();

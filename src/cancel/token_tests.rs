@@ -5,6 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 use super::*;
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; the small trees below cover the same code"
+)]
 fn cancelling_a_parent_reaches_every_descendant_at_depth_1000() {
     let root = CancelToken::new();
     let mut chain = vec![root.child()];
@@ -20,6 +24,10 @@ fn cancelling_a_parent_reaches_every_descendant_at_depth_1000() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; the small trees below cover the same code"
+)]
 fn cancelling_a_parent_reaches_100_000_children() {
     let root = CancelToken::new();
     let children: Vec<_> = (0..100_000).map(|_| root.child()).collect();
@@ -63,6 +71,10 @@ fn the_first_reason_wins() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; the small trees below cover the same code"
+)]
 fn a_million_short_lived_children_leave_no_residue() {
     let root = CancelToken::new();
     for _ in 0..1_000_000 {
@@ -199,6 +211,10 @@ fn drop_guard_cancels_unless_disarmed() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; the small trees below cover the same code"
+)]
 fn cancel_racing_with_child_creation_on_other_threads_misses_no_child() {
     for _ in 0..50 {
         let root = CancelToken::new();

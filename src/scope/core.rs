@@ -35,19 +35,33 @@ struct State<T: ?Sized> {
 }
 
 struct Entry<T: ?Sized> {
-    /// `None` while the child is being polled.
-    future: Option<Pin<Box<T>>>,
-    header: WakerArc<TaskHeader>,
+    /// `None` while the child is being polled: moved out, so no lock is held
+    /// during the poll and no reference count is touched.
+    parts: Option<Parts<T>>,
     /// Woken while being polled elsewhere (parallel scope): queue it again
     /// when it is put back, or the wake-up would be lost.
     rewake: bool,
 }
 
+/// What polling a child needs, made once at spawn and reused for every poll.
+pub(crate) struct Parts<T: ?Sized> {
+    pub(crate) future: Pin<Box<T>>,
+    pub(crate) header: WakerArc<TaskHeader>,
+    pub(crate) waker: Waker,
+}
+
 /// A child taken out of the slab to be polled.
 pub(crate) struct Taken<T: ?Sized> {
     pub(crate) index: usize,
-    pub(crate) future: Pin<Box<T>>,
-    pub(crate) header: WakerArc<TaskHeader>,
+    pub(crate) parts: Parts<T>,
+}
+
+/// Work left for after the lock is released: user code may run in it.
+#[must_use = "the follow-up must run once the lock is released"]
+pub(crate) enum FollowUp<T: ?Sized> {
+    Nothing,
+    Reschedule(usize),
+    Finished(Pin<Box<T>>, TaskExit),
 }
 
 impl<T: ?Sized> Core<T> {
@@ -84,9 +98,14 @@ impl<T: ?Sized> Core<T> {
         let entry = state.tasks.vacant_entry();
         let index = entry.key();
         let header = WakerArc::new(TaskHeader::new(self.shared.clone(), index));
-        entry.insert(Entry {
-            future: Some(future),
+        let waker = Waker::from(header.clone());
+        let parts = Parts {
+            future,
             header: header.clone(),
+            waker,
+        };
+        entry.insert(Entry {
+            parts: Some(parts),
             rewake: false,
         });
         drop(state);
@@ -95,45 +114,50 @@ impl<T: ?Sized> Core<T> {
     }
 
     /// Takes the child at `index` out to be polled, if it is there and idle.
+    #[allow(dead_code)] // the parallel scope's batch runner uses it
     pub(crate) fn take(&self, index: usize) -> Option<Taken<T>> {
-        let mut state = self.state.lock();
-        let entry = state.tasks.get_mut(index)?;
-        match entry.future.take() {
-            Some(future) => Some(Taken {
-                index,
-                future,
-                header: entry.header.clone(),
-            }),
-            None => {
-                entry.rewake = true;
-                None
-            }
-        }
+        take_locked(&mut self.state.lock(), index)
     }
 
     /// Puts a polled child back, or removes it if it finished.
+    #[allow(dead_code)] // the parallel scope's batch runner uses it
     pub(crate) fn put_back(&self, taken: Taken<T>, exit: Poll<TaskExit>) {
-        let Taken {
-            index,
-            future,
-            header,
-        } = taken;
-        let mut state = self.state.lock();
-        match exit {
-            Poll::Pending => {
-                let entry = &mut state.tasks[index];
-                entry.future = Some(future);
-                if std::mem::take(&mut entry.rewake) {
-                    drop(state);
-                    // Bypasses the `queued` flag on purpose: the wake that set
-                    // `rewake` found the child queued and must not be lost.
-                    self.shared.schedule(index);
+        let follow_up = put_back_locked(&mut self.state.lock(), taken, exit);
+        self.follow_up(follow_up);
+    }
+
+    /// Polls the children of `batch` one after the other on this thread,
+    /// putting one back and taking the next under a single lock.
+    pub(crate) fn run_serial(&self, batch: &[usize])
+    where
+        T: Future<Output = TaskExit>,
+    {
+        let mut follow_up = FollowUp::Nothing;
+        let mut polled = None;
+        let mut next = batch.iter();
+        loop {
+            let taken = {
+                let mut state = self.state.lock();
+                if let Some((taken, exit)) = polled.take() {
+                    follow_up = put_back_locked(&mut state, taken, exit);
                 }
-            }
-            Poll::Ready(exit) => {
-                state.tasks.remove(index);
-                header.mark_dead();
-                drop(state);
+                next.by_ref()
+                    .find_map(|&index| take_locked(&mut state, index))
+            };
+            self.follow_up(std::mem::replace(&mut follow_up, FollowUp::Nothing));
+            let Some(taken) = taken else { return };
+            polled = Some(poll_taken(taken));
+        }
+    }
+
+    /// Runs what `put_back_locked` left for outside the lock.
+    pub(crate) fn follow_up(&self, follow_up: FollowUp<T>) {
+        match follow_up {
+            FollowUp::Nothing => {}
+            // Bypasses the `queued` flag on purpose: the wake that set
+            // `rewake` found the child queued and must not be lost.
+            FollowUp::Reschedule(index) => self.shared.schedule(index),
+            FollowUp::Finished(future, exit) => {
                 drop(future);
                 if let TaskExit::Panicked(panic) = exit {
                     self.shared.record_panic(panic);
@@ -168,8 +192,9 @@ impl<T: ?Sized> Core<T> {
                     .tasks
                     .drain()
                     .filter_map(|entry| {
-                        entry.header.mark_dead();
-                        entry.future
+                        let parts = entry.parts?;
+                        parts.header.mark_dead();
+                        Some(parts.future)
                     })
                     .collect()
             };
@@ -179,14 +204,73 @@ impl<T: ?Sized> Core<T> {
     }
 }
 
+fn take_locked<T: ?Sized>(state: &mut State<T>, index: usize) -> Option<Taken<T>> {
+    let entry = state.tasks.get_mut(index)?;
+    match entry.parts.take() {
+        Some(parts) => Some(Taken { index, parts }),
+        None => {
+            entry.rewake = true;
+            None
+        }
+    }
+}
+
+fn put_back_locked<T: ?Sized>(
+    state: &mut State<T>,
+    taken: Taken<T>,
+    exit: Poll<TaskExit>,
+) -> FollowUp<T> {
+    let Taken { index, parts } = taken;
+    match exit {
+        Poll::Pending => {
+            let entry = &mut state.tasks[index];
+            entry.parts = Some(parts);
+            if std::mem::take(&mut entry.rewake) {
+                FollowUp::Reschedule(index)
+            } else {
+                FollowUp::Nothing
+            }
+        }
+        Poll::Ready(exit) => {
+            state.tasks.remove(index);
+            parts.header.mark_dead();
+            // The future's destructor already ran inside the child wrapper;
+            // the box is freed after the lock is released all the same.
+            FollowUp::Finished(parts.future, exit)
+        }
+    }
+}
+
 /// Polls one taken child with its own waker and its token made current.
+///
+/// The header is moved into the ambient slot and back out, so a poll costs
+/// no reference-count traffic.
 pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
-    taken: &mut Taken<T>,
-) -> Poll<TaskExit> {
-    taken.header.clear_queued();
-    let waker = Waker::from(taken.header.clone());
-    let _entered = ambient::enter(Ambient::Task(taken.header.clone()));
-    taken.future.as_mut().poll(&mut Context::from_waker(&waker))
+    taken: Taken<T>,
+) -> (Taken<T>, Poll<TaskExit>) {
+    let Taken { index, parts } = taken;
+    let Parts {
+        mut future,
+        header,
+        waker,
+    } = parts;
+    header.clear_queued();
+    let entered = ambient::enter(Ambient::Task(header));
+    let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+    let Some(Ambient::Task(header)) = entered.exit() else {
+        unreachable!("the ambient slot gives back the header that was entered")
+    };
+    (
+        Taken {
+            index,
+            parts: Parts {
+                future,
+                header,
+                waker,
+            },
+        },
+        poll,
+    )
 }
 
 impl<T: ?Sized> fmt::Debug for Core<T> {

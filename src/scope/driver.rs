@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use super::core::{Core, poll_taken};
+use super::core::Core;
 use super::shared::ScopeShared;
 use super::task::{BODY, PanicBox, TaskExit, TaskHeader};
 use crate::cancel::CancelReason;
@@ -167,12 +167,7 @@ impl<T: ?Sized> Core<T> {
 
 /// Polls the children of `batch` one after the other on this thread.
 pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(core: &Core<T>, batch: &[usize]) {
-    for &index in batch {
-        if let Some(mut taken) = core.take(index) {
-            let exit = poll_taken(&mut taken);
-            core.put_back(taken, exit);
-        }
-    }
+    core.run_serial(batch);
 }
 
 impl<Fut: Future, T: ?Sized> fmt::Debug for Driver<Fut, T> {
