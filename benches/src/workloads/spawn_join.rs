@@ -3,11 +3,14 @@
 //! Models the fan-out at the heart of every scope: per-child overhead of
 //! spawning, waking and collecting outputs, with children that are ready at
 //! once (pure overhead) or await once (one trip through the wake path).
-//! Everything except async-scoped runs inside one tokio current-thread
-//! `block_on`, so the executor around the contenders is the same; the
-//! `'static` peers get a copy of the input instead of a borrow.
+//! Everything runs inside one tokio current-thread `block_on`, so the
+//! executor around the contenders is the same, except the rows marked
+//! multi-thread (tokio's spawns for reference, and async-scoped, whose safe
+//! entry needs that runtime); the `'static` peers get a copy of the input
+//! instead of a borrow.
 
 use std::hint::black_box;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -19,10 +22,14 @@ use crate::report::{Goal, Report, Row};
 use crate::util::{YieldOnce, current_thread, multi_thread};
 
 const SCOPE: &str = "taskscope scope";
+const LOCAL_SCOPE: &str = "taskscope local_scope";
+const FUTURE_GROUP: &str = "futures-concurrency FutureGroup";
 const FUTURES_UNORDERED: &str = "futures FuturesUnordered";
 const FUTURES_BUFFERED: &str = "futures-buffered FuturesUnordered";
 const TOKIO_SPAWN: &str = "tokio::spawn (current-thread)";
 const JOIN_SET: &str = "tokio JoinSet (current-thread)";
+const TOKIO_SPAWN_MT: &str = "tokio::spawn (multi-thread)";
+const JOIN_SET_MT: &str = "tokio JoinSet (multi-thread)";
 const MORO: &str = "moro-local async_scope";
 const ASYNC_SCOPED: &str = "async-scoped scope_and_block (multi-thread)";
 
@@ -66,15 +73,23 @@ fn measure(config: &Config, rt: &Runtime, rt_mt: &Runtime, data: &[u64], y: bool
     let n = data.len() as f64;
     let mut contenders = vec![
         Contender::new(SCOPE, n, |iters| taskscope_scope(rt, data, y, iters)),
+        Contender::new(LOCAL_SCOPE, n, |iters| {
+            taskscope_local_scope(rt, data, y, iters)
+        }),
         Contender::new(FUTURES_UNORDERED, n, |iters| {
             futures_unordered(rt, data, y, iters)
         }),
         Contender::new(FUTURES_BUFFERED, n, |iters| {
             futures_buffered(rt, data, y, iters)
         }),
+        Contender::new(FUTURE_GROUP, n, |iters| future_group(rt, data, y, iters)),
         Contender::new(TOKIO_SPAWN, n, |iters| tokio_spawn(rt, data, y, iters)),
         Contender::new(JOIN_SET, n, |iters| join_set(rt, data, y, iters)),
         Contender::new(MORO, n, |iters| moro(rt, data, y, iters)),
+        Contender::new(TOKIO_SPAWN_MT, n, |iters| {
+            tokio_spawn(rt_mt, data, y, iters)
+        }),
+        Contender::new(JOIN_SET_MT, n, |iters| join_set(rt_mt, data, y, iters)),
     ];
     // async-scoped grows worse than linearly here (about 60 µs per task at
     // N = 100,000, several seconds per sample), which alone would break the
@@ -132,10 +147,12 @@ fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
 /// add their own allocations to the global count).
 fn allocations(report: &mut Report, workload: &str, rt: &Runtime, data: &[u64]) {
     type Run = fn(&Runtime, &[u64], bool, u64) -> Duration;
-    let runs: [(&str, Run); 6] = [
+    let runs: [(&str, Run); 8] = [
         (SCOPE, taskscope_scope),
         (FUTURES_UNORDERED, futures_unordered),
+        (LOCAL_SCOPE, taskscope_local_scope),
         (FUTURES_BUFFERED, futures_buffered),
+        (FUTURE_GROUP, future_group),
         (TOKIO_SPAWN, tokio_spawn),
         (JOIN_SET, join_set),
         (MORO, moro),
@@ -187,6 +204,25 @@ fn taskscope_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration 
     })
 }
 
+fn taskscope_local_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let sum = taskscope::local_scope(|s| async move {
+                let handles: Vec<_> = data.iter().map(|x| s.spawn(child(x, y))).collect();
+                let mut sum = 0;
+                for handle in handles {
+                    sum += handle.await;
+                }
+                sum
+            })
+            .await;
+            black_box(sum);
+        }
+        start.elapsed()
+    })
+}
+
 fn futures_unordered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
         let start = Instant::now();
@@ -215,6 +251,25 @@ fn futures_buffered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration
             }
             let mut sum = 0;
             while let Some(v) = set.next().await {
+                sum += v;
+            }
+            black_box(sum);
+        }
+        start.elapsed()
+    })
+}
+
+fn future_group(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let mut group = futures_concurrency::future::FutureGroup::new();
+            for x in data {
+                group.insert(child(x, y));
+            }
+            let mut group = pin!(group);
+            let mut sum = 0;
+            while let Some(v) = group.next().await {
                 sum += v;
             }
             black_box(sum);
