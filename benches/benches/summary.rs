@@ -23,6 +23,7 @@ fn main() {
     let config = Config::from_env();
     let started = Instant::now();
     let mut report = Report::default();
+    let load_before = load_average();
     let all: [(&str, Workload); 5] = [
         ("spawn_join", workloads::spawn_join::run),
         ("cancel", workloads::cancel::run),
@@ -38,6 +39,12 @@ fn main() {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // The figures are only as good as the machine was quiet: say how busy.
+    report.notes.push(format!(
+        "load average (1 min) before / after: {load_before} / {}; cores: {}",
+        load_average(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    ));
     print!("{}", report.render());
     println!(
         "total: {elapsed:.1} s ({} mode)",
@@ -50,4 +57,11 @@ fn main() {
         Ok(()) => println!("summary written to {}", path.display()),
         Err(e) => eprintln!("could not write {}: {e}", path.display()),
     }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }

@@ -60,6 +60,22 @@ pub struct Measured {
     pub min_ns: f64,
     /// Slowest round.
     pub max_ns: f64,
+    /// Every round, in order; round `i` of two contenders of the same
+    /// comparison ran at most one round apart.
+    pub samples: Vec<f64>,
+}
+
+/// `a / b`, as the median of the per-round ratios: each round's pair ran
+/// milliseconds apart, so a neighbour's burst of work that slows one round
+/// slows both sides of its ratio, where it would shift one median alone.
+pub fn ratio(a: &Measured, b: &Measured) -> f64 {
+    let ratios: Vec<f64> = a
+        .samples
+        .iter()
+        .zip(&b.samples)
+        .map(|(x, y)| x / y)
+        .collect();
+    percentile(&ratios, 50.0)
 }
 
 type RunFn<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
@@ -130,6 +146,7 @@ pub fn compare(config: &Config, mut contenders: Vec<Contender<'_>>) -> Vec<Measu
             median_ns: percentile(&s, 50.0),
             min_ns: percentile(&s, 0.0),
             max_ns: percentile(&s, 100.0),
+            samples: s,
         })
         .collect()
 }

@@ -143,7 +143,9 @@ impl Report {
                 ]
             })
             .collect();
-        out.push_str("\n== summary: one line per target ==\n");
+        out.push_str(
+            "\n== summary: one line per target (ratio = median of the per-round ratios) ==\n",
+        );
         out.push_str(&table(
             &["workload", "ours", "peer", "ratio", "target", "holds"],
             &rows,

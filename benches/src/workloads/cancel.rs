@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::measure::{Config, Contender, by_name, compare, percentile};
+use crate::measure::{Config, Contender, by_name, compare, percentile, ratio};
 use crate::report::{Goal, Report, Row};
 use crate::util::{CountingWaker, multi_thread};
 
@@ -264,9 +264,9 @@ fn push_row(
         ours: Some(format!("{ours:.2} {unit}")),
         peer: format!("tokio-util {peer:.2} {unit}"),
         checked: Some(if peer_over_ours {
-            peer / ours
+            ratio(by_name(m, TOKIO_UTIL), by_name(m, OURS))
         } else {
-            ours / peer
+            ratio(by_name(m, OURS), by_name(m, TOKIO_UTIL))
         }),
         ratio_kind: if peer_over_ours {
             "peer/ours"

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::measure::{Config, Contender, Measured, by_name, compare};
+use crate::measure::{Config, Contender, Measured, by_name, compare, ratio};
 use crate::report::{Goal, Report, Row};
 use crate::util::multi_thread;
 
@@ -133,16 +133,16 @@ fn join_set(rt: &tokio::runtime::Runtime, data: &Arc<Vec<u32>>) -> u64 {
 }
 
 fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
-    let serial = by_name(m, SERIAL).median_ns;
+    let serial = by_name(m, SERIAL);
     for name in [RAYON, THREAD_SCOPE, JOIN_SET] {
         report.detail(
             workload,
             &format!("{name}: speed-up over serial"),
-            serial / by_name(m, name).median_ns,
+            ratio(serial, by_name(m, name)),
             "x",
         );
     }
-    let rayon = serial / by_name(m, RAYON).median_ns;
+    let rayon = ratio(serial, by_name(m, RAYON));
     // `par_scope` is built on another branch: no figure until it is on `main`.
     report.rows.push(Row {
         workload: format!("{workload}: par_scope speed-up over serial"),

@@ -17,7 +17,7 @@ use futures::StreamExt as _;
 use futures_buffered::BufferedStreamExt as _;
 use tokio::runtime::Runtime;
 
-use crate::measure::{Config, Contender, Measured, by_name, compare};
+use crate::measure::{Config, Contender, Measured, by_name, compare, ratio};
 use crate::report::{Goal, Report, Row};
 use crate::util::{Hop, current_thread};
 
@@ -152,13 +152,8 @@ pub fn run(config: &Config, report: &mut Report) {
 fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
     let floor = by_name(m, FLOOR).median_ns;
     for name in CONTENDERS {
-        let peer = by_name(m, name).median_ns;
-        report.detail(
-            workload,
-            &format!("{name}: wall / floor"),
-            peer / floor,
-            "x",
-        );
+        let over_floor = ratio(by_name(m, name), by_name(m, FLOOR));
+        report.detail(workload, &format!("{name}: wall / floor"), over_floor, "x");
     }
     // `buffered_in` is built on another branch; until it is on `main` its
     // row stays empty rather than estimated.
@@ -168,7 +163,7 @@ fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
         peer: format!(
             "floor {:.0} us/item; buffered {:.2}x",
             floor / 1e3,
-            by_name(m, CONTENDERS[0]).median_ns / floor
+            ratio(by_name(m, CONTENDERS[0]), by_name(m, FLOOR))
         ),
         checked: None,
         ratio_kind: "ours/floor",

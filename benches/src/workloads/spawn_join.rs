@@ -9,18 +9,21 @@
 //! entry needs that runtime); the `'static` peers get a copy of the input
 //! instead of a borrow.
 
+use std::future::{Future, poll_fn};
 use std::hint::black_box;
-use std::pin::pin;
+use std::pin::{Pin, pin};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use tokio::runtime::Runtime;
 
 use crate::alloc::count_allocs;
-use crate::measure::{Config, Contender, Measured, by_name, compare};
+use crate::measure::{Config, Contender, Measured, by_name, compare, ratio};
 use crate::report::{Goal, Report, Row};
 use crate::util::{YieldOnce, current_thread, multi_thread};
 
+const FLOOR: &str = "floor: a Vec of boxed futures, polled in turn";
 const SCOPE: &str = "taskscope scope";
 const LOCAL_SCOPE: &str = "taskscope local_scope";
 const FUTURE_GROUP: &str = "futures-concurrency FutureGroup";
@@ -72,6 +75,7 @@ pub fn run(config: &Config, report: &mut Report) {
 fn measure(config: &Config, rt: &Runtime, rt_mt: &Runtime, data: &[u64], y: bool) -> Vec<Measured> {
     let n = data.len() as f64;
     let mut contenders = vec![
+        Contender::new(FLOOR, n, |iters| floor(rt, data, y, iters)),
         Contender::new(SCOPE, n, |iters| taskscope_scope(rt, data, y, iters)),
         Contender::new(LOCAL_SCOPE, n, |iters| {
             taskscope_local_scope(rt, data, y, iters)
@@ -116,26 +120,27 @@ fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
             goal,
         });
     };
-    let fu = by_name(m, FUTURES_UNORDERED).median_ns;
+    let us = by_name(m, SCOPE);
+    let fu = ratio(us, by_name(m, FUTURES_UNORDERED));
     row(
         FUTURES_UNORDERED,
-        ours / fu,
+        fu,
         "ours/peer",
         "<= 1.0x FuturesUnordered",
         Goal::AtMost(1.0),
     );
-    let moro = by_name(m, MORO).median_ns;
+    let moro = ratio(by_name(m, MORO), us);
     row(
         MORO,
-        moro / ours,
+        moro,
         "peer/ours",
         ">= 8x faster than moro",
         Goal::AtLeast(8.0),
     );
-    let js = by_name(m, JOIN_SET).median_ns;
+    let js = ratio(by_name(m, JOIN_SET), us);
     row(
         JOIN_SET,
-        js / ours,
+        js,
         "peer/ours",
         ">= 5x faster than JoinSet",
         Goal::AtLeast(5.0),
@@ -147,7 +152,7 @@ fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
 /// add their own allocations to the global count).
 fn allocations(report: &mut Report, workload: &str, rt: &Runtime, data: &[u64]) {
     type Run = fn(&Runtime, &[u64], bool, u64) -> Duration;
-    let runs: [(&str, Run); 8] = [
+    let runs: [(&str, Run); 9] = [
         (SCOPE, taskscope_scope),
         (FUTURES_UNORDERED, futures_unordered),
         (LOCAL_SCOPE, taskscope_local_scope),
@@ -156,6 +161,7 @@ fn allocations(report: &mut Report, workload: &str, rt: &Runtime, data: &[u64]) 
         (TOKIO_SPAWN, tokio_spawn),
         (JOIN_SET, join_set),
         (MORO, moro),
+        (FLOOR, floor),
     ];
     let mut per_task = Vec::new();
     for (name, run) in runs {
@@ -183,6 +189,41 @@ fn allocations(report: &mut Report, workload: &str, rt: &Runtime, data: &[u64]) 
         target: "<= 1 allocation per task".into(),
         goal: Goal::AtMost(1.0),
     });
+}
+
+type BoxedChild<'a> = Pin<Box<dyn Future<Output = u64> + Send + 'a>>;
+
+/// What any fan-out of boxed children must at least pay: one allocation,
+/// one poll (two with a wake in between) and one free per child, with no
+/// wakers of its own, no ready queue and no join handles.
+fn floor(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let mut children: Vec<BoxedChild<'_>> = data
+                .iter()
+                .map(|x| Box::pin(child(x, y)) as BoxedChild<'_>)
+                .collect();
+            let mut sum = 0;
+            poll_fn(|cx| {
+                children.retain_mut(|c| match c.as_mut().poll(cx) {
+                    Poll::Ready(v) => {
+                        sum += v;
+                        false
+                    }
+                    Poll::Pending => true,
+                });
+                if children.is_empty() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            black_box(sum);
+        }
+        start.elapsed()
+    })
 }
 
 fn taskscope_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
