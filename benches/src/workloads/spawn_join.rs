@@ -95,15 +95,25 @@ fn measure(config: &Config, rt: &Runtime, rt_mt: &Runtime, data: &[u64], y: bool
         }),
         Contender::new(JOIN_SET_MT, n, |iters| join_set(rt_mt, data, y, iters)),
     ];
-    // async-scoped grows worse than linearly here (about 60 µs per task at
-    // N = 100,000, several seconds per sample), which alone would break the
-    // quick mode's time budget; the full mode still measures it.
-    if !config.quick || data.len() < 100_000 {
+    if data.len() < 100_000 {
         contenders.push(Contender::new(ASYNC_SCOPED, n, |iters| {
             async_scoped(rt_mt, data, y, iters)
         }));
+        return compare(config, contenders);
     }
-    compare(config, contenders)
+    let mut measured = compare(config, contenders);
+    // async-scoped grows worse than linearly (about 60 µs per task at
+    // N = 100,000, seconds per sample): the quick mode skips it, the full
+    // mode gives it three rounds of its own (it has no target to pair with).
+    if !config.quick {
+        let rounds = Config {
+            rounds: 3,
+            ..config.clone()
+        };
+        let slow = Contender::fixed(ASYNC_SCOPED, n, 1, |_| async_scoped(rt_mt, data, y, 1));
+        measured.extend(compare(&rounds, vec![slow]));
+    }
+    measured
 }
 
 fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
