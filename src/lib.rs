@@ -33,6 +33,12 @@ mod sync;
 #[cfg(test)]
 mod test_util;
 
+#[cfg(feature = "tokio-util")]
+pub use cancel::TokioUtilBridge;
+pub use cancel::{
+    CancelExt, CancelStreamExt, CancelWhen, CancellableIo, CancellableStream, Shield,
+    UntilCancelled, cancel_when, shield,
+};
 pub use cancel::{
     CancelOnDrop, CancelReason, CancelToken, Cancelled, OnCancel, WhenCancelled, cancelled,
     checkpoint, current_token, is_cancelled,
@@ -41,3 +47,4 @@ pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
+pub use scope::{TryScope, TryScopeFuture, try_scope};

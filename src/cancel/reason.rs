@@ -82,6 +82,13 @@ impl CancelReason {
         }
     }
 
+    /// The reason a [`try_scope`](crate::try_scope) is cancelled with when
+    /// `error` is its first error: [`Failed`](CancelReason::Failed) with the
+    /// error's `Debug` rendering.
+    pub(crate) fn from_error(error: &dyn fmt::Debug) -> CancelReason {
+        CancelReason::Failed(Arc::from(format!("{error:?}")))
+    }
+
     /// A reason built from a panic payload, keeping its message if it has one.
     pub(crate) fn from_panic(payload: &(dyn Any + Send)) -> CancelReason {
         let message = if let Some(text) = payload.downcast_ref::<&'static str>() {
@@ -171,9 +178,15 @@ impl fmt::Display for Cancelled {
 
 impl std::error::Error for Cancelled {}
 
+/// An I/O error of kind [`Other`](std::io::ErrorKind::Other) wrapping the
+/// [`Cancelled`] value (reach it with `error.get_ref()` and `downcast_ref`).
+///
+/// Not `Interrupted`: that kind means "retry the call", and retry loops such
+/// as `std::io::Read::read_exact` would spin forever on an operation that
+/// keeps failing because its token stays cancelled.
 impl From<Cancelled> for std::io::Error {
     fn from(cancelled: Cancelled) -> Self {
-        std::io::Error::new(std::io::ErrorKind::Interrupted, cancelled)
+        std::io::Error::other(cancelled)
     }
 }
 
@@ -200,9 +213,15 @@ mod tests {
     }
 
     #[test]
-    fn cancelled_converts_into_an_interrupted_io_error() {
+    fn error_reason_is_the_debug_rendering() {
+        let reason = CancelReason::from_error(&"disk full");
+        assert!(matches!(&reason, CancelReason::Failed(text) if &**text == "\"disk full\""));
+    }
+
+    #[test]
+    fn cancelled_converts_into_an_io_error_that_is_not_retried() {
         let io: std::io::Error = Cancelled::new(CancelReason::Requested).into();
-        assert_eq!(io.kind(), std::io::ErrorKind::Interrupted);
+        assert_eq!(io.kind(), std::io::ErrorKind::Other);
         let inner = io.get_ref().and_then(|e| e.downcast_ref::<Cancelled>());
         assert!(matches!(
             inner.map(Cancelled::reason),

@@ -114,4 +114,34 @@ mod tests {
         token.cancel();
         assert_eq!((first.count(), second.count()), (0, 1));
     }
+
+    #[test]
+    fn a_registration_racing_with_cancel_on_other_threads_is_never_lost() {
+        let rounds = if cfg!(miri) { 5 } else { 200 };
+        for _ in 0..rounds {
+            let token = CancelToken::new();
+            type Outcome = (bool, CountingWaker, Pin<Box<WhenCancelled>>);
+            let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+                let waiters: Vec<_> = (0..3)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let waker = CountingWaker::new();
+                            let mut fut = Box::pin(token.cancelled());
+                            let ready = fut.as_mut().poll(&mut waker.context()).is_ready();
+                            // Kept alive: dropping it would unregister it.
+                            (ready, waker, fut)
+                        })
+                    })
+                    .collect();
+                s.spawn(|| token.cancel());
+                waiters.into_iter().map(|w| w.join().unwrap()).collect()
+            });
+            for (ready, waker, _fut) in outcomes {
+                assert!(
+                    ready || waker.count() == 1,
+                    "a waiter registered before the cancel must be woken"
+                );
+            }
+        }
+    }
 }

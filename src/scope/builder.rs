@@ -4,11 +4,14 @@ use std::future::Future;
 
 use super::core::Core;
 use super::driver::{Driver, run_serial};
+use super::first_error::FirstError;
 use super::handle::Scope;
 use super::local::LocalScope;
 use super::local_scope_future::LocalScopeFuture;
 use super::scope_future::ScopeFuture;
 use super::shared::ScopeShared;
+use super::try_scope::TryScope;
+use super::try_scope_future::{RecordBody, TryScopeFuture};
 use crate::cancel::{CancelToken, ambient};
 use crate::sync::{Arc, WakerArc};
 
@@ -59,6 +62,21 @@ impl Builder {
         let core = Arc::new(Core::new(self.shared()));
         let body = body(Scope::new(core.clone()));
         ScopeFuture::new(Driver::new(body, core, run_serial))
+    }
+
+    /// Starts a [`try_scope`](crate::try_scope) with these settings.
+    pub fn try_scope<'env, F, Fut, R, E>(self, body: F) -> TryScopeFuture<'env, Fut, R, E>
+    where
+        F: FnOnce(TryScope<'env, E>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: std::fmt::Debug,
+    {
+        let core = Arc::new(Core::new(self.shared()));
+        let errors = Arc::new(FirstError::new(core.shared().token().clone()));
+        let body = body(TryScope::new(Scope::new(core.clone()), errors.clone()));
+        let body = RecordBody::new(body, errors.clone());
+        let inner = ScopeFuture::new(Driver::new(body, core, run_serial));
+        TryScopeFuture::new(inner, errors)
     }
 
     /// Starts a [`local_scope`](crate::local_scope) with these settings.

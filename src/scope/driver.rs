@@ -65,6 +65,13 @@ where
     }
 }
 
+impl<Fut: Future, T: ?Sized> Driver<Fut, T> {
+    /// The scope's token.
+    pub(crate) fn token(&self) -> &crate::cancel::CancelToken {
+        self.core.shared().token()
+    }
+}
+
 impl<Fut, T> Future for Driver<Fut, T>
 where
     Fut: Future,

@@ -7,6 +7,8 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::cancel::CancelToken;
+
 use super::builder::Builder;
 use super::driver::Driver;
 use super::local::{LocalScope, LocalTask};
@@ -44,6 +46,12 @@ pin_project! {
 impl<'env, Fut: Future> LocalScopeFuture<'env, Fut> {
     pub(crate) fn new(driver: Driver<Fut, LocalTask<'env>>) -> Self {
         LocalScopeFuture { driver }
+    }
+    /// The scope's token, created with the future: cancelling it from
+    /// outside cancels the scope voluntarily, as
+    /// [`Scope::cancel`](crate::Scope::cancel) does from inside.
+    pub fn token(&self) -> &CancelToken {
+        self.driver.token()
     }
 }
 

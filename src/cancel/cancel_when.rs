@@ -1,0 +1,255 @@
+//! [`cancel_when`]: cancel a future, or a whole scope, when another future completes.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::ambient::{self, Ambient};
+use super::reason::CancelReason;
+use super::token::CancelToken;
+
+/// Runs `future` and cancels it with [`CancelReason::Deadline`] when
+/// `deadline` completes first; any future works as a timer.
+///
+/// At its first poll the adapter makes a token, a child of the ambient one
+/// (see [`current_token`](crate::current_token)), and makes it current while
+/// it polls `future`: code inside sees the deadline through
+/// [`checkpoint`](crate::checkpoint), [`cancelled`](crate::cancelled) or
+/// scopes it creates. Cancellation is voluntary: `future` keeps being polled
+/// after the deadline and its own output is returned, so it can finish
+/// through its ordinary error paths. `deadline` is dropped as soon as it
+/// fired, the token was cancelled otherwise, or `future` finished.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let (fire, deadline) = futures::channel::oneshot::channel::<()>();
+/// fire.send(()).unwrap(); // a deadline that has already passed
+/// let steps = taskscope::cancel_when(
+///     async {
+///         let mut steps = 0;
+///         while taskscope::checkpoint().is_ok() {
+///             steps += 1;
+///         }
+///         steps
+///     },
+///     deadline,
+/// )
+/// .await;
+/// assert_eq!(steps, 0);
+/// # });
+/// ```
+///
+/// A scope future's token exists as soon as the scope is created, so wrap
+/// it with its own [`ScopeFuture::cancel_when`](crate::ScopeFuture::cancel_when)
+/// (which cancels that token), or create the scope inside an `async` block
+/// given to this function; wrapping an already created scope future here
+/// would not reach it.
+///
+/// # Cancel safety
+///
+/// Dropping the adapter drops `future` at its current await point; it is as
+/// cancel-safe as `future` is.
+///
+/// # Panics
+///
+/// Panics of `future` and `deadline` propagate. Polling after completion
+/// polls `future` again, with whatever consequence that has for it.
+pub fn cancel_when<F, D>(future: F, deadline: D) -> CancelWhen<F, D>
+where
+    F: Future,
+    D: Future,
+{
+    CancelWhen::new(future, deadline, None)
+}
+
+pin_project! {
+    /// The future of [`cancel_when`] and its kin: `future`'s output, with
+    /// its token cancelled once `deadline` completes.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct CancelWhen<F, D> {
+        #[pin]
+        future: F,
+        #[pin]
+        deadline: Option<D>,
+        // `None` until the first poll, except for scope futures, which
+        // bring their own token.
+        token: Option<CancelToken>,
+    }
+}
+
+impl<F, D> CancelWhen<F, D> {
+    pub(crate) fn new(future: F, deadline: D, token: Option<CancelToken>) -> Self {
+        CancelWhen {
+            future,
+            deadline: Some(deadline),
+            token,
+        }
+    }
+
+    /// The token the deadline cancels, once it exists (after the first poll,
+    /// or from the start for a scope future).
+    pub fn token(&self) -> Option<&CancelToken> {
+        self.token.as_ref()
+    }
+}
+
+impl<F: Future, D: Future> Future for CancelWhen<F, D> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let token = this.token.get_or_insert_with(|| {
+            ambient::parent_for_new_scope().map_or_else(CancelToken::new, |parent| parent.child())
+        });
+        if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
+            if token.is_cancelled() {
+                // Cancelled otherwise: the timer has nothing left to do.
+                this.deadline.set(None);
+            } else if deadline.poll(cx).is_ready() {
+                this.deadline.set(None);
+                token.cancel_with(CancelReason::Deadline);
+            }
+        }
+        let entered = ambient::enter(Ambient::Token(token.clone()));
+        let output = this.future.poll(cx);
+        drop(entered);
+        if output.is_ready() {
+            this.deadline.set(None);
+        }
+        output
+    }
+}
+
+impl<F, D> fmt::Debug for CancelWhen<F, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelWhen")
+            .field("token", &self.token)
+            .field("deadline_pending", &self.deadline.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `cancel_when` (and with tokio `cancel_after`, `cancel_at`) as inherent
+/// methods of a scope future: they cancel that scope's own token.
+macro_rules! scope_deadlines {
+    ($scope:literal, [$($generics:tt)*], $ty:ty, [$($bounds:tt)*]) => {
+        impl<$($generics)*> $ty
+        where
+            $($bounds)*
+        {
+            #[doc = concat!("Cancels this ", $scope, " with [`CancelReason::Deadline`] when `deadline` completes.")]
+            ///
+            /// The scope's token is cancelled (voluntarily: the body and every
+            /// child still finish and are joined); `deadline` is dropped
+            /// once it fired or the scope finished, so it never prolongs the
+            /// scope. See [`cancel_when`](crate::cancel_when).
+            ///
+            /// # Cancel safety
+            ///
+            /// Dropping the result drops the scope future, with the effect
+            /// described for [`scope`](crate::scope).
+            ///
+            /// # Panics
+            ///
+            /// As the scope future; panics of `deadline` propagate.
+            pub fn cancel_when<D: Future>(self, deadline: D) -> CancelWhen<Self, D> {
+                let token = self.token().clone();
+                CancelWhen::new(self, deadline, Some(token))
+            }
+
+            /// [`cancel_when`](Self::cancel_when) with a tokio timer that
+            /// fires `duration` from now.
+            ///
+            /// # Panics
+            ///
+            /// Outside a tokio runtime with its time driver enabled.
+            #[cfg(feature = "tokio")]
+            pub fn cancel_after(
+                self,
+                duration: std::time::Duration,
+            ) -> CancelWhen<Self, tokio::time::Sleep> {
+                self.cancel_when(tokio::time::sleep(duration))
+            }
+
+            /// [`cancel_when`](Self::cancel_when) with a tokio timer that
+            /// fires at `deadline`.
+            ///
+            /// # Panics
+            ///
+            /// Outside a tokio runtime with its time driver enabled.
+            #[cfg(feature = "tokio")]
+            pub fn cancel_at(
+                self,
+                deadline: tokio::time::Instant,
+            ) -> CancelWhen<Self, tokio::time::Sleep> {
+                self.cancel_when(tokio::time::sleep_until(deadline))
+            }
+        }
+    };
+}
+
+scope_deadlines!("scope", ['env, Fut], crate::ScopeFuture<'env, Fut>, [Fut: Future]);
+scope_deadlines!("scope", ['env, Fut], crate::LocalScopeFuture<'env, Fut>, [Fut: Future]);
+scope_deadlines!(
+    "scope",
+    ['env, Fut, R, E],
+    crate::TryScopeFuture<'env, Fut, R, E>,
+    [Fut: Future<Output = Result<R, E>>, E: fmt::Debug]
+);
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::test_util::CountingWaker;
+
+    #[test]
+    fn the_deadline_cancels_the_token_made_current_for_the_future() {
+        let (fire, deadline) = futures::channel::oneshot::channel::<()>();
+        let mut fut = Box::pin(cancel_when(
+            std::future::poll_fn(|_| match crate::checkpoint() {
+                Ok(()) => Poll::Pending,
+                Err(cancelled) => Poll::Ready(cancelled),
+            }),
+            deadline,
+        ));
+        let waker = CountingWaker::new();
+        assert!(fut.as_mut().poll(&mut waker.context()).is_pending());
+        let token = fut.token().cloned().expect("made at the first poll");
+        assert!(!token.is_cancelled());
+        fire.send(()).unwrap();
+        assert_eq!(waker.count(), 1, "the deadline wakes the adapter");
+        match fut.as_mut().poll(&mut waker.context()) {
+            Poll::Ready(cancelled) => assert!(matches!(cancelled.reason(), CancelReason::Deadline)),
+            Poll::Pending => panic!("the future saw the deadline through checkpoint"),
+        }
+    }
+
+    #[test]
+    fn the_token_is_a_child_of_the_ambient_one() {
+        let outer = CancelToken::new();
+        let mut fut = Box::pin(cancel_when(
+            std::future::pending::<()>(),
+            std::future::pending::<()>(),
+        ));
+        let waker = CountingWaker::new();
+        {
+            let _entered = ambient::enter(Ambient::Token(outer.clone()));
+            assert!(fut.as_mut().poll(&mut waker.context()).is_pending());
+        }
+        outer.cancel();
+        assert!(fut.token().unwrap().is_cancelled());
+    }
+
+    #[test]
+    fn the_deadline_is_dropped_when_the_future_finishes_first() {
+        let (_fire, deadline) = futures::channel::oneshot::channel::<()>();
+        let mut fut = Box::pin(cancel_when(async { 7 }, deadline));
+        let waker = CountingWaker::new();
+        assert_eq!(fut.as_mut().poll(&mut waker.context()), Poll::Ready(7));
+        assert!(fut.deadline.is_none());
+        assert!(!fut.token().unwrap().is_cancelled());
+    }
+}

@@ -1,0 +1,160 @@
+//! [`CancellableStream`]: a stream that stops when a token fires.
+
+use std::fmt;
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+
+use super::reason::Cancelled;
+use super::token::CancelToken;
+use super::when_cancelled::WhenCancelled;
+
+/// Stops a [`Stream`] when a token fires.
+///
+/// ```
+/// use futures::StreamExt;
+/// use taskscope::{CancelStreamExt, CancelToken};
+///
+/// # futures::executor::block_on(async {
+/// let token = CancelToken::new();
+/// let mut items = futures::stream::iter(1..).until_cancelled(&token);
+/// assert_eq!(items.next().await.unwrap().unwrap(), 1);
+/// token.cancel();
+/// assert!(items.next().await.unwrap().is_err()); // one Err(Cancelled)...
+/// assert!(items.next().await.is_none()); // ...then the end
+/// # });
+/// ```
+pub trait CancelStreamExt: Stream + Sized {
+    /// Yields `Ok(item)` for each item until `token` is cancelled, then one
+    /// `Err(Cancelled)`, then ends; see [`CancellableStream`].
+    fn until_cancelled(self, token: &CancelToken) -> CancellableStream<Self> {
+        CancellableStream {
+            stream: Some(self),
+            cancelled: Some(token.cancelled()),
+        }
+    }
+}
+
+impl<S: Stream> CancelStreamExt for S {}
+
+pin_project! {
+    /// A stream that yields `Ok(item)` until its token is cancelled, then a
+    /// single `Err(Cancelled)` and ends; made by
+    /// [`CancelStreamExt::until_cancelled`].
+    ///
+    /// Ending with an error rather than silently lets a consumer tell "the
+    /// source is exhausted" from "we were told to stop"; a consumer that does
+    /// not care stops at the first `Err` (e.g. `take_while(Result::is_ok)`).
+    /// The token is checked before each poll of the inner stream, which is
+    /// dropped as soon as the token fires or it ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// Each `next()` is as cancel-safe as the inner stream's.
+    ///
+    /// # Panics
+    ///
+    /// Panics of the inner stream propagate. Polling after the end keeps
+    /// returning `None`.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct CancellableStream<S> {
+        #[pin]
+        stream: Option<S>,
+        // `None` once the stream has ended (either way).
+        cancelled: Option<WhenCancelled>,
+    }
+}
+
+impl<S: Stream> Stream for CancellableStream<S> {
+    type Item = Result<S::Item, Cancelled>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        let Some(cancelled) = this.cancelled.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(error) = Pin::new(cancelled).poll(cx) {
+            this.stream.set(None);
+            *this.cancelled = None;
+            return Poll::Ready(Some(Err(error)));
+        }
+        let Some(stream) = this.stream.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        match std::task::ready!(stream.poll_next(cx)) {
+            Some(item) => Poll::Ready(Some(Ok(item))),
+            None => {
+                this.stream.set(None);
+                *this.cancelled = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match (&self.stream, &self.cancelled) {
+            (Some(stream), Some(_)) => {
+                let (_, upper) = stream.size_hint();
+                // The token may fire before the first item: one `Err` then.
+                (0, upper.and_then(|upper| upper.checked_add(1)))
+            }
+            _ => (0, Some(0)),
+        }
+    }
+}
+
+impl<S> fmt::Debug for CancellableStream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancellableStream")
+            .field("ended", &self.cancelled.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::test_util::CountingWaker;
+
+    #[test]
+    fn a_pending_stream_is_woken_and_ends_with_one_error_when_the_token_fires() {
+        let token = CancelToken::new();
+        let mut stream = Box::pin(futures::stream::pending::<u8>().until_cancelled(&token));
+        let waker = CountingWaker::new();
+        assert!(stream.as_mut().poll_next(&mut waker.context()).is_pending());
+        token.cancel();
+        assert_eq!(waker.count(), 1);
+        assert!(matches!(
+            stream.as_mut().poll_next(&mut waker.context()),
+            Poll::Ready(Some(Err(_)))
+        ));
+        assert!(matches!(
+            stream.as_mut().poll_next(&mut waker.context()),
+            Poll::Ready(None)
+        ));
+        assert_eq!(token.registered_waiters(), 0);
+    }
+
+    #[test]
+    fn an_exhausted_stream_ends_without_error() {
+        let token = CancelToken::new();
+        let mut stream = Box::pin(futures::stream::iter([1]).until_cancelled(&token));
+        let waker = CountingWaker::new();
+        assert!(matches!(
+            stream.as_mut().poll_next(&mut waker.context()),
+            Poll::Ready(Some(Ok(1)))
+        ));
+        assert!(matches!(
+            stream.as_mut().poll_next(&mut waker.context()),
+            Poll::Ready(None)
+        ));
+        token.cancel();
+        assert!(matches!(
+            stream.as_mut().poll_next(&mut waker.context()),
+            Poll::Ready(None)
+        ));
+    }
+}

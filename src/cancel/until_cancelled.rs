@@ -1,0 +1,152 @@
+//! [`UntilCancelled`]: a future that is dropped as soon as a token fires.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::ambient;
+use super::reason::Cancelled;
+use super::token::CancelToken;
+use super::when_cancelled::WhenCancelled;
+
+pin_project! {
+    /// Resolves to `Ok(output)`, or to `Err(Cancelled)` as soon as its token
+    /// is cancelled, dropping the inner future at its current await point.
+    ///
+    /// Made by [`CancelExt::until_cancelled`](crate::CancelExt::until_cancelled)
+    /// and [`CancelExt::until_cancelled_ambient`](crate::CancelExt::until_cancelled_ambient).
+    ///
+    /// This is *synchronous* cancellation, the opposite of the crate's
+    /// voluntary model: use it only for futures that are cancel-safe (a
+    /// channel receive, a timer, an accept), never for one that holds half-done
+    /// work.
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as the inner future.
+    ///
+    /// # Panics
+    ///
+    /// Polling it again after it returned `Ok` panics. After `Err` it keeps
+    /// returning the same error.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct UntilCancelled<F> {
+        #[pin]
+        future: Option<F>,
+        // `None` for the ambient form until its first poll.
+        cancelled: Option<WhenCancelled>,
+    }
+}
+
+impl<F> UntilCancelled<F> {
+    pub(crate) fn new(future: F, token: Option<&CancelToken>) -> Self {
+        UntilCancelled {
+            future: Some(future),
+            cancelled: token.map(CancelToken::cancelled),
+        }
+    }
+}
+
+impl<F: Future> Future for UntilCancelled<F> {
+    type Output = Result<F::Output, Cancelled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let cancelled = this
+            .cancelled
+            .get_or_insert_with(|| ambient::current_token().cancelled());
+        // Checked first: once the token fired, the future is never polled again.
+        if let Poll::Ready(error) = Pin::new(cancelled).poll(cx) {
+            this.future.set(None);
+            return Poll::Ready(Err(error));
+        }
+        let future = this
+            .future
+            .as_mut()
+            .as_pin_mut()
+            .expect("taskscope: UntilCancelled polled after it completed; await it once");
+        let output = std::task::ready!(future.poll(cx));
+        this.future.set(None);
+        Poll::Ready(Ok(output))
+    }
+}
+
+impl<F> fmt::Debug for UntilCancelled<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UntilCancelled")
+            .field("cancelled", &self.cancelled)
+            .field("running", &self.future.is_some())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::CancelReason;
+    use crate::test_util::CountingWaker;
+
+    struct SetOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_inner_future_is_dropped_as_soon_as_the_token_fires() {
+        let token = CancelToken::new();
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let guard = SetOnDrop(dropped.clone());
+        let mut fut = Box::pin(UntilCancelled::new(
+            async move {
+                let _guard = guard;
+                std::future::pending::<()>().await
+            },
+            Some(&token),
+        ));
+        let waker = CountingWaker::new();
+        assert!(fut.as_mut().poll(&mut waker.context()).is_pending());
+        token.cancel();
+        assert_eq!(waker.count(), 1, "cancelling wakes the adapter");
+        match fut.as_mut().poll(&mut waker.context()) {
+            Poll::Ready(Err(error)) => assert!(matches!(error.reason(), CancelReason::Requested)),
+            other => panic!(
+                "expected Err(Cancelled), got {:?}",
+                other.map(|r| r.is_ok())
+            ),
+        }
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[test]
+    fn an_uncancelled_token_lets_the_output_through() {
+        let token = CancelToken::new();
+        let mut fut = Box::pin(UntilCancelled::new(async { 5 }, Some(&token)));
+        let waker = CountingWaker::new();
+        assert!(matches!(
+            fut.as_mut().poll(&mut waker.context()),
+            Poll::Ready(Ok(5))
+        ));
+    }
+
+    #[test]
+    fn the_ambient_form_reads_the_token_current_at_its_first_poll() {
+        let token = CancelToken::new();
+        let mut fut = Box::pin(UntilCancelled::new(std::future::pending::<()>(), None));
+        let waker = CountingWaker::new();
+        {
+            let _entered = ambient::enter(ambient::Ambient::Token(token.clone()));
+            assert!(fut.as_mut().poll(&mut waker.context()).is_pending());
+        }
+        token.cancel();
+        assert!(matches!(
+            fut.as_mut().poll(&mut waker.context()),
+            Poll::Ready(Err(_))
+        ));
+    }
+}

@@ -1,0 +1,156 @@
+//! [`try_scope`] and the [`TryScope`] handle its body gets.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+
+use super::builder::Builder;
+use super::first_error::FirstError;
+use super::handle::Scope;
+use super::join_handle::JoinHandle;
+use super::try_scope_future::TryScopeFuture;
+use crate::cancel::Cancelled;
+use crate::sync::Arc;
+
+/// Like [`scope`](crate::scope), for work that can fail: the first error
+/// cancels the scope, which still joins every child, then returns that error.
+///
+/// The body gets a [`TryScope`]: it derefs to [`Scope`], so `spawn`,
+/// `token` and `cancel` work as usual, and adds
+/// [`spawn_try`](TryScope::spawn_try) for children returning `Result<T, E>`.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let inputs = ["1", "2", "x", "4"];
+/// let inputs = &inputs;
+/// let result: Result<u32, String> = taskscope::try_scope(|s| async move {
+///     let handles: Vec<_> = inputs
+///         .iter()
+///         .map(|text| s.spawn_try(async move { text.parse::<u32>().map_err(|e| e.to_string()) }))
+///         .collect();
+///     let mut sum = 0;
+///     for handle in handles {
+///         // A failed child's handle yields `Err(Cancelled)`; `?` leaves the
+///         // body, and the scope returns the child's own error.
+///         sum += handle.await.map_err(|c| c.to_string())?;
+///     }
+///     Ok(sum)
+/// })
+/// .await;
+/// assert_eq!(result.unwrap_err(), "invalid digit found in string");
+/// # });
+/// ```
+///
+/// # Error policy
+///
+/// - The first `Err` in time wins: from a [`spawn_try`](TryScope::spawn_try)
+///   child when it returns, or from the body when it returns. It cancels the
+///   scope's token with [`CancelReason::Failed`](crate::CancelReason::Failed)
+///   carrying the error's `Debug` rendering (if the token was already
+///   cancelled, its first reason stays).
+/// - The scope still waits for the body and every child, then returns that
+///   first error, even if the body itself returned `Ok`.
+/// - Later errors are dropped (after their `Debug` rendering went into their
+///   own handle's [`Cancelled`]) and counted:
+///   [`suppressed_errors`](TryScope::suppressed_errors).
+/// - An error the body returns *after* a child's error is such a later
+///   error: returning `Err` from the body because a handle said
+///   `Err(Cancelled)` is the normal way to stop, and the scope still returns
+///   the child's original error.
+///
+/// # Cancel safety
+///
+/// As for [`scope`](crate::scope).
+///
+/// # Panics
+///
+/// As for [`scope`](crate::scope): a panic cancels the scope with
+/// [`CancelReason::Panicked`](crate::CancelReason::Panicked) and is
+/// re-raised; it is never turned into an `Err`.
+pub fn try_scope<'env, F, Fut, R, E>(body: F) -> TryScopeFuture<'env, Fut, R, E>
+where
+    F: FnOnce(TryScope<'env, E>) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    E: fmt::Debug,
+{
+    Builder::new().try_scope(body)
+}
+
+/// The handle a [`try_scope`]'s body gets: a [`Scope`] plus the scope's
+/// first-error slot.
+///
+/// Cheap to clone; move a clone into a child to spawn from there.
+pub struct TryScope<'env, E> {
+    scope: Scope<'env>,
+    errors: Arc<FirstError<E>>,
+}
+
+impl<'env, E: fmt::Debug> TryScope<'env, E> {
+    pub(crate) fn new(scope: Scope<'env>, errors: Arc<FirstError<E>>) -> Self {
+        TryScope { scope, errors }
+    }
+
+    /// Spawns a child that can fail.
+    ///
+    /// If the child returns `Err(e)` and `e` is the scope's first error, `e`
+    /// is kept for the scope to return and the scope is cancelled with
+    /// [`CancelReason::Failed`](crate::CancelReason::Failed); a later error
+    /// is dropped and counted. Either way the child's handle yields
+    /// `Err(Cancelled)` whose reason is `Failed` with `e`'s `Debug`
+    /// rendering; on success it yields `Ok`.
+    ///
+    /// # Panics
+    ///
+    /// If the scope has already finished (the handle outlived its scope).
+    pub fn spawn_try<F, T>(&self, future: F) -> JoinHandle<Result<T, Cancelled>>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'env,
+        T: Send + 'env,
+        E: Send + 'env,
+    {
+        let errors = self.errors.clone();
+        self.scope.spawn(async move {
+            match future.await {
+                Ok(value) => Ok(value),
+                Err(error) => Err(errors.record(error)),
+            }
+        })
+    }
+
+    /// How many errors arrived after the first one and were dropped, so far.
+    pub fn suppressed_errors(&self) -> usize {
+        self.errors.suppressed()
+    }
+
+    /// The plain scope handle, e.g. to move into a child that only spawns
+    /// infallible work.
+    pub fn scope(&self) -> &Scope<'env> {
+        &self.scope
+    }
+}
+
+impl<'env, E> Deref for TryScope<'env, E> {
+    type Target = Scope<'env>;
+
+    fn deref(&self) -> &Scope<'env> {
+        &self.scope
+    }
+}
+
+impl<E> Clone for TryScope<'_, E> {
+    fn clone(&self) -> Self {
+        TryScope {
+            scope: self.scope.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl<E> fmt::Debug for TryScope<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryScope")
+            .field("scope", &self.scope)
+            .field("errors", &self.errors)
+            .finish()
+    }
+}

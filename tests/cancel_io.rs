@@ -1,0 +1,81 @@
+//! The cancellable I/O wrapper on in-memory pipes.
+
+use futures::executor::block_on;
+use taskscope::{CancelToken, CancellableIo, Cancelled};
+
+fn is_cancellation(error: &std::io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<Cancelled>())
+}
+
+#[test]
+fn futures_io_reads_and_writes_fail_after_the_token_fires_but_close_works() {
+    use futures::io::{AsyncReadExt, AsyncWriteExt, Cursor};
+    block_on(async {
+        let token = CancelToken::new();
+        let mut io = CancellableIo::new(Cursor::new(vec![0_u8; 8]), &token);
+        io.write_all(b"abc").await.unwrap();
+        token.cancel();
+        let error = io.write_all(b"def").await.unwrap_err();
+        assert!(is_cancellation(&error));
+        let error = io.read(&mut [0_u8; 4]).await.unwrap_err();
+        assert!(is_cancellation(&error));
+        io.close()
+            .await
+            .expect("closing is not refused after cancellation");
+        assert_eq!(&io.into_inner().into_inner()[..3], b"abc");
+    });
+}
+
+#[cfg(feature = "tokio")]
+mod on_tokio {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+
+    #[tokio::test]
+    async fn a_read_pending_on_a_duplex_pipe_fails_when_the_token_fires() {
+        let token = CancelToken::new();
+        let (near, mut far) = duplex(64);
+        let mut near = CancellableIo::new(near, &token);
+        far.write_all(b"hello").await.unwrap();
+        let mut buf = [0_u8; 5];
+        near.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+        let (read, ()) = tokio::join!(near.read(&mut buf), async {
+            tokio::task::yield_now().await;
+            token.cancel();
+        });
+        let error = read.unwrap_err();
+        assert!(is_cancellation(&error));
+        assert_eq!(error.kind(), std::io::ErrorKind::Other);
+    }
+
+    #[tokio::test]
+    async fn writes_fail_after_cancellation_and_shutdown_still_reaches_the_peer() {
+        let token = CancelToken::new();
+        let (near, mut far) = duplex(64);
+        let mut near = CancellableIo::new(near, &token);
+        near.write_all(b"partial").await.unwrap();
+        token.cancel();
+        assert!(is_cancellation(&near.write_all(b"more").await.unwrap_err()));
+        assert!(is_cancellation(&near.flush().await.unwrap_err()));
+        near.shutdown().await.expect("shutdown is not refused");
+        let mut received = Vec::new();
+        far.read_to_end(&mut received).await.unwrap();
+        assert_eq!(
+            received, b"partial",
+            "the peer sees the data, then a clean end"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_blocked_on_a_full_pipe_fails_when_the_token_fires() {
+        let token = CancelToken::new();
+        let (near, _far) = duplex(4);
+        let mut near = CancellableIo::new(near, &token);
+        let (written, ()) = tokio::join!(near.write_all(b"more than four bytes"), async {
+            tokio::task::yield_now().await;
+            token.cancel();
+        });
+        assert!(is_cancellation(&written.unwrap_err()));
+    }
+}

@@ -1,0 +1,81 @@
+//! Cancellation adapters used inside and around scopes, without a runtime.
+
+mod common;
+
+use common::yield_once;
+use futures::StreamExt;
+use futures::executor::block_on;
+use taskscope::{CancelExt, CancelReason, CancelStreamExt, scope};
+
+#[test]
+fn a_scope_futures_token_cancels_it_from_outside() {
+    let fut = scope(|s| async move { s.spawn(async { taskscope::cancelled().await }).await });
+    let token = fut.token().clone();
+    token.cancel();
+    let cancelled = block_on(fut);
+    assert!(matches!(
+        cancelled.reason().origin(),
+        CancelReason::Requested
+    ));
+}
+
+#[test]
+fn a_scope_with_cancel_when_is_cancelled_when_the_other_future_completes() {
+    let (fire, deadline) = futures::channel::oneshot::channel::<()>();
+    let reason = block_on(
+        scope(|s| async move {
+            let waiter = s.spawn(async { taskscope::cancelled().await.into_reason() });
+            yield_once().await;
+            fire.send(()).unwrap();
+            waiter.await
+        })
+        .cancel_when(deadline),
+    );
+    assert!(matches!(reason.origin(), CancelReason::Deadline));
+}
+
+#[test]
+fn until_cancelled_ambient_drops_a_childs_wait_when_the_child_is_cancelled() {
+    let outcome = block_on(scope(|s| async move {
+        let child = s.spawn(async { std::future::pending::<()>().until_cancelled_ambient().await });
+        yield_once().await;
+        child.cancel();
+        child.await
+    }));
+    assert!(matches!(
+        outcome.unwrap_err().reason(),
+        CancelReason::Requested
+    ));
+}
+
+#[test]
+fn a_stream_in_a_child_ends_with_one_error_when_its_scope_is_cancelled() {
+    let items = block_on(scope(|s| async move {
+        let consumer = s.spawn(async {
+            let token = taskscope::current_token();
+            let mut stream = futures::stream::iter(0..)
+                .then(|n| async move {
+                    yield_once().await;
+                    n
+                })
+                .until_cancelled(&token)
+                .boxed();
+            let mut seen = Vec::new();
+            while let Some(item) = stream.next().await {
+                seen.push(item.map_err(|c| c.to_string()));
+            }
+            seen
+        });
+        for _ in 0..3 {
+            yield_once().await;
+        }
+        s.cancel();
+        consumer.await
+    }));
+    let (last, oks) = items.split_last().expect("at least the error");
+    assert!(
+        last.is_err(),
+        "the stream ends with Err(Cancelled): {items:?}"
+    );
+    assert!(oks.iter().all(Result::is_ok));
+}

@@ -1,0 +1,168 @@
+//! `try_scope`: the first error cancels the scope, which still joins everything.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::yield_once;
+use futures::executor::block_on;
+use taskscope::{CancelReason, try_scope};
+
+#[test]
+fn an_error_in_the_body_cancels_the_children_and_is_returned_after_they_finish() {
+    let child_saw = std::sync::Mutex::new(None);
+    let child_saw = &child_saw;
+    let result: Result<(), &str> = block_on(try_scope(|s| async move {
+        s.spawn(async move {
+            let cancelled = taskscope::cancelled().await;
+            *child_saw.lock().unwrap() = Some(cancelled.into_reason());
+        });
+        yield_once().await;
+        Err("body failed")
+    }));
+    assert_eq!(result, Err("body failed"));
+    let reason = child_saw
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the child finished first");
+    match reason.origin() {
+        CancelReason::Failed(text) => assert_eq!(&**text, "\"body failed\""),
+        other => panic!("children must see the body's error as the reason: {other:?}"),
+    }
+}
+
+#[test]
+fn an_error_in_a_child_cancels_its_siblings_and_wins_over_the_bodys_ok() {
+    let sibling_finished = AtomicBool::new(false);
+    let sibling_finished = &sibling_finished;
+    let result: Result<&str, String> = block_on(try_scope(|s| async move {
+        let failing = s.spawn_try(async { Err::<(), _>(String::from("child failed")) });
+        s.spawn(async move {
+            taskscope::cancelled().await;
+            sibling_finished.store(true, Ordering::SeqCst);
+        });
+        let cancelled = failing.await.expect_err("the handle reports the failure");
+        assert!(
+            matches!(cancelled.reason(), CancelReason::Failed(text) if &**text == "\"child failed\"")
+        );
+        Ok("the body did not notice")
+    }));
+    assert_eq!(result, Err(String::from("child failed")));
+    assert!(sibling_finished.load(Ordering::SeqCst));
+}
+
+#[test]
+fn an_error_in_a_grandchild_scope_reaches_the_outer_scope() {
+    let outer_sibling_reason = std::sync::Mutex::new(None);
+    let outer_sibling_reason = &outer_sibling_reason;
+    let result: Result<(), String> = block_on(try_scope(|s| async move {
+        s.spawn(async move {
+            let cancelled = taskscope::cancelled().await;
+            *outer_sibling_reason.lock().unwrap() = Some(cancelled.into_reason());
+        });
+        s.spawn_try(async {
+            // A scope inside a child: its token hangs under the child's.
+            try_scope(|inner| async move {
+                inner.spawn_try(async { Err::<(), _>(String::from("deep failure")) });
+                Ok(())
+            })
+            .await
+        });
+        Ok(())
+    }));
+    assert_eq!(result, Err(String::from("deep failure")));
+    let reason = outer_sibling_reason
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the sibling was joined");
+    assert!(matches!(reason.origin(), CancelReason::Failed(text) if text.contains("deep failure")));
+}
+
+#[test]
+fn later_errors_are_dropped_and_counted() {
+    let suppressed = AtomicUsize::new(usize::MAX);
+    let suppressed = &suppressed;
+    let result: Result<(), &str> = block_on(try_scope(|s| async move {
+        let first = s.spawn_try(async { Err::<(), _>("first") });
+        let second = s.spawn_try(async {
+            taskscope::cancelled().await;
+            Err::<(), _>("second")
+        });
+        let second_error = second.await.expect_err("the second child failed too");
+        assert!(
+            matches!(second_error.reason(), CancelReason::Failed(text) if &**text == "\"second\"")
+        );
+        assert!(first.await.is_err());
+        suppressed.store(s.suppressed_errors(), Ordering::SeqCst);
+        // Also a later error: the scope keeps the first one.
+        Err("body gave up")
+    }));
+    assert_eq!(result, Err("first"));
+    assert_eq!(suppressed.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn without_errors_the_bodys_value_is_returned() {
+    let result: Result<u32, &str> = block_on(try_scope(|s| async move {
+        let a = s.spawn_try(async { Ok::<_, &str>(20) });
+        let b = s.spawn(async { 22 });
+        Ok(a.await.unwrap() + b.await)
+    }));
+    assert_eq!(result, Ok(42));
+}
+
+#[test]
+fn a_child_ignoring_the_cancellation_is_still_joined() {
+    let steps = AtomicUsize::new(0);
+    let steps = &steps;
+    let result: Result<(), &str> = block_on(try_scope(|s| async move {
+        s.spawn(async move {
+            // Never looks at its token.
+            for _ in 0..10 {
+                yield_once().await;
+                steps.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Err("stop")
+    }));
+    assert_eq!(result, Err("stop"));
+    assert_eq!(steps.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn a_panicking_child_is_reraised_not_turned_into_an_error() {
+    let outcome = std::panic::catch_unwind(|| {
+        block_on(try_scope(|s| async move {
+            s.spawn(async { panic!("child panicked") });
+            Ok::<_, &str>(())
+        }))
+    });
+    let payload = outcome.expect_err("the panic is re-raised by the scope");
+    assert_eq!(common::panic_message(&*payload), "child panicked");
+}
+
+#[test]
+fn the_builder_hangs_a_try_scope_under_a_given_token() {
+    let parent = taskscope::CancelToken::new();
+    parent.cancel();
+    let result: Result<bool, &str> = block_on(
+        taskscope::Builder::new()
+            .parent(&parent)
+            .try_scope(|s| async move { Ok(s.token().is_cancelled()) }),
+    );
+    assert_eq!(result, Ok(true));
+}
+
+#[test]
+fn a_child_can_spawn_failing_siblings_through_a_cloned_handle() {
+    let result: Result<(), String> = block_on(try_scope(|s| async move {
+        let inner = s.clone();
+        s.spawn(async move {
+            inner.spawn_try(async { Err::<(), _>(String::from("from a nested spawn")) });
+        });
+        Ok(())
+    }));
+    assert_eq!(result, Err(String::from("from a nested spawn")));
+}
