@@ -23,6 +23,10 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering}
 /// inside those values are loom's, and loom sees them.
 pub(crate) use std::sync::Arc as WakerArc;
 
+/// A process-wide statistic that lives in a `static`. No code synchronises
+/// through it, so loom need not see it (and loom's atomics cannot be `static`).
+pub(crate) use std::sync::atomic::AtomicUsize as StaticCounter;
+
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
 
@@ -68,5 +72,25 @@ impl<T> Mutex<T> {
 impl<T> std::fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Mutex { .. }")
+    }
+}
+
+/// Whether the deliberately broken variant `name` of some synchronisation
+/// code is switched on.
+///
+/// Only loom builds with the `loom-mutants` feature read the environment
+/// variable `TASKSCOPE_LOOM_MUTANT`; every other build gets a constant
+/// `false`, so the broken paths are dead code there. The loom models use it
+/// to show that each of them fails when the property it checks is broken.
+#[inline]
+pub(crate) fn mutant(name: &str) -> bool {
+    #[cfg(all(loom, feature = "loom-mutants"))]
+    {
+        std::env::var_os("TASKSCOPE_LOOM_MUTANT").is_some_and(|chosen| chosen == name)
+    }
+    #[cfg(not(all(loom, feature = "loom-mutants")))]
+    {
+        let _ = name;
+        false
     }
 }

@@ -267,3 +267,23 @@ fn the_scope_future_is_send_when_its_body_is() {
     assert_send(&fut);
     assert_eq!(block_on(fut), 3);
 }
+
+#[test]
+fn a_scope_nested_in_a_child_restores_the_childs_token_after_polling() {
+    let (outer_before, outer_after) = block_on(scope(|s| async move {
+        s.spawn(async {
+            let before = taskscope::current_token();
+            scope(|inner| async move {
+                inner.spawn(yield_once());
+                yield_once().await;
+            })
+            .await;
+            (before, taskscope::current_token())
+        })
+        .await
+    }));
+    assert_eq!(
+        outer_before, outer_after,
+        "the child's own token is current again"
+    );
+}

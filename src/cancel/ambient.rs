@@ -14,47 +14,66 @@
 
 use std::cell::RefCell;
 
+use super::branch::BranchToken;
 use super::reason::Cancelled;
 use super::token::CancelToken;
 use super::when_cancelled::WhenCancelled;
 use crate::scope::task::TaskHeader;
 use crate::sync::{WakerArc, thread_local};
 
-/// What a scope made current for the poll in progress.
-#[derive(Clone)]
+/// What a scope or combinator made current for the poll in progress.
 pub(crate) enum Ambient {
     Token(CancelToken),
     /// A scope's child: its token is made on first demand.
     Task(WakerArc<TaskHeader>),
+    /// A combinator's branch: moved in for the poll and back out after it,
+    /// so a token made on demand during the poll is kept (`cancel::branch`).
+    Branch(BranchToken),
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static CURRENT: RefCell<Option<Ambient>> = const { RefCell::new(None) };
+}
+
+// loom's `thread_local!` (edition 2018 `expr` fragments) rejects a `const`
+// block initialiser.
+#[cfg(loom)]
+thread_local! {
+    static CURRENT: RefCell<Option<Ambient>> = RefCell::new(None);
 }
 
 /// Restores the previous ambient token when dropped, also on unwind.
 #[must_use = "the ambient token is restored as soon as the guard is dropped"]
 pub(crate) struct Entered {
     previous: Option<Ambient>,
+    /// `exit` already restored `previous`; the destructor must not again.
+    exited: bool,
 }
 
 /// Makes `ambient` current until the returned guard is dropped.
 pub(crate) fn enter(ambient: Ambient) -> Entered {
     let previous = CURRENT.with(|current| current.replace(Some(ambient)));
-    Entered { previous }
+    Entered {
+        previous,
+        exited: false,
+    }
 }
 
 impl Entered {
     /// Restores the previous ambient token and gives back the one entered.
     pub(crate) fn exit(mut self) -> Option<Ambient> {
         let restored = self.previous.take();
-        // `self` is dropped below with nothing left to restore.
+        self.exited = true;
         CURRENT.with(|current| current.replace(restored))
     }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
+        if self.exited {
+            return;
+        }
         let restored = self.previous.take();
         // Dropped outside the borrow: dropping a token may run arbitrary code.
         let replaced = CURRENT.with(|current| current.replace(restored));
@@ -64,6 +83,16 @@ impl Drop for Entered {
 
 fn with_current<R>(f: impl FnOnce(Option<&Ambient>) -> R) -> R {
     CURRENT.with(|current| f(current.borrow().as_ref()))
+}
+
+/// `f` must not run user code: it holds the slot borrowed.
+pub(crate) fn with_current_mut<R>(f: impl FnOnce(Option<&mut Ambient>) -> R) -> R {
+    CURRENT.with(|current| f(current.borrow_mut().as_mut()))
+}
+
+/// Swaps the ambient slot's content; the caller drops what it gets back.
+pub(crate) fn replace_current(ambient: Option<Ambient>) -> Option<Ambient> {
+    CURRENT.with(|current| current.replace(ambient))
 }
 
 /// The token of the task being polled on this thread.
@@ -84,11 +113,22 @@ fn with_current<R>(f: impl FnOnce(Option<&Ambient>) -> R) -> R {
 /// # });
 /// ```
 pub fn current_token() -> CancelToken {
-    let ambient = with_current(|ambient| ambient.cloned());
-    match ambient {
-        Some(Ambient::Token(token)) => token,
-        Some(Ambient::Task(task)) => task.token().token(),
-        None => CancelToken::new(),
+    enum Found {
+        Token(CancelToken),
+        Task(WakerArc<TaskHeader>),
+        Nothing,
+    }
+    // Making a branch's token runs no user code, so it may happen in place.
+    let found = with_current_mut(|ambient| match ambient {
+        Some(Ambient::Token(token)) => Found::Token(token.clone()),
+        Some(Ambient::Task(task)) => Found::Task(task.clone()),
+        Some(Ambient::Branch(branch)) => Found::Token(branch.token()),
+        None => Found::Nothing,
+    });
+    match found {
+        Found::Token(token) => token,
+        Found::Task(task) => task.token().token(),
+        Found::Nothing => CancelToken::new(),
     }
 }
 
@@ -135,6 +175,7 @@ pub fn checkpoint() -> Result<(), Cancelled> {
     with_current(|ambient| match ambient {
         Some(Ambient::Token(token)) => token.check(),
         Some(Ambient::Task(task)) => task.token().check(),
+        Some(Ambient::Branch(branch)) => branch.check(),
         None => Ok(()),
     })
 }
@@ -144,6 +185,7 @@ pub fn is_cancelled() -> bool {
     with_current(|ambient| match ambient {
         Some(Ambient::Token(token)) => token.is_cancelled(),
         Some(Ambient::Task(task)) => task.token().is_cancelled(),
+        Some(Ambient::Branch(branch)) => branch.is_cancelled(),
         None => false,
     })
 }

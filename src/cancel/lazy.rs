@@ -11,7 +11,7 @@ use std::fmt;
 
 use super::reason::{CancelReason, Cancelled};
 use super::token::CancelToken;
-use crate::sync::{AtomicU8, Mutex, Ordering};
+use crate::sync::{AtomicU8, Mutex, Ordering, mutant};
 
 /// `cancel` was called on this task alone.
 const REQUESTED: u8 = 1;
@@ -82,11 +82,17 @@ impl LazyToken {
     /// Cancels this task alone.
     pub(crate) fn cancel(&self) {
         let own = self.own.lock();
+        let outside = mutant("lazy_cancel_flags_after_unlock");
         // Under the lock, so `token()` either sees the flag or has stored
         // the token we cancel below: the request is never lost.
-        self.flags.fetch_or(REQUESTED, Ordering::Release);
+        if !outside {
+            self.flags.fetch_or(REQUESTED, Ordering::Release);
+        }
         let made = own.clone();
         drop(own);
+        if outside {
+            self.flags.fetch_or(REQUESTED, Ordering::Release);
+        }
         if let Some(token) = made {
             token.cancel();
         }

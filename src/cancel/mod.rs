@@ -1,6 +1,7 @@
 //! Voluntary cancellation: hierarchical tokens, reasons and ambient access.
 
 pub(crate) mod ambient;
+pub(crate) mod branch;
 mod cancel_when;
 mod cancellable_io;
 mod cancellable_stream;

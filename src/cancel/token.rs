@@ -33,7 +33,7 @@ use slab::Slab;
 
 use super::reason::{CancelReason, Cancelled};
 use super::when_cancelled::WhenCancelled;
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, mutant};
 
 /// A callback registered with [`CancelToken::on_cancel`].
 pub(crate) type Callback = Box<dyn FnOnce(&CancelReason) + Send>;
@@ -104,7 +104,7 @@ impl CancelToken {
         let mut inner = self.node.inner.lock();
         // (I3) Under the lock the flag cannot change, so either we link the
         // child before a cancel pops it, or we see the flag and skip linking.
-        if self.node.cancelled.load(Ordering::Relaxed) {
+        if self.node.cancelled.load(Ordering::Relaxed) && !mutant("child_skips_flag_check") {
             let reason = inner.reason.as_ref().map(CancelReason::inherited);
             drop(inner);
             let node = Node::new(None, 0);
@@ -202,8 +202,10 @@ impl CancelToken {
     where
         F: FnOnce(&CancelReason) + Send + 'static,
     {
+        let seen_before_lock = mutant("on_cancel_checks_before_lock")
+            .then(|| self.node.cancelled.load(Ordering::Acquire));
         let mut inner = self.node.inner.lock();
-        if self.node.cancelled.load(Ordering::Relaxed) {
+        if seen_before_lock.unwrap_or_else(|| self.node.cancelled.load(Ordering::Relaxed)) {
             // (I2) No registration after cancellation: run it now instead.
             let reason = inner.reason.clone().unwrap_or(CancelReason::Requested);
             drop(inner);
@@ -228,7 +230,7 @@ impl CancelToken {
     /// Registers or refreshes a waker; `None` if the token is cancelled.
     pub(crate) fn register_waker(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
         let mut inner = self.node.inner.lock();
-        if self.node.cancelled.load(Ordering::Relaxed) {
+        if self.node.cancelled.load(Ordering::Relaxed) && !mutant("register_skips_recheck") {
             return None; // (I2)
         }
         match key.and_then(|key| inner.waiters.get_mut(key).map(|slot| (key, slot))) {
@@ -315,12 +317,22 @@ fn cancel_descendants(
 ) {
     let mut current = root.clone();
     loop {
-        let next = current.inner.lock().children.pop();
+        let next = if mutant("cancel_pops_in_two_steps") {
+            let last = current.inner.lock().children.last().cloned();
+            if last.is_some() {
+                current.inner.lock().children.pop();
+            }
+            last
+        } else {
+            current.inner.lock().children.pop()
+        };
         match next {
             Some(child) => {
                 // Descend only into a child we marked: one marked by someone
                 // else is being finished by that thread (I3).
-                if mark(&child, reason.clone(), panic) {
+                if mark(&child, reason.clone(), panic)
+                    && (!mutant("cancel_stops_at_depth_one") || Arc::ptr_eq(&current, root))
+                {
                     current = child;
                 }
             }
@@ -362,6 +374,9 @@ fn unlink_if_dead(node: &Arc<Node>) {
             if let Some(moved) = siblings.children.get(index) {
                 moved.index.store(index, Ordering::Relaxed); // (I4)
             }
+        }
+        if mutant("unlink_does_not_climb") {
+            return;
         }
         current = parent;
     }

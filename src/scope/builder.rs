@@ -13,6 +13,7 @@ use super::shared::ScopeShared;
 use super::try_scope::TryScope;
 use super::try_scope_future::{RecordBody, TryScopeFuture};
 use crate::cancel::{CancelToken, ambient};
+use crate::cleanup::CleanupTimeout;
 use crate::sync::{Arc, WakerArc};
 
 /// Configures a scope before it starts.
@@ -39,6 +40,8 @@ use crate::sync::{Arc, WakerArc};
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     parent: Option<CancelToken>,
+    /// Set in src/cleanup/timeout.rs.
+    pub(crate) cleanup_timeout: CleanupTimeout,
 }
 
 impl Builder {
@@ -59,7 +62,7 @@ impl Builder {
         F: FnOnce(Scope<'env>) -> Fut,
         Fut: Future,
     {
-        let core = Arc::new(Core::new(self.shared()));
+        let core = Arc::new(self.core());
         let body = body(Scope::new(core.clone()));
         ScopeFuture::new(Driver::new(body, core, run_serial))
     }
@@ -89,9 +92,13 @@ impl Builder {
         // `!Sync`, so this `Arc` never crosses a thread (an `Rc` would need
         // a second core).
         #[allow(clippy::arc_with_non_send_sync)]
-        let core = Arc::new(Core::new(self.shared()));
+        let core = Arc::new(self.core());
         let body = body(LocalScope::new(core.clone()));
         LocalScopeFuture::new(Driver::new(body, core, run_serial))
+    }
+
+    pub(crate) fn core<T: ?Sized>(&self) -> Core<T> {
+        Core::new(self.shared()).with_cleanup_timeout(self.cleanup_timeout.clone())
     }
 
     pub(crate) fn shared(&self) -> WakerArc<ScopeShared> {

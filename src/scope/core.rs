@@ -21,11 +21,15 @@ use slab::Slab;
 use super::shared::ScopeShared;
 use super::task::{TaskExit, TaskHeader};
 use crate::cancel::ambient::{self, Ambient};
-use crate::sync::{Mutex, WakerArc};
+use crate::cleanup::CleanupTimeout;
+use crate::cleanup::queue::CleanupQueue;
+use crate::sync::{Mutex, WakerArc, mutant};
 
 pub(crate) struct Core<T: ?Sized> {
     shared: WakerArc<ScopeShared>,
     state: Mutex<State<T>>,
+    /// Adopted values and deferred futures, run once every child finished.
+    cleanup: CleanupQueue<T>,
 }
 
 struct State<T: ?Sized> {
@@ -72,11 +76,22 @@ impl<T: ?Sized> Core<T> {
                 tasks: Slab::new(),
                 closed: false,
             }),
+            cleanup: CleanupQueue::new(CleanupTimeout::default()),
         }
+    }
+
+    /// Bounds the scope's clean-up; see `Builder::cleanup_timeout_when`.
+    pub(crate) fn with_cleanup_timeout(mut self, timeout: CleanupTimeout) -> Self {
+        self.cleanup = CleanupQueue::new(timeout);
+        self
     }
 
     pub(crate) fn shared(&self) -> &WakerArc<ScopeShared> {
         &self.shared
+    }
+
+    pub(crate) fn cleanup(&self) -> &CleanupQueue<T> {
+        &self.cleanup
     }
 
     /// Adds a child and schedules its first poll.
@@ -166,14 +181,13 @@ impl<T: ?Sized> Core<T> {
         }
     }
 
-    /// Whether every child has finished.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.state.lock().tasks.is_empty()
-    }
-
-    /// Refuses further spawns.
-    pub(crate) fn close(&self) {
-        self.state.lock().closed = true;
+    /// If every child has finished, refuses further spawns and says so.
+    pub(crate) fn close_if_empty(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.tasks.is_empty() {
+            state.closed = true;
+        }
+        state.closed && state.tasks.is_empty()
     }
 
     /// Drops every child, unpolled, and closes the scope.
@@ -254,12 +268,18 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
         header,
         waker,
     } = parts;
-    header.clear_queued();
+    let late = mutant("clear_queued_after_poll");
+    if !late {
+        header.clear_queued();
+    }
     let entered = ambient::enter(Ambient::Task(header));
     let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
     let Some(Ambient::Task(header)) = entered.exit() else {
         unreachable!("the ambient slot gives back the header that was entered")
     };
+    if late {
+        header.clear_queued();
+    }
     (
         Taken {
             index,
@@ -279,6 +299,7 @@ impl<T: ?Sized> fmt::Debug for Core<T> {
         f.debug_struct("Core")
             .field("children", &state.tasks.len())
             .field("closed", &state.closed)
+            .field("cleanup", &self.cleanup)
             .finish()
     }
 }

@@ -13,7 +13,7 @@ use super::shared::ScopeShared;
 use super::task::{BODY, PanicBox, TaskExit, TaskHeader};
 use crate::cancel::CancelReason;
 use crate::cancel::ambient::{self, Ambient};
-use crate::sync::{Arc, WakerArc};
+use crate::sync::{Arc, WakerArc, mutant};
 
 /// How many polls (body and children together) one `poll` of a scope makes
 /// before it yields to the executor, so that a scope with many ready
@@ -109,9 +109,17 @@ where
                 return Poll::Pending;
             }
         }
-        if this.body.is_none() && this.core.is_empty() {
+        // Checked and closed under one lock: a spawn from another thread
+        // (through a handle clone) either lands before and is joined, or
+        // after and panics; it is never left unpolled.
+        if this.body.is_none() && (this.core.close_if_empty() || mutant("finish_ignores_children"))
+        {
+            // Every child was joined and spawns are refused: run the clean-up
+            // stack (adopted values, deferred futures) before returning.
+            if this.core.cleanup().poll_run(cx, shared).is_pending() {
+                return Poll::Pending;
+            }
             *this.finished = true;
-            this.core.close();
             if let Some(payload) = shared.take_unraised_panic() {
                 panic::resume_unwind(payload);
             }
@@ -162,7 +170,9 @@ impl<T: ?Sized> Core<T> {
         });
         let panicked = panic::catch_unwind(cancel);
         self.drop_children();
-        if let Err(payload) = panicked {
+        // No async clean-up can run now: sync drops only, counted as skipped.
+        let abandoned = panic::catch_unwind(AssertUnwindSafe(|| self.cleanup().abandon()));
+        if let Err(payload) = panicked.and(abandoned) {
             // A callback panicked; re-raise it unless we are already unwinding
             // (a second panic would abort the process).
             if !std::thread::panicking() {

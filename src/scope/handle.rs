@@ -10,13 +10,14 @@ use super::core::Core;
 use super::join_handle::{JoinHandle, JoinSlot};
 use super::task::TaskExit;
 use crate::cancel::CancelToken;
+use crate::cleanup::queue::CleanupQueue;
 use crate::sync::Arc;
 
 /// The boxed form of a `Send` child.
 pub(crate) type SendTask<'env> = dyn Future<Output = TaskExit> + Send + 'env;
 
 /// A handle to a scope whose children are `Send`: [`scope`](crate::scope)'s
-/// and [`par_scope`](crate::par_scope)'s.
+/// and the parallel scope's.
 ///
 /// It is owned and cheap to clone (an `Arc`). Children may borrow anything
 /// that outlives `'env`, the lifetime of the data around the scope; to spawn
@@ -103,6 +104,12 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
     where
         F: Future + 'env,
     {
+        assert!(
+            !self.core.cleanup().is_running(),
+            "taskscope: spawn from a scope's clean-up (an adopted value's prepare_drop or a \
+             deferred future); the scope's children were already joined, so it cannot take \
+             new ones: run a nested scope inside the clean-up instead"
+        );
         let slot = Arc::new(JoinSlot::new());
         let header = self
             .core
@@ -112,6 +119,10 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
 
     pub(crate) fn token(&self) -> &CancelToken {
         self.core.shared().token()
+    }
+
+    pub(crate) fn cleanup(&self) -> &CleanupQueue<T> {
+        self.core.cleanup()
     }
 }
 
@@ -160,6 +171,10 @@ impl<'env> Scope<'env> {
     /// The scope's token: cancelling it cancels the body and every child.
     pub fn token(&self) -> &CancelToken {
         self.handle.token()
+    }
+
+    pub(crate) fn cleanup(&self) -> &CleanupQueue<SendTask<'env>> {
+        self.handle.cleanup()
     }
 
     /// Cancels the scope voluntarily, with

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use super::task::{PanicBox, TaskHeader};
-use crate::sync::{Arc, Mutex, WakerArc};
+use crate::sync::{Arc, Mutex, WakerArc, mutant};
 
 /// Where a child leaves its output for its [`JoinHandle`].
 pub(crate) struct JoinSlot<T> {
@@ -123,6 +123,12 @@ impl<T> Future for JoinHandle<T> {
         let mut state = self.slot.state.lock();
         match mem::replace(&mut *state, SlotState::Taken) {
             SlotState::Done(value) => Poll::Ready(value),
+            SlotState::Running(waker) if mutant("join_stores_waker_after_unlock") => {
+                *state = SlotState::Running(waker);
+                drop(state);
+                *self.slot.state.lock() = SlotState::Running(Some(cx.waker().clone()));
+                Poll::Pending
+            }
             SlotState::Running(waker) => {
                 let waker = match waker {
                     Some(mut waker) => {

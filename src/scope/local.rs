@@ -8,6 +8,7 @@ use super::handle::Handle;
 use super::join_handle::JoinHandle;
 use super::task::TaskExit;
 use crate::cancel::CancelToken;
+use crate::cleanup::queue::CleanupQueue;
 use crate::sync::Arc;
 
 /// The boxed form of a child that need not be `Send`.
@@ -67,6 +68,10 @@ impl<'env> LocalScope<'env> {
     /// The scope's token: cancelling it cancels the body and every child.
     pub fn token(&self) -> &CancelToken {
         self.handle.token()
+    }
+
+    pub(crate) fn cleanup(&self) -> &CleanupQueue<LocalTask<'env>> {
+        self.handle.cleanup()
     }
 
     /// Cancels the scope voluntarily; see [`Scope::cancel`](crate::Scope::cancel).

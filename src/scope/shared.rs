@@ -18,7 +18,7 @@ use std::task::Waker;
 
 use super::task::PanicBox;
 use crate::cancel::CancelToken;
-use crate::sync::{Mutex, WakerArc};
+use crate::sync::{Mutex, WakerArc, mutant};
 
 pub(crate) struct ScopeShared {
     token: CancelToken,
@@ -52,7 +52,7 @@ impl ScopeShared {
         let waker = {
             let mut ready = self.ready.lock();
             ready.queue.push_back(index);
-            if ready.notified {
+            if ready.notified || mutant("schedule_never_wakes") {
                 None
             } else {
                 ready.notified = true;

@@ -1,0 +1,35 @@
+//! A SQLite connection adopted by a scope that gets cancelled is rolled back,
+//! optimised, checkpointed and closed before the scope returns.
+//!
+//! Run with `cargo run --example cleanup_sqlite`.
+
+#[path = "shared/sqlite_cleanup.rs"]
+mod sqlite_cleanup;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let path = std::env::temp_dir().join(format!("taskscope-cleanup-{}.db", std::process::id()));
+    println!("events, in order:");
+    let (events, rows) = futures::executor::block_on(sqlite_cleanup::run(&path))?;
+    for file in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{file}", path.display()));
+    }
+
+    let position = |prefix: &str| {
+        events
+            .iter()
+            .position(|e| e.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no event starting with {prefix:?} in {events:#?}"))
+    };
+    // The clean-up ran, shielded, after the cancellation and before the scope returned.
+    assert!(position("shutdown: cancelling") < position("db: clean-up starts (shielded: true)"));
+    assert!(position("db: clean-up starts") < position("db: rolled back"));
+    assert!(position("db: rolled back") < position("db: WAL checkpointed"));
+    assert!(position("db: WAL checkpointed") < position("db: sync drop"));
+    assert!(position("db: sync drop") < position("scope returned"));
+    assert_eq!(
+        rows, 3,
+        "batch 1 was committed, the cancelled batch 2 rolled back"
+    );
+    println!("ok: the connection was closed before the scope returned");
+    Ok(())
+}

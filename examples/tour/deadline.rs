@@ -1,0 +1,114 @@
+//! Step 3: a deadline cancels a scope mid-run; the children finish the item
+//! they are on, write down where they stopped, and nothing is half-written.
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use tokio::time::sleep;
+
+use crate::db::Db;
+use crate::report::Progress;
+
+/// How one worker ended.
+pub(crate) struct WorkerEnd {
+    pub(crate) worker: usize,
+    pub(crate) items: Vec<i64>,
+    pub(crate) done: usize,
+    /// The first item it did not start, if it stopped early.
+    pub(crate) next_item: Option<i64>,
+    pub(crate) why: String,
+    /// When its last transaction committed, from the start of the scope.
+    pub(crate) last_write: Option<Duration>,
+}
+
+/// Runs `workers` children over `ids` (one contiguous share each) in a scope
+/// that a deadline cancels; returns how each ended and the elapsed time.
+pub(crate) async fn run(
+    db: &Db,
+    ids: &[i64],
+    workers: usize,
+    deadline: Duration,
+    line_latency: Duration,
+) -> (Vec<WorkerEnd>, Duration) {
+    let invoiced = Cell::new(0_usize);
+    let progress = RefCell::new(Progress::new("invoicing", ids.len()));
+    let (invoiced, progress) = (&invoiced, &progress);
+    let start = Instant::now();
+    // The deadline cancels the scope's token (reason: Deadline); the scope
+    // still waits for every worker, which stops at its next checkpoint.
+    let ends = taskscope::local_scope(|s| async move {
+        let share = ids.len().div_ceil(workers);
+        let handles: Vec<_> = ids
+            .chunks(share)
+            .enumerate()
+            .map(|(worker, items)| {
+                s.spawn(invoice(db, worker, items, line_latency, start, || {
+                    invoiced.set(invoiced.get() + 1);
+                    progress.borrow_mut().update(invoiced.get());
+                }))
+            })
+            .collect();
+        let mut ends = Vec::new();
+        for handle in handles {
+            ends.push(handle.await);
+        }
+        ends
+    })
+    .cancel_when(sleep(deadline))
+    .await;
+    progress.borrow_mut().finish();
+    (ends, start.elapsed())
+}
+
+/// One worker: invoices its items one by one and checks for cancellation
+/// between items, never inside one.
+async fn invoice(
+    db: &Db,
+    worker: usize,
+    items: &[i64],
+    line_latency: Duration,
+    start: Instant,
+    mut on_item: impl FnMut(),
+) -> WorkerEnd {
+    let mut done = 0;
+    let mut last_write = None;
+    for &id in items {
+        if let Err(cancelled) = taskscope::checkpoint() {
+            let why = cancelled.reason().origin().to_string();
+            db.record_stop(worker, Some(id), done, &why)
+                .expect("record where the worker stopped");
+            return WorkerEnd {
+                worker,
+                items: items.to_vec(),
+                done,
+                next_item: Some(id),
+                why,
+                last_write,
+            };
+        }
+        // Price each line with a remote call: several awaits per item, the
+        // points where a dropped future would lose work half-way.
+        let item = db.item(id).expect("select the work item");
+        let mut lines = Vec::new();
+        for line in 0..item.quantity {
+            sleep(line_latency).await;
+            lines.push(item.amount_cents / item.quantity + line);
+        }
+        // All of the item's writes in one transaction.
+        db.write_invoice(worker, id, &lines)
+            .expect("write the invoice");
+        done += 1;
+        last_write = Some(start.elapsed());
+        on_item();
+    }
+    db.record_stop(worker, None, done, "finished its share")
+        .expect("record where the worker stopped");
+    WorkerEnd {
+        worker,
+        items: items.to_vec(),
+        done,
+        next_item: None,
+        why: "finished its share".to_string(),
+        last_write,
+    }
+}

@@ -1,0 +1,286 @@
+//! Loom models of `CancelToken`: propagation to children created before and
+//! after a cancel, registration of wakers and callbacks, concurrent cancels,
+//! and handles dropped while a cancel walks the tree.
+//!
+//! Interleavings explored on the last run (scripts/loom.sh, default bounds)
+//! are given per model; each model names the mutant (see scripts/loom.sh
+//! `--mutants`) that makes it fail.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use taskscope::{CancelReason, CancelToken};
+use taskscope_loom_tests::check;
+
+/// Property: a cancellation is observed by every token created before or
+/// after it. A child (and its child) created on another thread while the
+/// parent is being cancelled is cancelled once both threads are done,
+/// whichever side takes the parent's lock first.
+///
+/// Last run: 56 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `child_skips_flag_check`.
+#[test]
+fn child_created_while_parent_is_cancelled_ends_cancelled() {
+    check("token::child_created_while_parent_is_cancelled", 3, || {
+        let parent = CancelToken::new();
+        let before = parent.child();
+        let creator = {
+            let parent = parent.clone();
+            thread::spawn(move || {
+                let child = parent.child();
+                let grandchild = child.child();
+                (child, grandchild)
+            })
+        };
+        parent.cancel();
+        let (child, grandchild) = creator.join().unwrap();
+        assert!(before.is_cancelled(), "a child made before the cancel");
+        assert!(child.is_cancelled(), "a child made during the cancel");
+        assert!(grandchild.is_cancelled(), "its child");
+    });
+}
+
+/// Property: no lost wake-up. A `cancelled()` future polled while another
+/// thread cancels the token either sees the flag or is woken (loom reports
+/// a deadlock if `block_on` parks forever).
+///
+/// Last run: 246 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `register_skips_recheck`.
+#[test]
+fn cancelled_future_racing_cancel_is_woken() {
+    check("token::cancelled_future_racing_cancel_is_woken", 3, || {
+        let token = CancelToken::new();
+        let canceller = {
+            let token = token.clone();
+            thread::spawn(move || token.cancel())
+        };
+        let cancelled = loom::future::block_on(token.cancelled());
+        assert!(matches!(cancelled.reason(), CancelReason::Requested));
+        canceller.join().unwrap();
+    });
+}
+
+/// Property: no lost wake-up through the tree. A `cancelled()` future of a
+/// grandchild polled while the root is cancelled completes, with the
+/// inherited reason.
+///
+/// Last run: 96 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `register_skips_recheck`.
+#[test]
+fn grandchild_waiter_racing_root_cancel_is_woken() {
+    check(
+        "token::grandchild_waiter_racing_root_cancel_is_woken",
+        3,
+        || {
+            let root = CancelToken::new();
+            let grandchild = root.child().child();
+            let canceller = thread::spawn(move || root.cancel());
+            let cancelled = loom::future::block_on(grandchild.cancelled());
+            assert!(matches!(cancelled.reason(), CancelReason::Parent(_)));
+            canceller.join().unwrap();
+        },
+    );
+}
+
+/// Property: an `on_cancel` callback registered while another thread
+/// cancels runs exactly once: either the cancel runs it or the
+/// registration sees the flag and runs it itself.
+///
+/// Last run: 9 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `on_cancel_checks_before_lock`.
+#[test]
+fn on_cancel_racing_cancel_runs_exactly_once() {
+    check(
+        "token::on_cancel_racing_cancel_runs_exactly_once",
+        3,
+        || {
+            let token = CancelToken::new();
+            let runs = Arc::new(AtomicUsize::new(0));
+            let canceller = {
+                let token = token.clone();
+                thread::spawn(move || token.cancel())
+            };
+            let registration = {
+                let runs = runs.clone();
+                token.on_cancel(move |_| {
+                    runs.fetch_add(1, Ordering::Relaxed);
+                })
+            };
+            canceller.join().unwrap();
+            assert_eq!(runs.load(Ordering::Relaxed), 1);
+            drop(registration);
+        },
+    );
+}
+
+/// Property: concurrent cancels of a parent and of its child both finish,
+/// and afterwards every descendant (at any depth) is cancelled, each
+/// callback having run exactly once. Whichever call marks the child first
+/// owns its subtree; the other must not skip it.
+///
+/// Last run: 169 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `cancel_stops_at_depth_one`.
+#[test]
+fn concurrent_cancel_of_parent_and_child_cancels_every_descendant() {
+    check("token::concurrent_cancel_of_parent_and_child", 3, || {
+        let root = CancelToken::new();
+        let a = root.child();
+        let b = a.child();
+        let c = b.child();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let registration = {
+            let runs = runs.clone();
+            b.on_cancel(move |_| {
+                runs.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        let root_canceller = {
+            let root = root.clone();
+            thread::spawn(move || root.cancel())
+        };
+        let child_canceller = {
+            let a = a.clone();
+            thread::spawn(move || a.cancel())
+        };
+        root_canceller.join().unwrap();
+        child_canceller.join().unwrap();
+        assert!(root.is_cancelled() && a.is_cancelled());
+        assert!(b.is_cancelled(), "grandchild");
+        assert!(c.is_cancelled(), "great-grandchild");
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        drop(registration);
+    });
+}
+
+/// Property: dropping a child while its parent is cancelled neither panics
+/// nor leaves a sibling uncancelled, and leaks no node (loom checks that
+/// every one of its `Arc`s is freed at the end of each execution).
+///
+/// Last run: 774 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `cancel_pops_in_two_steps`.
+#[test]
+fn child_dropped_while_parent_is_cancelled_leaks_nothing() {
+    check("token::child_dropped_while_parent_is_cancelled", 3, || {
+        let parent = CancelToken::new();
+        let kept = parent.child();
+        let dropped = parent.child();
+        let grandchild = dropped.child();
+        let dropper = thread::spawn(move || {
+            drop(grandchild);
+            drop(dropped);
+        });
+        parent.cancel();
+        dropper.join().unwrap();
+        assert!(kept.is_cancelled(), "the sibling that stays");
+    });
+}
+
+/// Property: dropping the last handles of a subtree on two threads while a
+/// cancel runs unlinks every node exactly once: no panic, no leak, and the
+/// tree is usable afterwards.
+///
+/// Last run: 2404 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `cancel_pops_in_two_steps` (sibling left uncancelled).
+#[test]
+fn handles_dropped_on_two_threads_during_cancel_unlink_once() {
+    check(
+        "token::handles_dropped_on_two_threads_during_cancel",
+        3,
+        || {
+            let parent = CancelToken::new();
+            let kept = parent.child();
+            let child = parent.child();
+            let other_handle = child.clone();
+            let first = thread::spawn(move || drop(child));
+            let second = thread::spawn(move || drop(other_handle));
+            parent.cancel();
+            first.join().unwrap();
+            second.join().unwrap();
+            assert!(kept.is_cancelled());
+            assert!(parent.child().is_cancelled(), "born cancelled afterwards");
+        },
+    );
+}
+
+/// Property: a cancellation is observed by a task that makes its own token
+/// at the same time. `JoinHandle::cancel` on another thread races with the
+/// child's first `current_token()` (which creates the child's token lazily);
+/// the child's `cancelled()` completes either way, else loom reports a
+/// deadlock.
+///
+/// Last run: 565 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `lazy_cancel_flags_after_unlock`.
+#[test]
+fn task_cancelled_while_it_makes_its_token_sees_the_cancel() {
+    check("token::task_cancelled_while_it_makes_its_token", 3, || {
+        let canceller = loom::future::block_on(taskscope::scope(|s| async move {
+            let child = s.spawn(async {
+                let token = taskscope::current_token();
+                token.cancelled().await;
+                taskscope::is_cancelled()
+            });
+            thread::spawn(move || {
+                child.cancel();
+                child
+            })
+        }));
+        // The scope finished, so the child did: its handle has the value.
+        let child = canceller.join().unwrap();
+        assert!(loom::future::block_on(child), "the child saw its cancel");
+    });
+}
+
+/// Property: no leak when the last handles of a child and of its own child
+/// go on two threads at once, with no cancel to break the links. Whichever
+/// drop comes last must unlink the child from the parent (the parent and
+/// the child hold each other through `parent` and `children`); a node left
+/// linked is reported by loom's leak check ("Arc leaked") once the parent's
+/// handle is dropped too.
+///
+/// Last run: 293 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `unlink_does_not_climb`.
+#[test]
+fn last_handles_of_child_and_grandchild_dropped_together_leak_nothing() {
+    check(
+        "token::last_handles_of_child_and_grandchild_dropped_together",
+        3,
+        || {
+            let parent = CancelToken::new();
+            let child = parent.child();
+            let grandchild = child.child();
+            let first = thread::spawn(move || drop(child));
+            let second = thread::spawn(move || drop(grandchild));
+            first.join().unwrap();
+            second.join().unwrap();
+            drop(parent);
+        },
+    );
+}
+
+/// Property: a cancellation is observed by every task registered before or
+/// after it, through the scope. Another thread cancels the scope's token
+/// while a child makes its own token (a child of the scope's, made on first
+/// demand) and waits on it: the child's `cancelled()` completes and the
+/// scope finishes, else loom reports a deadlock.
+///
+/// Last run: 1639 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `child_skips_flag_check`.
+#[test]
+fn scope_cancelled_from_another_thread_reaches_a_child_making_its_token() {
+    check(
+        "token::scope_cancelled_from_another_thread_reaches_a_child",
+        3,
+        || {
+            let canceller = loom::future::block_on(taskscope::scope(|s| async move {
+                s.spawn(async {
+                    let cancelled = taskscope::cancelled().await;
+                    assert!(matches!(cancelled.reason(), CancelReason::Parent(_)));
+                });
+                let token = s.token().clone();
+                thread::spawn(move || token.cancel())
+            }));
+            canceller.join().unwrap();
+        },
+    );
+}

@@ -1,0 +1,154 @@
+//! Running a scope's clean-up stack: shielded, one at a time, bounded by the timeout.
+
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::queue::{CleanupQueue, Phase, drop_caught};
+use super::skipped::{Skip, note_skipped};
+use super::timeout::TimeoutFuture;
+use crate::cancel::ambient::{self, Ambient};
+use crate::cancel::{CancelReason, CancelToken};
+use crate::scope::POLL_BUDGET;
+use crate::scope::shared::ScopeShared;
+use crate::scope::task::{PanicBox, TaskExit};
+
+/// The runner's state, kept in the queue between two polls of the scope.
+pub(crate) struct Run<T: ?Sized> {
+    /// A fresh root: the scope's cancellation does not reach clean-up (its
+    /// whole point is to run after a cancelled scope); only the timeout does.
+    token: CancelToken,
+    timer: Option<TimeoutFuture>,
+    timed_out: bool,
+    /// The clean-up being run, between two polls.
+    current: Option<Pin<Box<T>>>,
+}
+
+impl<T: ?Sized> Run<T> {
+    /// Parts that run user code when dropped, so that the caller drops them
+    /// outside the queue's lock.
+    pub(super) fn dismantle(self) -> (Option<Pin<Box<T>>>, Option<TimeoutFuture>) {
+        (self.current, self.timer)
+    }
+}
+
+impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
+    /// Runs the clean-up stack, last in first out, one clean-up at a time.
+    ///
+    /// Called by the scope's driver once the body and every child finished;
+    /// `Ready` once the stack is empty. Panics of clean-ups are recorded in
+    /// `shared` for the driver to re-raise, and never stop the others.
+    pub(crate) fn poll_run(&self, cx: &mut Context<'_>, shared: &ScopeShared) -> Poll<()> {
+        let parked = {
+            let mut state = self.state.lock();
+            match state.phase {
+                Phase::Open => {
+                    state.phase = Phase::Running;
+                    None
+                }
+                Phase::Running => state.run.take(),
+                Phase::Finished | Phase::Abandoned => return Poll::Ready(()),
+            }
+        };
+        let mut run = match parked {
+            Some(run) => run,
+            None => self.start(shared),
+        };
+        let mut budget = POLL_BUDGET;
+        loop {
+            run.poll_timer(cx, shared);
+            let mut task = match run.current.take() {
+                Some(task) => task,
+                None => match self.pop_or_finish() {
+                    Some(task) => task,
+                    None => break,
+                },
+            };
+            let exit = {
+                let _entered = ambient::enter(Ambient::Token(run.token.clone()));
+                task.as_mut().poll(cx)
+            };
+            match exit {
+                Poll::Ready(exit) => {
+                    drop(task);
+                    if let TaskExit::Panicked(panic) = exit {
+                        shared.record_panic(panic);
+                    }
+                }
+                Poll::Pending if run.timed_out => {
+                    // It had its poll after the cancellation: cut it off. Its
+                    // sync drops still see the clean-up token as current.
+                    note_skipped(Skip::TimedOut);
+                    let _entered = ambient::enter(Ambient::Token(run.token.clone()));
+                    if let Some(payload) = drop_caught(task) {
+                        shared.record_panic(PanicBox::new(payload));
+                    }
+                }
+                Poll::Pending => {
+                    run.current = Some(task);
+                    self.park(run);
+                    return Poll::Pending;
+                }
+            }
+            budget -= 1;
+            if budget == 0 {
+                self.park(run);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        let (_, timer) = run.dismantle();
+        if let Some(payload) = drop_caught(timer) {
+            shared.record_panic(PanicBox::new(payload));
+        }
+        Poll::Ready(())
+    }
+
+    fn start(&self, shared: &ScopeShared) -> Run<T> {
+        let timer = match panic::catch_unwind(AssertUnwindSafe(|| self.timeout.start())) {
+            Ok(timer) => timer,
+            Err(payload) => {
+                shared.record_panic(PanicBox::new(payload));
+                // A timer that cannot be made must not leave clean-up unbounded.
+                let fired: TimeoutFuture = Box::pin(std::future::ready(()));
+                Some(fired)
+            }
+        };
+        Run {
+            token: CancelToken::new(),
+            timer,
+            timed_out: false,
+            current: None,
+        }
+    }
+
+    fn park(&self, run: Run<T>) {
+        self.state.lock().run = Some(run);
+    }
+}
+
+impl<T: ?Sized> Run<T> {
+    /// Polls the timer; when it fires, cancels the clean-up token.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, shared: &ScopeShared) {
+        let Some(timer) = self.timer.as_mut() else {
+            return;
+        };
+        match panic::catch_unwind(AssertUnwindSafe(|| timer.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return,
+            Ok(Poll::Ready(())) => {}
+            Err(payload) => shared.record_panic(PanicBox::new(payload)),
+        }
+        self.timed_out = true;
+        if let Some(payload) = drop_caught(self.timer.take()) {
+            shared.record_panic(PanicBox::new(payload));
+        }
+        #[cfg(feature = "tracing")]
+        tracing::warn!("taskscope: the scope's clean-up timeout fired; cancelling its clean-up");
+        let token = &self.token;
+        let cancel = AssertUnwindSafe(|| token.cancel_with(CancelReason::Deadline));
+        if let Err(payload) = panic::catch_unwind(cancel) {
+            shared.record_panic(PanicBox::new(payload));
+        }
+    }
+}

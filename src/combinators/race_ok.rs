@@ -1,0 +1,123 @@
+//! `race_ok(iter)`: the first `Ok`, or every error.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use super::branch::{Branch, is_ok};
+use super::dynamic::{Boxed, Wakers, poll_dynamic};
+use super::engine::{Engine, Mode};
+
+/// Runs every future of `futures` concurrently; the first `Ok` wins, and if
+/// none succeeds, every error comes back, in the iterator's order.
+///
+/// Once one succeeds the others are cancelled with
+/// [`CancelReason::LostRace`](crate::CancelReason::LostRace) and awaited, as
+/// in [`race`](fn@crate::race); their outputs are dropped.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let mirrors = ["down", "up", "down"];
+/// let first = taskscope::race_ok(mirrors.iter().map(|state| async move {
+///     if *state == "up" { Ok(*state) } else { Err(format!("{state}")) }
+/// }))
+/// .await;
+/// assert_eq!(first, Ok("up"));
+///
+/// let none = taskscope::race_ok([1, 2].map(|n| async move { Err::<(), _>(n) })).await;
+/// assert_eq!(none, Err(vec![1, 2]));
+/// # });
+/// ```
+///
+/// # Allocation
+///
+/// As [`join_all`](crate::join_all), plus the vector of errors.
+///
+/// # Fairness
+///
+/// As [`join_all`](crate::join_all).
+///
+/// # Cancel safety
+///
+/// Not cancel-safe: dropping it drops every future wherever it is.
+///
+/// # Panics
+///
+/// A branch's panic cancels the others, waits for them, and is resumed.
+pub fn race_ok<I, T, E>(futures: I) -> RaceOk<I::Item>
+where
+    I: IntoIterator,
+    I::Item: Future<Output = Result<T, E>>,
+{
+    RaceOk {
+        branches: futures
+            .into_iter()
+            .map(|future| Box::pin(Branch::new(future, is_ok)))
+            .collect(),
+        engine: Engine::new(Mode::RaceOk, "RaceOk"),
+        wakers: None,
+    }
+}
+
+/// The future returned by [`race_ok`].
+#[must_use = "futures do nothing unless polled"]
+pub struct RaceOk<F: Future> {
+    branches: Boxed<F>,
+    engine: Engine,
+    wakers: Option<Wakers>,
+}
+
+impl<F, T, E> Future for RaceOk<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, Vec<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let winner = ready!(poll_dynamic(
+            &mut this.engine,
+            &mut this.branches,
+            &mut this.wakers,
+            cx
+        ));
+        if let Some(index) = winner {
+            return match this.branches[index].as_mut().take_if_won() {
+                Some(Ok(value)) => Poll::Ready(Ok(value)),
+                _ => unreachable!("taskscope: the winner of race_ok holds its Ok value"),
+            };
+        }
+        let errors = this
+            .branches
+            .iter_mut()
+            .map(|b| match b.as_mut().take_output() {
+                Some(Err(error)) => error,
+                _ => unreachable!("taskscope: with no winner every branch of race_ok failed"),
+            });
+        Poll::Ready(Err(errors.collect()))
+    }
+}
+
+impl<F: Future> fmt::Debug for RaceOk<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaceOk")
+            .field("engine", &self.engine)
+            .field("wakers", &self.wakers)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::CountingWaker;
+
+    #[test]
+    fn race_ok_skips_errors_and_returns_the_first_ok() {
+        let futures = [Err("a"), Ok(2), Ok(3)].map(std::future::ready);
+        let waker = CountingWaker::new();
+        let mut fut = std::pin::pin!(race_ok(futures));
+        assert_eq!(fut.as_mut().poll(&mut waker.context()), Poll::Ready(Ok(2)));
+    }
+}

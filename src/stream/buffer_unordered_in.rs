@@ -1,0 +1,370 @@
+//! [`BufferUnorderedIn`]: item futures run as children of a scope, outputs in completion order.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::stream::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use super::spawner::Spawner;
+use super::window::{ConsumerWatch, Unordered, check_window};
+use crate::sync::{AtomicBool, Ordering};
+
+pin_project! {
+    /// The stream returned by
+    /// [`ScopedStreamExt::buffer_unordered_in`](crate::ScopedStreamExt::buffer_unordered_in).
+    ///
+    /// Every item future of the source runs as a child of a scope; outputs
+    /// come back in the order the items finish. At most `window` items are
+    /// pulled from the source and not yet yielded.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future of `next()` loses nothing. Dropping the stream
+    /// cancels the unfinished items voluntarily and leaves them to the
+    /// scope, which still joins them; outputs of items that had finished but
+    /// were not yielded are dropped with the stream. To keep them, call
+    /// [`cancel`](Self::cancel) and drain the stream instead.
+    ///
+    /// # Panics
+    ///
+    /// A poll re-raises the panic of an item once it has finished, and panics if the scope
+    /// has already finished when an item is to be spawned (the stream
+    /// outlived its scope).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct BufferUnorderedIn<St, S>
+    where
+        St: Stream,
+        St::Item: Future,
+    {
+        #[pin]
+        source: St,
+        scope: S,
+        in_flight: Unordered<<St::Item as Future>::Output>,
+        window: usize,
+        source_done: bool,
+        stopped: AtomicBool,
+        consumer: ConsumerWatch,
+    }
+
+    impl<St, S> PinnedDrop for BufferUnorderedIn<St, S>
+    where
+        St: Stream,
+        St::Item: Future,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            #[cfg(feature = "tracing")]
+            {
+                let finished = this.in_flight.finished();
+                if finished > 0 {
+                    tracing::debug!(
+                        finished,
+                        "taskscope: BufferUnorderedIn dropped with finished outputs not yet yielded; they are dropped"
+                    );
+                }
+            }
+            this.in_flight.cancel_all();
+        }
+    }
+}
+
+impl<St, S> BufferUnorderedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+    S: Spawner<St::Item>,
+{
+    #[track_caller]
+    pub(crate) fn new(source: St, window: usize, scope: &S) -> Self {
+        check_window(window, "buffer_unordered_in");
+        BufferUnorderedIn {
+            source,
+            scope: scope.clone(),
+            in_flight: Unordered::new(),
+            window,
+            source_done: false,
+            stopped: AtomicBool::new(false),
+            consumer: ConsumerWatch::default(),
+        }
+    }
+}
+
+impl<St, S> BufferUnorderedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+{
+    /// Stops the stream gracefully: pulls nothing more from the source and
+    /// cancels the items in flight voluntarily; the stream still yields
+    /// their outputs as they finish, then ends. See
+    /// [`BufferedIn::cancel`](crate::BufferedIn::cancel).
+    pub fn cancel(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.in_flight.cancel_all();
+    }
+
+    /// How many items were pulled from the source and not yet yielded
+    /// (running or finished); never more than the window.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The window the stream was made with.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+}
+
+impl<St, S> Stream for BufferUnorderedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+    S: Spawner<St::Item>,
+{
+    type Item = <St::Item as Future>::Output;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if this.consumer.newly_cancelled(cx) {
+            this.in_flight.cancel_all();
+        }
+        let stopped = this.stopped.load(Ordering::Acquire);
+        while !*this.source_done && !stopped && this.in_flight.len() < *this.window {
+            match this.source.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    let handle = this.scope.spawn_child(item);
+                    if this.consumer.is_cancelled() {
+                        handle.cancel();
+                    }
+                    this.in_flight.push(handle);
+                }
+                Poll::Ready(None) => *this.source_done = true,
+                Poll::Pending => break,
+            }
+        }
+        match this.in_flight.poll_next(cx) {
+            Poll::Ready(Some(output)) => Poll::Ready(Some(output)),
+            Poll::Ready(None) if *this.source_done || stopped => Poll::Ready(None),
+            // Nothing in flight and the source is pending (it registered the waker).
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let in_flight = self.in_flight.len();
+        if self.source_done || self.stopped.load(Ordering::Acquire) {
+            return (in_flight, Some(in_flight));
+        }
+        let (low, high) = self.source.size_hint();
+        (
+            low.saturating_add(in_flight),
+            high.and_then(|high| high.checked_add(in_flight)),
+        )
+    }
+}
+
+impl<St, S> FusedStream for BufferUnorderedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+    S: Spawner<St::Item>,
+{
+    fn is_terminated(&self) -> bool {
+        self.in_flight.is_empty() && (self.source_done || self.stopped.load(Ordering::Acquire))
+    }
+}
+
+impl<St, S> fmt::Debug for BufferUnorderedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufferUnorderedIn")
+            .field("window", &self.window)
+            .field("in_flight", &self.in_flight.len())
+            .field("source_done", &self.source_done)
+            .field("stopped", &self.stopped.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::pin::pin;
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Poll;
+
+    use futures::executor::block_on;
+    use futures::poll;
+    use futures::stream::{self, StreamExt};
+
+    use crate::stream::test_support::{gates, yield_now};
+    use crate::{ScopedStreamExt, local_scope, scope};
+
+    #[test]
+    fn buffer_unordered_in_yields_in_completion_order() {
+        let outputs = block_on(scope(|s| async move {
+            let (mut senders, receivers) = gates::<usize>(4);
+            let mut items = pin!(
+                stream::iter(receivers)
+                    .map(|receiver| async move { receiver.await.unwrap() })
+                    .buffer_unordered_in(4, &s)
+            );
+            let mut outputs = Vec::new();
+            assert!(poll!(items.next()).is_pending());
+            for i in [2, 0, 3, 1] {
+                senders[i].take().unwrap().send(i).unwrap();
+                yield_now().await;
+                outputs.push(items.next().await.unwrap());
+            }
+            assert_eq!(items.next().await, None);
+            outputs
+        }));
+        assert_eq!(outputs, [2, 0, 3, 1]);
+    }
+
+    #[test]
+    fn buffer_unordered_in_never_pulls_more_than_window() {
+        let pulled = AtomicUsize::new(0);
+        let pulled = &pulled;
+        let mut outputs = block_on(scope(|s| async move {
+            let (mut senders, receivers) = gates::<usize>(9);
+            let mut items = pin!(
+                stream::iter(receivers)
+                    .inspect(|_| {
+                        pulled.fetch_add(1, SeqCst);
+                    })
+                    .map(|receiver| async move { receiver.await.unwrap() })
+                    .buffer_unordered_in(2, &s)
+            );
+            let mut outputs = Vec::new();
+            assert!(poll!(items.next()).is_pending());
+            assert_eq!(pulled.load(SeqCst), 2);
+            // Finish every item at once: the stream may still hold only two.
+            for (i, sender) in senders.iter_mut().enumerate() {
+                sender.take().unwrap().send(i).unwrap();
+            }
+            loop {
+                yield_now().await;
+                match poll!(items.next()) {
+                    Poll::Ready(Some(output)) => outputs.push(output),
+                    Poll::Ready(None) => break,
+                    Poll::Pending => {}
+                }
+                let in_flight = pulled.load(SeqCst) - outputs.len();
+                assert!(in_flight <= 2, "{in_flight} items pulled and not yielded");
+            }
+            outputs
+        }));
+        outputs.sort_unstable();
+        assert_eq!(outputs, (0..9).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn buffer_unordered_in_takes_a_finished_output_while_others_wait() {
+        block_on(scope(|s| async move {
+            let (_blocked, receivers) = gates::<usize>(3);
+            let mut items = pin!(
+                stream::iter(receivers.into_iter().map(Some).chain([None]))
+                    .map(|receiver| async move {
+                        match receiver {
+                            Some(receiver) => receiver.await.unwrap_or(0),
+                            None => 99,
+                        }
+                    })
+                    .buffer_unordered_in(4, &s)
+            );
+            assert_eq!(items.next().await, Some(99));
+            assert_eq!(items.in_flight(), 3);
+        }));
+    }
+
+    #[test]
+    fn dropping_buffer_unordered_in_cancels_unfinished_items() {
+        let saw_cancel = AtomicUsize::new(0);
+        let saw_cancel = &saw_cancel;
+        block_on(scope(|s| async move {
+            let mut items = Box::pin(
+                stream::iter(0..10)
+                    .map(|i| async move {
+                        let _ = crate::cancelled().await;
+                        saw_cancel.fetch_add(1, SeqCst);
+                        i
+                    })
+                    .buffer_unordered_in(3, &s),
+            );
+            assert!(poll!(items.next()).is_pending());
+            yield_now().await;
+            drop(items);
+        }));
+        assert_eq!(saw_cancel.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn buffer_unordered_in_cancel_stops_pulling_and_drains() {
+        let outputs = block_on(scope(|s| async move {
+            let mut items = pin!(
+                stream::iter(0..10)
+                    .map(|i| async move {
+                        let _ = crate::cancelled().await;
+                        i
+                    })
+                    .buffer_unordered_in(3, &s)
+            );
+            assert!(poll!(items.next()).is_pending());
+            items.cancel();
+            items.collect::<Vec<_>>().await
+        }));
+        let mut outputs = outputs;
+        outputs.sort_unstable();
+        assert_eq!(outputs, [0, 1, 2]);
+    }
+
+    #[test]
+    fn buffer_unordered_in_runs_non_send_items_in_a_local_scope() {
+        let outputs = block_on(local_scope(|s| async move {
+            stream::iter(0..3)
+                .map(|i| {
+                    let value = Rc::new(i);
+                    async move {
+                        yield_now().await;
+                        *value
+                    }
+                })
+                .buffer_unordered_in(3, &s)
+                .collect::<Vec<_>>()
+                .await
+        }));
+        assert_eq!(outputs.len(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "`buffer_unordered_in` was called with a window of 0")]
+    fn buffer_unordered_in_rejects_a_window_of_zero() {
+        block_on(scope(|s| async move {
+            let _items = stream::iter(0..1)
+                .map(|i| async move { i })
+                .buffer_unordered_in(0, &s);
+        }));
+    }
+
+    #[test]
+    #[should_panic(expected = "item 2 failed")]
+    fn buffer_unordered_in_reraises_the_panic_of_an_item() {
+        block_on(scope(|s| async move {
+            stream::iter(0..4)
+                .map(|i| async move {
+                    assert!(i != 2, "item {i} failed");
+                    i
+                })
+                .buffer_unordered_in(4, &s)
+                .collect::<Vec<_>>()
+                .await
+        }));
+    }
+}

@@ -1,0 +1,486 @@
+//! [`BufferedIn`]: item futures run as children of a scope, outputs in input order.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::stream::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use super::spawner::Spawner;
+use super::window::{ConsumerWatch, check_window};
+use crate::scope::JoinHandle;
+use crate::sync::{AtomicBool, Ordering, mutant};
+
+pin_project! {
+    /// The stream returned by
+    /// [`ScopedStreamExt::buffered_in`](crate::ScopedStreamExt::buffered_in).
+    ///
+    /// Every item future of the source runs as a child of a scope, so it
+    /// makes progress whenever the scope is polled; outputs come back in the
+    /// order the items were pulled. At most `window` items are pulled from
+    /// the source and not yet yielded.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future of `next()` loses nothing: an output stays in its
+    /// child's slot until the next poll. Dropping the stream itself cancels
+    /// the unfinished items voluntarily (each through its own token) and
+    /// leaves them to the scope, which still joins them; the outputs of
+    /// items that had already finished but were not yielded are dropped with
+    /// the stream. To keep those, call [`cancel`](Self::cancel) and drain the
+    /// stream instead of dropping it.
+    ///
+    /// # Panics
+    ///
+    /// A poll re-raises the panic of an item when its output is due, and panics if the scope
+    /// has already finished when an item is to be spawned (the stream
+    /// outlived its scope).
+    #[must_use = "streams do nothing unless polled"]
+    pub struct BufferedIn<St, S>
+    where
+        St: Stream,
+        St::Item: Future,
+    {
+        #[pin]
+        source: St,
+        scope: S,
+        in_flight: VecDeque<JoinHandle<<St::Item as Future>::Output>>,
+        window: usize,
+        source_done: bool,
+        stopped: AtomicBool,
+        consumer: ConsumerWatch,
+    }
+
+    impl<St, S> PinnedDrop for BufferedIn<St, S>
+    where
+        St: Stream,
+        St::Item: Future,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            #[cfg(feature = "tracing")]
+            {
+                let finished = this.in_flight.iter().filter(|h| h.is_finished()).count();
+                if finished > 0 {
+                    tracing::debug!(
+                        finished,
+                        "taskscope: BufferedIn dropped with finished outputs not yet yielded; they are dropped"
+                    );
+                }
+            }
+            for handle in this.in_flight.iter() {
+                if !handle.is_finished() {
+                    handle.cancel();
+                }
+            }
+        }
+    }
+}
+
+impl<St, S> BufferedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+    S: Spawner<St::Item>,
+{
+    #[track_caller]
+    pub(crate) fn new(source: St, window: usize, scope: &S) -> Self {
+        check_window(window, "buffered_in");
+        BufferedIn {
+            source,
+            scope: scope.clone(),
+            in_flight: VecDeque::with_capacity(window),
+            window,
+            source_done: false,
+            stopped: AtomicBool::new(false),
+            consumer: ConsumerWatch::default(),
+        }
+    }
+}
+
+impl<St, S> BufferedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+{
+    /// Stops the stream gracefully: pulls nothing more from the source and
+    /// cancels the items in flight voluntarily (each through its own token).
+    ///
+    /// The stream still yields the outputs of the items in flight, in order,
+    /// and then ends, so nothing that was already computed is lost. Items
+    /// see the cancellation through [`checkpoint`](crate::checkpoint) and
+    /// decide what their output is (typically an `Err` carrying
+    /// [`Cancelled`](crate::Cancelled)).
+    pub fn cancel(&self) {
+        self.stopped.store(true, Ordering::Release);
+        for handle in &self.in_flight {
+            if !handle.is_finished() {
+                handle.cancel();
+            }
+        }
+    }
+
+    /// How many items were pulled from the source and not yet yielded
+    /// (running or finished); never more than the window.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The window the stream was made with.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+}
+
+impl<St, S> Stream for BufferedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+    S: Spawner<St::Item>,
+{
+    type Item = <St::Item as Future>::Output;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if this.consumer.newly_cancelled(cx) {
+            for handle in this.in_flight.iter() {
+                handle.cancel();
+            }
+        }
+        let stopped = this.stopped.load(Ordering::Acquire);
+        // Refill the window before looking at its head, so the items behind
+        // the head start as early as the bound allows.
+        let window = *this.window + usize::from(mutant("buffered_in_window_off_by_one"));
+        while !*this.source_done && !stopped && this.in_flight.len() < window {
+            match this.source.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    let handle = this.scope.spawn_child(item);
+                    if this.consumer.is_cancelled() {
+                        handle.cancel();
+                    }
+                    this.in_flight.push_back(handle);
+                }
+                Poll::Ready(None) => *this.source_done = true,
+                Poll::Pending => break,
+            }
+        }
+        match this.in_flight.front_mut() {
+            Some(head) => match Pin::new(head).poll(cx) {
+                Poll::Ready(output) => {
+                    this.in_flight.pop_front();
+                    Poll::Ready(Some(output))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            None if *this.source_done || stopped => Poll::Ready(None),
+            // The source is pending and registered the waker.
+            None => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let in_flight = self.in_flight.len();
+        if self.source_done || self.stopped.load(Ordering::Acquire) {
+            return (in_flight, Some(in_flight));
+        }
+        let (low, high) = self.source.size_hint();
+        (
+            low.saturating_add(in_flight),
+            high.and_then(|high| high.checked_add(in_flight)),
+        )
+    }
+}
+
+impl<St, S> FusedStream for BufferedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+    S: Spawner<St::Item>,
+{
+    fn is_terminated(&self) -> bool {
+        self.in_flight.is_empty() && (self.source_done || self.stopped.load(Ordering::Acquire))
+    }
+}
+
+impl<St, S> fmt::Debug for BufferedIn<St, S>
+where
+    St: Stream,
+    St::Item: Future,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufferedIn")
+            .field("window", &self.window)
+            .field("in_flight", &self.in_flight.len())
+            .field("source_done", &self.source_done)
+            .field("stopped", &self.stopped.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::pin::pin;
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Poll;
+
+    use futures::executor::block_on;
+    use futures::poll;
+    use futures::stream::{self, StreamExt};
+
+    use crate::stream::test_support::{gates, yield_now};
+    use crate::{ScopedStreamExt, local_scope, scope};
+
+    #[test]
+    fn buffered_in_never_pulls_more_than_window() {
+        let pulled = AtomicUsize::new(0);
+        let pulled = &pulled;
+        let outputs = block_on(scope(|s| async move {
+            let (mut senders, receivers) = gates::<usize>(10);
+            let mut outputs = Vec::new();
+            let mut items = pin!(
+                stream::iter(receivers)
+                    .inspect(|_| {
+                        pulled.fetch_add(1, SeqCst);
+                    })
+                    .map(|receiver| async move { receiver.await.unwrap() })
+                    .buffered_in(3, &s)
+            );
+            assert!(poll!(items.next()).is_pending());
+            assert_eq!(pulled.load(SeqCst), 3, "the first poll fills the window");
+            // Finish the items from the back: nothing can be yielded, so
+            // nothing more may be pulled.
+            for i in (0..10).rev() {
+                senders[i].take().unwrap().send(i).unwrap();
+                yield_now().await;
+                while let Poll::Ready(Some(output)) = poll!(items.next()) {
+                    outputs.push(output);
+                }
+                let in_flight = pulled.load(SeqCst) - outputs.len();
+                assert!(in_flight <= 3, "{in_flight} items pulled and not yielded");
+                assert_eq!(items.in_flight(), in_flight);
+            }
+            assert!(poll!(items.next()).is_pending() || items.in_flight() == 0);
+            outputs.extend(items.collect::<Vec<_>>().await);
+            outputs
+        }));
+        assert_eq!(outputs, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn buffered_in_yields_outputs_in_input_order() {
+        let outputs = block_on(scope(|s| async move {
+            let (mut senders, receivers) = gates::<usize>(5);
+            let items = stream::iter(receivers)
+                .map(|receiver| async move { receiver.await.unwrap() })
+                .buffered_in(5, &s);
+            let items = s.spawn(items.collect::<Vec<_>>());
+            for i in [3, 1, 4, 0, 2] {
+                yield_now().await;
+                senders[i].take().unwrap().send(i * 10).unwrap();
+            }
+            items.await
+        }));
+        assert_eq!(outputs, [0, 10, 20, 30, 40]);
+    }
+
+    #[test]
+    fn buffered_in_items_progress_while_the_consumer_awaits_something_else() {
+        let finished = AtomicUsize::new(0);
+        let finished = &finished;
+        block_on(scope(|s| async move {
+            let mut items = pin!(
+                stream::iter(0..4)
+                    .map(|i| async move {
+                        yield_now().await;
+                        finished.fetch_add(1, SeqCst);
+                        i
+                    })
+                    .buffered_in(4, &s)
+            );
+            assert!(poll!(items.next()).is_pending());
+            // The consumer is busy elsewhere and does not poll the stream.
+            for _ in 0..3 {
+                yield_now().await;
+            }
+            assert_eq!(finished.load(SeqCst), 4, "every item ran to completion");
+            assert_eq!(items.collect::<Vec<_>>().await, [0, 1, 2, 3]);
+        }));
+    }
+
+    #[test]
+    fn dropping_buffered_in_cancels_unfinished_items_and_the_scope_joins_them() {
+        let saw_cancel = AtomicUsize::new(0);
+        let pulled = AtomicUsize::new(0);
+        let (saw_cancel, pulled) = (&saw_cancel, &pulled);
+        let scope_cancelled = block_on(scope(|s| async move {
+            let mut items = Box::pin(
+                stream::iter(0..10)
+                    .inspect(|_| {
+                        pulled.fetch_add(1, SeqCst);
+                    })
+                    .map(|i| async move {
+                        if i > 0 {
+                            let _ = crate::cancelled().await;
+                            saw_cancel.fetch_add(1, SeqCst);
+                        }
+                        i
+                    })
+                    .buffered_in(3, &s),
+            );
+            assert!(poll!(items.next()).is_pending());
+            yield_now().await; // item 0 finishes; 1 and 2 wait for cancellation
+            drop(items); // item 0's output is dropped with the stream
+            s.token().is_cancelled()
+        }));
+        assert!(!scope_cancelled, "only the items were cancelled");
+        assert_eq!(saw_cancel.load(SeqCst), 2, "both waiting items saw it");
+        assert_eq!(pulled.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn buffered_in_cancel_stops_pulling_and_still_yields_the_items_in_flight() {
+        let pulled = AtomicUsize::new(0);
+        let pulled = &pulled;
+        let outputs = block_on(scope(|s| async move {
+            let mut items = pin!(
+                stream::iter(0..10)
+                    .inspect(|_| {
+                        pulled.fetch_add(1, SeqCst);
+                    })
+                    .map(|i| async move {
+                        match i {
+                            0 => Ok(i),
+                            _ => Err(crate::cancelled().await),
+                        }
+                    })
+                    .buffered_in(3, &s)
+            );
+            let first = items.next().await.unwrap();
+            items.cancel();
+            let rest = items.collect::<Vec<_>>().await;
+            (first, rest)
+        }));
+        let (first, rest) = outputs;
+        assert_eq!(first.unwrap(), 0);
+        assert_eq!(rest.len(), 2, "the two items in flight still yield");
+        assert!(rest.iter().all(Result::is_err));
+        assert_eq!(pulled.load(SeqCst), 3, "nothing was pulled after cancel");
+    }
+
+    #[test]
+    fn cancelling_the_consumer_cancels_the_items_it_started() {
+        let outputs = block_on(scope(|s| async move {
+            let items_scope = s.clone();
+            let consumer = s.spawn(async move {
+                stream::iter(0..3)
+                    .map(|_| async { crate::cancelled().await.reason().origin().clone() })
+                    .buffered_in(3, &items_scope)
+                    .collect::<Vec<_>>()
+                    .await
+            });
+            yield_now().await;
+            yield_now().await;
+            consumer.cancel();
+            consumer.await
+        }));
+        assert_eq!(outputs.len(), 3);
+        assert!(
+            outputs
+                .iter()
+                .all(|reason| matches!(reason, crate::CancelReason::Requested))
+        );
+    }
+
+    #[test]
+    fn cancelling_the_scope_cancels_the_items() {
+        let saw_cancel = block_on(scope(|s| async move {
+            let items = stream::iter(0..4)
+                .map(|_| async { crate::cancelled().await })
+                .buffered_in(2, &s);
+            s.cancel();
+            items.collect::<Vec<_>>().await.len()
+        }));
+        assert_eq!(saw_cancel, 4);
+    }
+
+    #[test]
+    fn buffered_in_runs_non_send_items_in_a_local_scope() {
+        let shared = Rc::new(5);
+        let shared = &shared;
+        let outputs = block_on(local_scope(|s| async move {
+            stream::iter(0..3)
+                .map(|i| {
+                    let shared = Rc::clone(shared);
+                    async move {
+                        yield_now().await;
+                        *shared + i
+                    }
+                })
+                .buffered_in(2, &s)
+                .collect::<Vec<_>>()
+                .await
+        }));
+        assert_eq!(outputs, [5, 6, 7]);
+    }
+
+    #[test]
+    #[should_panic(expected = "`buffered_in` was called with a window of 0")]
+    fn buffered_in_rejects_a_window_of_zero() {
+        block_on(scope(|s| async move {
+            let _items = stream::iter(0..1)
+                .map(|i| async move { i })
+                .buffered_in(0, &s);
+        }));
+    }
+
+    #[test]
+    #[should_panic(expected = "item 1 failed")]
+    fn buffered_in_reraises_the_panic_of_an_item() {
+        block_on(scope(|s| async move {
+            stream::iter(0..3)
+                .map(|i| async move {
+                    assert!(i != 1, "item {i} failed");
+                    i
+                })
+                .buffered_in(2, &s)
+                .collect::<Vec<_>>()
+                .await
+        }));
+    }
+
+    #[test]
+    fn buffered_in_ends_with_its_source_and_stays_ended() {
+        use futures_core::stream::{FusedStream, Stream};
+        block_on(scope(|s| async move {
+            let mut items = pin!(
+                stream::iter(0..2)
+                    .map(|i| async move { i })
+                    .buffered_in(4, &s)
+            );
+            assert_eq!(items.size_hint(), (2, Some(2)));
+            assert_eq!(items.next().await, Some(0));
+            assert_eq!(items.next().await, Some(1));
+            assert_eq!(items.next().await, None);
+            assert!(items.is_terminated());
+            assert_eq!(items.next().await, None);
+        }));
+    }
+
+    #[test]
+    fn buffered_in_debug_shows_the_window() {
+        block_on(scope(|s| async move {
+            let items = stream::iter(0..2)
+                .map(|i| async move { i })
+                .buffered_in(4, &s);
+            let shown = format!("{items:?}");
+            assert!(
+                shown.starts_with("BufferedIn { window: 4, in_flight: 0"),
+                "{shown}"
+            );
+        }));
+    }
+}

@@ -1,0 +1,262 @@
+//! [`ForEachIn`]: a body per item, up to `n` at once, each a child of a scope.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::stream::Stream;
+use pin_project_lite::pin_project;
+
+use super::spawner::Spawner;
+use super::window::{ConsumerWatch, Unordered, check_window};
+use crate::sync::{AtomicBool, Ordering};
+
+pin_project! {
+    /// The future returned by
+    /// [`ScopedStreamExt::for_each_in`](crate::ScopedStreamExt::for_each_in).
+    ///
+    /// Pulls items from the source and runs the body on each as a child of
+    /// a scope, at most `window` bodies at once; completes once the source
+    /// is exhausted and every body it started has finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before it completes cancels the running bodies
+    /// voluntarily (each through its own token) and leaves them to the
+    /// scope, which still joins them. Items not yet pulled stay in the
+    /// source, which is dropped. [`cancel`](Self::cancel) is the graceful
+    /// form: it stops pulling and completes once the running bodies finish.
+    ///
+    /// # Panics
+    ///
+    /// A poll re-raises the panic of a body once it has finished, and panics if the scope
+    /// has already finished when an item is to be spawned (the future
+    /// outlived its scope).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ForEachIn<St, S, F> {
+        #[pin]
+        source: St,
+        scope: S,
+        body: F,
+        running: Unordered<()>,
+        window: usize,
+        source_done: bool,
+        stopped: AtomicBool,
+        consumer: ConsumerWatch,
+    }
+
+    impl<St, S, F> PinnedDrop for ForEachIn<St, S, F> {
+        fn drop(this: Pin<&mut Self>) {
+            this.project().running.cancel_all();
+        }
+    }
+}
+
+impl<St, S, F, Fut> ForEachIn<St, S, F>
+where
+    St: Stream,
+    F: FnMut(St::Item) -> Fut,
+    Fut: Future<Output = ()>,
+    S: Spawner<Fut>,
+{
+    #[track_caller]
+    pub(crate) fn new(source: St, window: usize, scope: &S, body: F) -> Self {
+        check_window(window, "for_each_in");
+        ForEachIn {
+            source,
+            scope: scope.clone(),
+            body,
+            running: Unordered::new(),
+            window,
+            source_done: false,
+            stopped: AtomicBool::new(false),
+            consumer: ConsumerWatch::default(),
+        }
+    }
+}
+
+impl<St, S, F> ForEachIn<St, S, F> {
+    /// Stops gracefully: pulls nothing more from the source and cancels the
+    /// running bodies voluntarily; the future completes once they finish.
+    pub fn cancel(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.running.cancel_all();
+    }
+
+    /// How many bodies are running (started and not yet seen finished);
+    /// never more than the window.
+    pub fn running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// The window the future was made with.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+}
+
+impl<St, S, F, Fut> Future for ForEachIn<St, S, F>
+where
+    St: Stream,
+    F: FnMut(St::Item) -> Fut,
+    Fut: Future<Output = ()>,
+    S: Spawner<Fut>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if this.consumer.newly_cancelled(cx) {
+            this.running.cancel_all();
+        }
+        loop {
+            let stopped = this.stopped.load(Ordering::Acquire);
+            while !*this.source_done && !stopped && this.running.len() < *this.window {
+                match this.source.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => {
+                        let handle = this.scope.spawn_child((this.body)(item));
+                        if this.consumer.is_cancelled() {
+                            handle.cancel();
+                        }
+                        this.running.push(handle);
+                    }
+                    Poll::Ready(None) => *this.source_done = true,
+                    Poll::Pending => break,
+                }
+            }
+            match this.running.poll_next(cx) {
+                // A body finished: its place in the window is free again.
+                Poll::Ready(Some(())) => {}
+                Poll::Ready(None) if *this.source_done || stopped => return Poll::Ready(()),
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<St, S, F> fmt::Debug for ForEachIn<St, S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForEachIn")
+            .field("window", &self.window)
+            .field("running", &self.running.len())
+            .field("source_done", &self.source_done)
+            .field("stopped", &self.stopped.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    use futures::executor::block_on;
+    use futures::poll;
+    use futures::stream::{self, StreamExt};
+
+    use crate::stream::test_support::yield_now;
+    use crate::{ScopedStreamExt, local_scope, scope};
+
+    #[test]
+    fn for_each_in_never_runs_more_than_window_bodies() {
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let (running, most, done) = (&running, &most, &done);
+        block_on(scope(|s| async move {
+            stream::iter(0..20_usize)
+                .for_each_in(3, &s, |i| async move {
+                    let now = running.fetch_add(1, SeqCst) + 1;
+                    most.fetch_max(now, SeqCst);
+                    for _ in 0..(i % 4) {
+                        yield_now().await;
+                    }
+                    running.fetch_sub(1, SeqCst);
+                    done.fetch_add(1, SeqCst);
+                })
+                .await;
+            // Completion means every body has finished.
+            assert_eq!(done.load(SeqCst), 20);
+        }));
+        assert_eq!(most.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn for_each_in_pulls_an_item_only_when_a_place_is_free() {
+        let pulled = AtomicUsize::new(0);
+        let pulled = &pulled;
+        block_on(scope(|s| async move {
+            let mut all = pin!(
+                stream::iter(0..10)
+                    .inspect(|_| {
+                        pulled.fetch_add(1, SeqCst);
+                    })
+                    .for_each_in(2, &s, |_| async {
+                        let _ = crate::cancelled().await;
+                    })
+            );
+            assert!(poll!(all.as_mut()).is_pending());
+            yield_now().await;
+            assert!(poll!(all.as_mut()).is_pending());
+            assert_eq!(pulled.load(SeqCst), 2);
+            assert_eq!(all.running(), 2);
+            all.cancel();
+            all.await;
+            assert_eq!(pulled.load(SeqCst), 2, "cancel stopped the pulling");
+        }));
+    }
+
+    #[test]
+    fn dropping_for_each_in_cancels_running_bodies() {
+        let saw_cancel = AtomicUsize::new(0);
+        let saw_cancel = &saw_cancel;
+        block_on(scope(|s| async move {
+            let mut all = Box::pin(stream::iter(0..10).for_each_in(4, &s, |_| async {
+                let _ = crate::cancelled().await;
+                saw_cancel.fetch_add(1, SeqCst);
+            }));
+            assert!(poll!(all.as_mut()).is_pending());
+            drop(all);
+        }));
+        assert_eq!(
+            saw_cancel.load(SeqCst),
+            4,
+            "joined by the scope after the drop"
+        );
+    }
+
+    #[test]
+    fn for_each_in_bodies_borrow_non_send_data_in_a_local_scope() {
+        let total = Cell::new(0);
+        let total = &total;
+        block_on(local_scope(|s| async move {
+            stream::iter(1..=4)
+                .for_each_in(2, &s, |i| async move {
+                    yield_now().await;
+                    total.set(total.get() + i);
+                })
+                .await;
+        }));
+        assert_eq!(total.get(), 10);
+    }
+
+    #[test]
+    #[should_panic(expected = "`for_each_in` was called with a window of 0")]
+    fn for_each_in_rejects_a_window_of_zero() {
+        block_on(scope(|s| async move {
+            let _all = stream::iter(0..1).for_each_in(0, &s, |_| async {});
+        }));
+    }
+
+    #[test]
+    #[should_panic(expected = "body 3 failed")]
+    fn for_each_in_reraises_the_panic_of_a_body() {
+        block_on(scope(|s| async move {
+            stream::iter(0..5)
+                .for_each_in(2, &s, |i| async move { assert!(i != 3, "body {i} failed") })
+                .await;
+        }));
+    }
+}

@@ -1,0 +1,193 @@
+//! Streams whose item futures run as children of a scope.
+//!
+//! `futures`' `buffered(n)` polls its item futures only while the stream
+//! itself is polled: while the consumer awaits something else, finished
+//! items wait and unfinished ones stall (a connection times out, a permit is
+//! held). [`ScopedStreamExt`]'s adapters spawn each item into a scope
+//! instead, so the items run whenever the scope is polled, whatever the
+//! consumer is doing, and may still borrow from around the scope.
+//! See design/streams.md for the choices.
+
+mod buffer_unordered_in;
+mod buffered_in;
+mod for_each_in;
+pub(crate) mod spawner;
+#[cfg(test)]
+mod test_support;
+mod window;
+
+use std::future::Future;
+
+use futures_core::stream::Stream;
+
+pub use buffer_unordered_in::BufferUnorderedIn;
+pub use buffered_in::BufferedIn;
+pub use for_each_in::ForEachIn;
+pub use spawner::Spawner;
+
+/// Adapters that run a stream's items as children of a scope.
+///
+/// Each takes a window `n` and a scope handle (`&Scope`, `&LocalScope`,
+/// `&TryScope`): every item runs as a child of that scope with a token of
+/// its own, and at most `n` items are pulled from the source and not yet
+/// done with. Bringing the trait into scope adds the methods to every
+/// [`Stream`].
+pub trait ScopedStreamExt: Stream {
+    /// Runs each item future of this stream as a child of `scope`, at most
+    /// `n` at once, and yields their outputs **in input order**.
+    ///
+    /// The items make progress whenever the scope is polled, also while the
+    /// consumer of this stream is busy with an earlier output, so none of
+    /// them sits finished-but-unpolled or stalls half-way. At most `n` items
+    /// are pulled from the source and not yet yielded, counting the one
+    /// being yielded: while the consumer holds an output, up to `n - 1`
+    /// further items run, and nothing more is taken from the source (it may
+    /// be a queue shared with others).
+    ///
+    /// Each item runs under its own token, a child of the scope's: cancelling
+    /// the scope, dropping the stream, calling
+    /// [`BufferedIn::cancel`], or cancelling the task that polls the stream
+    /// cancels the items voluntarily (they see it through
+    /// [`checkpoint`](crate::checkpoint)).
+    ///
+    /// ```
+    /// use futures::stream::{self, StreamExt};
+    /// use taskscope::ScopedStreamExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let prices = [3_u32, 1, 4, 1, 5];
+    /// let prices = &prices; // the items borrow it
+    /// let doubled: Vec<u32> = taskscope::scope(|s| async move {
+    ///     stream::iter(prices)
+    ///         .map(|price| async move { price * 2 })
+    ///         .buffered_in(2, &s)
+    ///         .collect()
+    ///         .await
+    /// })
+    /// .await;
+    /// assert_eq!(doubled, [6, 2, 8, 2, 10]);
+    /// # });
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Awaiting `next()` is cancel-safe. Dropping the stream cancels the
+    /// unfinished items and leaves them to the scope, which joins them; the
+    /// outputs of items that had finished but were not yielded are dropped
+    /// with it. [`BufferedIn::cancel`] then draining keeps them.
+    ///
+    /// # Panics
+    ///
+    /// Here, if `n` is 0 (no item could ever run). Later, a poll of the
+    /// stream re-raises the panic of an item when its output is due; a
+    /// spawn panics if the scope has already finished.
+    #[track_caller]
+    fn buffered_in<S>(self, n: usize, scope: &S) -> BufferedIn<Self, S>
+    where
+        Self: Sized,
+        Self::Item: Future,
+        S: Spawner<Self::Item>,
+    {
+        BufferedIn::new(self, n, scope)
+    }
+
+    /// Runs each item future of this stream as a child of `scope`, at most
+    /// `n` at once, and yields their outputs **in the order they finish**.
+    ///
+    /// The same as [`buffered_in`](Self::buffered_in) but for the order: at
+    /// most `n` items are pulled from the source and not yet yielded, each
+    /// runs under its own token, and they progress whenever the scope is
+    /// polled.
+    ///
+    /// ```
+    /// use futures::stream::{self, StreamExt};
+    /// use taskscope::ScopedStreamExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let words = ["scoped", "tasks", "borrow"];
+    /// let words = &words;
+    /// let mut lengths: Vec<usize> = taskscope::scope(|s| async move {
+    ///     stream::iter(words)
+    ///         .map(|word| async move { word.len() })
+    ///         .buffer_unordered_in(3, &s)
+    ///         .collect()
+    ///         .await
+    /// })
+    /// .await;
+    /// lengths.sort();
+    /// assert_eq!(lengths, [5, 6, 6]);
+    /// # });
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`buffered_in`](Self::buffered_in); the graceful stop is
+    /// [`BufferUnorderedIn::cancel`].
+    ///
+    /// # Panics
+    ///
+    /// Here, if `n` is 0. Later, a poll of the stream re-raises the panic of
+    /// an item once that item has finished; a spawn panics if the scope has
+    /// already finished.
+    #[track_caller]
+    fn buffer_unordered_in<S>(self, n: usize, scope: &S) -> BufferUnorderedIn<Self, S>
+    where
+        Self: Sized,
+        Self::Item: Future,
+        S: Spawner<Self::Item>,
+    {
+        BufferUnorderedIn::new(self, n, scope)
+    }
+
+    /// Runs `f` on each item of this stream as a child of `scope`, at most
+    /// `n` bodies at once; the future completes once the stream is exhausted
+    /// and every body has finished.
+    ///
+    /// An item is pulled from the source only when a place in the window is
+    /// free. Each body runs under its own token, a child of the scope's.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// use futures::stream;
+    /// use taskscope::ScopedStreamExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let total = AtomicU64::new(0);
+    /// let total_ref = &total;
+    /// taskscope::scope(|s| async move {
+    ///     stream::iter(1..=10_u64)
+    ///         .for_each_in(4, &s, |n| async move {
+    ///             total_ref.fetch_add(n, Ordering::Relaxed);
+    ///         })
+    ///         .await
+    /// })
+    /// .await;
+    /// assert_eq!(total.into_inner(), 55);
+    /// # });
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future cancels the running bodies voluntarily and leaves
+    /// them to the scope, which joins them; the remaining items are dropped
+    /// with the source. [`ForEachIn::cancel`] is the graceful stop.
+    ///
+    /// # Panics
+    ///
+    /// Here, if `n` is 0. Later, a poll of the future re-raises the panic of
+    /// a body once it has finished; a spawn panics if the scope has already
+    /// finished.
+    #[track_caller]
+    fn for_each_in<S, F, Fut>(self, n: usize, scope: &S, f: F) -> ForEachIn<Self, S, F>
+    where
+        Self: Sized,
+        F: FnMut(Self::Item) -> Fut,
+        Fut: Future<Output = ()>,
+        S: Spawner<Fut>,
+    {
+        ForEachIn::new(self, n, scope, f)
+    }
+}
+
+impl<St: Stream + ?Sized> ScopedStreamExt for St {}

@@ -1,0 +1,64 @@
+//! [`Spawner`]: what the stream adapters spawn their items through.
+
+use std::future::Future;
+
+use crate::scope::{JoinHandle, LocalScope, Scope, TryScope};
+
+/// `pub(crate)` so that a scope handle defined elsewhere in the crate (the
+/// parallel scope's) can implement [`Spawner`] next to its own type.
+pub(crate) mod sealed {
+    /// Keeps [`Spawner`](super::Spawner) implemented by this crate's scope
+    /// handles only, so its shape can change without breaking anyone.
+    pub trait Sealed {}
+}
+
+/// A scope handle that can spawn a child running `F`: implemented by
+/// [`Scope`] and [`TryScope`] (for `Send` futures) and [`LocalScope`] (for
+/// any future).
+///
+/// It is what lets [`ScopedStreamExt`](crate::ScopedStreamExt)'s adapters
+/// work in every kind of scope; you never call it yourself, you pass
+/// `&scope` to an adapter. It is sealed: only this crate implements it.
+pub trait Spawner<F: Future>: Clone + sealed::Sealed {
+    /// Spawns `future` as a child of the scope; see [`Scope::spawn`].
+    #[doc(hidden)]
+    fn spawn_child(&self, future: F) -> JoinHandle<F::Output>;
+}
+
+impl sealed::Sealed for Scope<'_> {}
+
+impl<'env, F> Spawner<F> for Scope<'env>
+where
+    F: Future + Send + 'env,
+    F::Output: Send + 'env,
+{
+    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
+        self.spawn(future)
+    }
+}
+
+impl sealed::Sealed for LocalScope<'_> {}
+
+impl<'env, F> Spawner<F> for LocalScope<'env>
+where
+    F: Future + 'env,
+    F::Output: 'env,
+{
+    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
+        self.spawn(future)
+    }
+}
+
+impl<E> sealed::Sealed for TryScope<'_, E> {}
+
+/// Items are spawned as plain children (with [`Scope::spawn`]): an item's
+/// error is its output, it does not fail the scope.
+impl<'env, F, E> Spawner<F> for TryScope<'env, E>
+where
+    F: Future + Send + 'env,
+    F::Output: Send + 'env,
+{
+    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
+        (**self).spawn(future)
+    }
+}

@@ -1,0 +1,218 @@
+//! What the adapters share: the window check, the watch on the consumer's
+//! token, and the set of children that yields them in completion order.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Wake, Waker};
+
+use slab::Slab;
+
+use crate::cancel::WhenCancelled;
+use crate::scope::JoinHandle;
+use crate::sync::{Mutex, WakerArc, mutant};
+
+/// Panics unless `window` is at least 1; called where the adapter is made.
+#[track_caller]
+pub(crate) fn check_window(window: usize, method: &str) {
+    assert!(
+        window >= 1,
+        "taskscope: `{method}` was called with a window of 0, but the window must be at \
+         least 1 (with no item allowed in flight the stream could never make progress); \
+         pass the number of items that may run at once"
+    );
+}
+
+/// Watches the token of the task that polls an adapter (the ambient token
+/// at its first poll), so that cancelling that task reaches the items it
+/// started, even when they were spawned into a scope that is not its own.
+///
+/// It keeps the consumer's waker registered with that token, so a consumer
+/// blocked on an item that waits for cancellation is woken, and the adapter
+/// can pass the cancellation on.
+#[derive(Debug, Default)]
+pub(crate) struct ConsumerWatch {
+    when: Option<WhenCancelled>,
+    cancelled: bool,
+}
+
+impl ConsumerWatch {
+    /// True only on the poll that first sees the consumer cancelled: the
+    /// adapter then cancels what it has in flight.
+    pub(crate) fn newly_cancelled(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.cancelled {
+            return false;
+        }
+        let when = self.when.get_or_insert_with(crate::cancel::cancelled);
+        if Pin::new(when).poll(cx).is_pending() {
+            return false;
+        }
+        self.when = None;
+        self.cancelled = true;
+        true
+    }
+
+    /// Whether the consumer has been seen cancelled: items spawned from now
+    /// on start cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+}
+
+/// Children whose outputs are taken in the order they finish.
+///
+/// Each child's handle is polled with a waker of its own, which records the
+/// child's index in a shared queue and wakes the consumer; a poll of the set
+/// then looks only at the children that were woken, so it costs nothing per
+/// idle child.
+pub(crate) struct Unordered<T> {
+    children: Slab<Child<T>>,
+    /// Outputs of children found finished when they were added (possible
+    /// only where children run on other threads), oldest first.
+    done: VecDeque<T>,
+    woken: WakerArc<Woken>,
+}
+
+struct Child<T> {
+    handle: JoinHandle<T>,
+    waker: Waker,
+}
+
+/// The indices of woken children and the waker of whoever polls the set.
+#[derive(Default)]
+struct Woken {
+    state: Mutex<WokenState>,
+}
+
+#[derive(Default)]
+struct WokenState {
+    indices: VecDeque<usize>,
+    consumer: Option<Waker>,
+}
+
+/// The waker a child's handle is polled with.
+struct ChildWaker {
+    index: usize,
+    woken: WakerArc<Woken>,
+}
+
+impl Wake for ChildWaker {
+    fn wake(self: WakerArc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &WakerArc<Self>) {
+        let consumer = {
+            let mut state = self.woken.state.lock();
+            state.indices.push_back(self.index);
+            state.consumer.clone()
+        };
+        // Outside the lock: the consumer may be polled right here.
+        if let Some(consumer) = consumer {
+            consumer.wake();
+        }
+    }
+}
+
+impl<T> Unordered<T> {
+    pub(crate) fn new() -> Self {
+        Unordered {
+            children: Slab::new(),
+            done: VecDeque::new(),
+            woken: WakerArc::default(),
+        }
+    }
+
+    /// Children added and not yet taken, finished or not.
+    pub(crate) fn len(&self) -> usize {
+        self.children.len() + self.done.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.children.is_empty() && self.done.is_empty()
+    }
+
+    /// Adds a child and polls its handle once, which registers the child's
+    /// waker before the child can finish (in a serial scope), so the woken
+    /// queue holds the children in the order they finished.
+    pub(crate) fn push(&mut self, mut handle: JoinHandle<T>) {
+        let entry = self.children.vacant_entry();
+        let waker = Waker::from(WakerArc::new(ChildWaker {
+            index: entry.key(),
+            woken: self.woken.clone(),
+        }));
+        match Pin::new(&mut handle).poll(&mut Context::from_waker(&waker)) {
+            Poll::Pending => {
+                entry.insert(Child { handle, waker });
+            }
+            Poll::Ready(output) => self.done.push_back(output),
+        }
+    }
+
+    /// The output of a finished child, `Ready(None)` if the set is empty,
+    /// `Pending` (with `cx`'s waker registered) otherwise.
+    ///
+    /// Re-raises a child's panic.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // Register first: a child woken after the queue is drained below
+        // then wakes this waker, so no completion is missed.
+        let late = mutant("unordered_registers_consumer_last");
+        if !late {
+            self.register_consumer(cx);
+        }
+        if let Some(output) = self.done.pop_front() {
+            return Poll::Ready(Some(output));
+        }
+        loop {
+            let next = self.woken.state.lock().indices.pop_front();
+            let Some(index) = next else { break };
+            // A stale index (a child already taken, its slot reused by a
+            // newer one) costs one spurious poll that merely registers the
+            // newer child's waker again.
+            let Some(child) = self.children.get_mut(index) else {
+                continue;
+            };
+            let mut child_cx = Context::from_waker(&child.waker);
+            if let Poll::Ready(output) = Pin::new(&mut child.handle).poll(&mut child_cx) {
+                self.children.remove(index);
+                return Poll::Ready(Some(output));
+            }
+        }
+        if self.is_empty() {
+            Poll::Ready(None)
+        } else {
+            if late {
+                self.register_consumer(cx);
+            }
+            Poll::Pending
+        }
+    }
+
+    fn register_consumer(&self, cx: &Context<'_>) {
+        let mut state = self.woken.state.lock();
+        match &mut state.consumer {
+            Some(current) if current.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+    }
+
+    /// Asks every unfinished child to stop.
+    pub(crate) fn cancel_all(&self) {
+        for (_, child) in &self.children {
+            if !child.handle.is_finished() {
+                child.handle.cancel();
+            }
+        }
+    }
+
+    /// How many children have finished but were not taken yet.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn finished(&self) -> usize {
+        self.done.len()
+            + self
+                .children
+                .iter()
+                .filter(|(_, child)| child.handle.is_finished())
+                .count()
+    }
+}

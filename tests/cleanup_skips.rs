@@ -1,0 +1,179 @@
+//! Clean-up that cannot run to completion: the scope future dropped, the
+//! clean-up timeout. Its own test binary, so the process-wide skip counter
+//! moves only for these tests.
+
+mod cleanup_common;
+mod common;
+
+use std::sync::{Mutex, MutexGuard};
+use std::task::Poll;
+
+use cleanup_common::{Conn, Stubborn, entries, new_log, record};
+use common::{CountingWaker, Gate};
+use taskscope::{Builder, cleanup_skipped_count, scope};
+
+/// Tests that make clean-ups skip hold this while they measure the global
+/// counter, so their deltas are exact; no other test skips a clean-up.
+fn skip_counter_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[test]
+fn dropping_the_scope_future_runs_only_the_sync_drops_and_counts_the_skips() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let before = cleanup_skipped_count();
+    let mut fut = Box::pin(scope(|s| async move {
+        let child_conn = s.adopt(Conn::open("child", log_ref));
+        s.spawn(async move {
+            let _conn = child_conn;
+            std::future::pending::<()>().await;
+        });
+        let log = log_ref.clone();
+        s.defer(async move { record(&log, "deferred ran") });
+        let _body_conn = s.adopt(Conn::open("body", log_ref));
+        std::future::pending::<()>().await;
+    }));
+    let waker = CountingWaker::new();
+    assert!(waker.poll(fut.as_mut()).is_pending());
+    drop(fut);
+    let events = entries(&log);
+    assert_eq!(
+        events,
+        ["child: open", "body: open", "child: drop", "body: drop"],
+        "sync drops only: no close, the deferred future never ran"
+    );
+    assert_eq!(
+        cleanup_skipped_count() - before,
+        3,
+        "two adopted values and one deferred future were skipped"
+    );
+}
+
+#[test]
+fn a_clean_up_ignoring_cancellation_is_cut_off_when_the_timeout_fires() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let before = cleanup_skipped_count();
+    let gate = Gate::new();
+    let (open, slot) = (gate.open.clone(), gate.waker.clone());
+    // A timer completed by hand: `gate.open()` is "the time is up".
+    let timer = move || {
+        let (open, slot) = (open.clone(), slot.clone());
+        std::future::poll_fn(move |cx| {
+            if open.load(std::sync::atomic::Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            *slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    };
+    let mut fut = Box::pin(
+        Builder::new()
+            .cleanup_timeout_when(timer)
+            .scope(|s| async move {
+                let log = log_ref.clone();
+                s.defer(async move {
+                    let token = taskscope::current_token();
+                    std::future::poll_fn(|_| {
+                        if token.is_cancelled() {
+                            record(&log, "well-behaved saw the timeout");
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    })
+                    .await;
+                });
+                let _stubborn = s.adopt(Stubborn {
+                    log: log_ref.clone(),
+                });
+            }),
+    );
+    let waker = CountingWaker::new();
+    for _ in 0..3 {
+        assert!(
+            waker.poll(fut.as_mut()).is_pending(),
+            "waits for the stubborn clean-up"
+        );
+    }
+    assert_eq!(entries(&log), ["stubborn: close start"]);
+    gate.open();
+    assert!(
+        waker.poll(fut.as_mut()).is_ready(),
+        "the timeout ends the clean-up"
+    );
+    assert_eq!(
+        entries(&log),
+        [
+            "stubborn: close start",
+            "stubborn: polled after the cancel",
+            "stubborn: drop (cancelled: true)",
+            "well-behaved saw the timeout",
+        ],
+        "the stuck clean-up got one poll after the cancel, then its sync drop; \
+         the next one still ran and saw the cancellation"
+    );
+    assert_eq!(
+        cleanup_skipped_count() - before,
+        1,
+        "only the cut-off one counts"
+    );
+}
+
+#[cfg(feature = "tokio")]
+// The lock only serialises the global skip counter between tests; this test
+// runs on a current-thread runtime, so holding it across awaits is harmless.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(start_paused = true)]
+async fn the_tokio_clean_up_timeout_cuts_off_a_stuck_clean_up() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let start = tokio::time::Instant::now();
+    Builder::new()
+        .cleanup_timeout(std::time::Duration::from_secs(5))
+        .scope(|s| async move {
+            let _stubborn = s.adopt(Stubborn {
+                log: log_ref.clone(),
+            });
+        })
+        .await;
+    assert_eq!(start.elapsed(), std::time::Duration::from_secs(5));
+    assert_eq!(
+        entries(&log),
+        [
+            "stubborn: close start",
+            "stubborn: polled after the cancel",
+            "stubborn: drop (cancelled: true)"
+        ]
+    );
+}
+
+#[test]
+fn dropping_the_scope_future_during_clean_up_drops_the_running_and_waiting_ones() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let before = cleanup_skipped_count();
+    let mut fut = Box::pin(scope(|s| async move {
+        let log = log_ref.clone();
+        s.defer(async move { record(&log, "waiting deferred ran") });
+        let _stubborn = s.adopt(Stubborn {
+            log: log_ref.clone(),
+        });
+    }));
+    let waker = CountingWaker::new();
+    assert!(waker.poll(fut.as_mut()).is_pending());
+    assert_eq!(entries(&log), ["stubborn: close start"]);
+    drop(fut);
+    assert_eq!(
+        entries(&log),
+        ["stubborn: close start", "stubborn: drop (cancelled: false)"],
+        "the running clean-up got its sync drop; the waiting one never ran"
+    );
+    assert_eq!(cleanup_skipped_count() - before, 2);
+}

@@ -1,0 +1,199 @@
+//! Allocation counts of the combinators, measured with a counting global
+//! allocator. Only allocations made by the test's own thread between
+//! `count_allocations`' start and end are counted, so tests running in
+//! parallel do not disturb each other.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use common::yield_once;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the counters are
+// const-initialised thread locals without destructors, which allocate nothing.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            COUNT.with(|count| count.set(count.get() + 1));
+        }
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            COUNT.with(|count| count.set(count.get() + 1));
+        }
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Creates the future with `make` and polls it to completion with a no-op
+/// waker, counting the allocations of both.
+fn count_allocations<F: Future>(make: impl FnOnce() -> F) -> (usize, F::Output) {
+    COUNT.with(|count| count.set(0));
+    COUNTING.with(|on| on.set(true));
+    let output = {
+        let mut fut = pin!(make());
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut polls = 0;
+        loop {
+            if let Poll::Ready(output) = fut.as_mut().poll(&mut cx) {
+                break output;
+            }
+            polls += 1;
+            assert!(polls < 100, "the future must finish");
+        }
+    };
+    COUNTING.with(|on| on.set(false));
+    (COUNT.with(Cell::get), output)
+}
+
+/// Yields `polls` times, checking for cancellation before each yield.
+async fn work(polls: usize, value: u32) -> u32 {
+    for _ in 0..polls {
+        if taskscope::checkpoint().is_err() {
+            return 0;
+        }
+        yield_once().await;
+    }
+    value
+}
+
+/// Yields `polls` times without looking at its token.
+async fn quiet(polls: usize, value: u32) -> u32 {
+    for _ in 0..polls {
+        yield_once().await;
+    }
+    value
+}
+
+#[test]
+fn join_and_join_macro_allocate_nothing() {
+    let (allocs, out) = count_allocations(|| taskscope::join(work(3, 1), work(5, 2)));
+    assert_eq!((allocs, out), (0, (1, 2)));
+    let (allocs, out) = count_allocations(|| {
+        taskscope::join!(work(1, 1), work(2, 2), work(3, 3), work(4, 4), async {
+            "five"
+        })
+    });
+    assert_eq!((allocs, out), (0, (1, 2, 3, 4, "five")));
+}
+
+#[test]
+fn try_join_allocates_nothing_also_when_a_branch_fails() {
+    let failing = async {
+        yield_once().await;
+        Err::<u32, &str>("failed")
+    };
+    let (allocs, out) = count_allocations(|| {
+        taskscope::try_join!(failing, async { Ok(work(10, 1).await) }, async {
+            Ok(work(10, 2).await)
+        })
+    });
+    assert_eq!((allocs, out), (0, Err("failed")));
+    let (allocs, out) =
+        count_allocations(|| taskscope::try_join(async { Ok::<_, ()>(1) }, async { Ok(2) }));
+    assert_eq!((allocs, out), (0, Ok((1, 2))));
+}
+
+#[test]
+fn race_with_losers_that_notice_the_cancellation_allocates_nothing() {
+    let (allocs, out) = count_allocations(|| taskscope::race(work(2, 1), work(50, 2)));
+    assert_eq!((allocs, out), (0, 1));
+    let (allocs, out) =
+        count_allocations(|| taskscope::race!(work(50, 1), work(3, 2), work(50, 3)));
+    assert_eq!((allocs, out), (0, 2));
+}
+
+#[test]
+fn select_allocates_nothing() {
+    let (allocs, out) = count_allocations(|| taskscope::select(work(2, 1), work(50, 2)));
+    assert_eq!((allocs, out), (0, 1));
+    let (allocs, out) = count_allocations(|| taskscope::select!(work(50, 1), work(3, 2)));
+    assert_eq!((allocs, out), (0, 2));
+}
+
+#[test]
+fn a_branch_that_asks_for_its_token_costs_one_allocation() {
+    let (allocs, _) = count_allocations(|| {
+        taskscope::join(
+            async { taskscope::current_token().is_cancelled() },
+            work(2, 1),
+        )
+    });
+    assert_eq!(allocs, 1, "one token node, for the branch that asked");
+}
+
+#[test]
+fn a_cancelled_loser_awaiting_its_token_costs_three_allocations() {
+    // `cancelled()` makes the loser's token (one node) and registers its
+    // waker in the node (the waiter slab's first slot); cancelling a made
+    // token allocates the `Parent` reason its descendants would share.
+    let (allocs, out) = count_allocations(|| {
+        taskscope::race(work(2, 1), async {
+            taskscope::cancelled().await;
+            2
+        })
+    });
+    assert_eq!((allocs, out), (3, 1));
+}
+
+#[test]
+fn a_nested_fixed_combinator_costs_one_token_and_its_cancellation() {
+    // The inner race makes the outer branch's token at its first poll (one
+    // node) so that the outer race's verdict reaches the inner branches;
+    // cancelling that token allocates its shared `Parent` reason.
+    let (allocs, out) = count_allocations(|| {
+        taskscope::race(taskscope::race(quiet(5, 1), quiet(5, 2)), work(3, 3))
+    });
+    assert_eq!((allocs, out), (2, 3));
+    // A branch that observes an inherited cancellation through `checkpoint`
+    // gets a `Parent` reason: one more allocation, for that observation.
+    let (allocs, out) = count_allocations(|| {
+        taskscope::race(taskscope::race(work(50, 1), quiet(5, 2)), work(3, 3))
+    });
+    assert_eq!((allocs, out), (3, 3));
+    // Nested but never cancelled: only the node.
+    let (allocs, out) =
+        count_allocations(|| taskscope::join(taskscope::join(work(1, 1), work(2, 2)), work(3, 3)));
+    assert_eq!((allocs, out), (1, ((1, 2), 3)));
+}
+
+#[test]
+fn the_iterator_forms_allocate_per_branch() {
+    // Per branch: its box and its waker's `Arc`; once: the vector of boxes,
+    // the shared `Arc`, the ready queue and the batch it is swapped with,
+    // the vector of wakers, and (join_all only) the vector of outputs. No
+    // allocation per poll: the queue and the batch keep their capacity.
+    for n in [1, 4, 16] {
+        let (allocs, out) = count_allocations(|| taskscope::join_all((0..n).map(|i| work(5, i))));
+        assert_eq!(out, (0..n).collect::<Vec<_>>());
+        assert_eq!(allocs, 2 * n as usize + 6, "join_all of {n}");
+        let (allocs, out) = count_allocations(|| {
+            taskscope::race_all((0..n).map(|i| work(if i == 0 { 2 } else { 50 }, i)))
+        });
+        assert_eq!(out, 0);
+        assert_eq!(allocs, 2 * n as usize + 5, "race_all of {n}");
+    }
+}
