@@ -53,6 +53,8 @@ pub use combinators::{
     Join, JoinAll, Race, RaceAll, RaceOk, Select, TryJoin, TryJoinAll, join, join_all, race,
     race_all, race_ok, select, try_join, try_join_all,
 };
+#[cfg(feature = "parallel")]
+pub use scope::par_scope;
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,

@@ -166,3 +166,27 @@ fn a_child_can_spawn_failing_siblings_through_a_cloned_handle() {
     }));
     assert_eq!(result, Err(String::from("from a nested spawn")));
 }
+
+#[test]
+fn a_failing_clean_up_is_the_scopes_error_only_if_there_was_none() {
+    let clean: Result<(), String> = block_on(try_scope(|s| async move {
+        s.defer_try(async { Err(String::from("close failed")) });
+        Ok(())
+    }));
+    assert_eq!(clean, Err(String::from("close failed")));
+
+    let suppressed = AtomicUsize::new(usize::MAX);
+    let suppressed = &suppressed;
+    let failed: Result<(), String> = block_on(try_scope(|s| async move {
+        let counter = s.clone();
+        s.defer(async move { suppressed.store(counter.suppressed_errors(), Ordering::SeqCst) });
+        s.defer_try(async { Err(String::from("close failed")) });
+        Err(String::from("body failed"))
+    }));
+    assert_eq!(failed, Err(String::from("body failed")));
+    assert_eq!(
+        suppressed.load(Ordering::SeqCst),
+        1,
+        "the clean-up's error was counted, not returned"
+    );
+}

@@ -67,6 +67,18 @@ impl Builder {
         ScopeFuture::new(Driver::new(body, core, run_serial))
     }
 
+    /// Starts a [`par_scope`](crate::par_scope) with these settings.
+    #[cfg(feature = "parallel")]
+    pub fn par_scope<'env, F, Fut>(self, body: F) -> ScopeFuture<'env, Fut>
+    where
+        F: FnOnce(Scope<'env>) -> Fut,
+        Fut: Future,
+    {
+        let core = Arc::new(self.core());
+        let body = body(Scope::new(core.clone()));
+        ScopeFuture::new(Driver::new(body, core, super::parallel::run_parallel))
+    }
+
     /// Starts a [`try_scope`](crate::try_scope) with these settings.
     pub fn try_scope<'env, F, Fut, R, E>(self, body: F) -> TryScopeFuture<'env, Fut, R, E>
     where

@@ -165,6 +165,53 @@ impl<T: ?Sized> Core<T> {
         }
     }
 
+    /// Polls the children that `claim` hands out, one after the other on
+    /// this thread (a parallel scope's participant), putting one back and
+    /// taking the next under a single lock; `claim` runs with no lock held.
+    /// Returns how many children it polled.
+    ///
+    /// A child that finished is put back (removed) and its follow-up run
+    /// *before* the next claim: the follow-up runs user code that may panic
+    /// (the callbacks of the scope's token, when it records a panic), and a
+    /// participant unwinding from it must hold no child, neither taken (it
+    /// would be dropped unpolled) nor claimed (nobody else would poll it).
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+    pub(crate) fn run_claimed(&self, mut claim: impl FnMut() -> Option<usize>) -> u64
+    where
+        T: Future<Output = TaskExit>,
+    {
+        let mut polled: Option<(Taken<T>, Poll<TaskExit>)> = None;
+        let mut polls = 0;
+        loop {
+            if matches!(polled, Some((_, Poll::Ready(_)))) {
+                if let Some((taken, exit)) = polled.take() {
+                    self.put_back(taken, exit);
+                }
+            }
+            let index = claim();
+            let (taken, follow_up) = {
+                let mut state = self.state.lock();
+                // Still pending: only a re-schedule can follow, no user code.
+                let follow_up = match polled.take() {
+                    Some((taken, exit)) => put_back_locked(&mut state, taken, exit),
+                    None => FollowUp::Nothing,
+                };
+                let taken = index.and_then(|index| take_locked(&mut state, index));
+                (taken, follow_up)
+            };
+            self.follow_up(follow_up);
+            match taken {
+                Some(taken) => {
+                    polled = Some(poll_taken(taken));
+                    polls += 1;
+                }
+                // Being polled elsewhere (its `rewake` is set) or finished.
+                None if index.is_some() => {}
+                None => return polls,
+            }
+        }
+    }
+
     /// Runs what `put_back_locked` left for outside the lock.
     pub(crate) fn follow_up(&self, follow_up: FollowUp<T>) {
         match follow_up {

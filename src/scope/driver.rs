@@ -18,10 +18,26 @@ use crate::sync::{Arc, WakerArc, mutant};
 /// How many polls (body and children together) one `poll` of a scope makes
 /// before it yields to the executor, so that a scope with many ready
 /// children cannot starve the other tasks of its runtime.
+///
+/// A `par_scope` counts it per thread that takes part in a fan-out: its
+/// `poll` keeps the executor's thread about as long as a `scope`'s does.
 pub const POLL_BUDGET: usize = 128;
 
 /// Polls a batch of ready children: one after the other, or fanned out.
-pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize]);
+pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun);
+
+/// What the driver hands a batch runner besides the batch itself.
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+pub(crate) struct BatchRun {
+    /// How many more polls the runner may make for children woken while the
+    /// batch runs (the parallel runner picks them up at once); the runner
+    /// lowers it by the polls it made, so [`POLL_BUDGET`] still bounds a poll.
+    pub(crate) spare: usize,
+    /// The runner's memory across the batches of one scope: the parallel
+    /// runner's estimate of one child poll, in nanoseconds (0: not known yet).
+    pub(crate) poll_nanos: u64,
+}
 
 pin_project! {
     pub(crate) struct Driver<Fut: Future, T: ?Sized> {
@@ -32,6 +48,7 @@ pin_project! {
         body_header: WakerArc<TaskHeader>,
         batch: Vec<usize>,
         run_batch: RunBatch<T>,
+        run: BatchRun,
         finished: bool,
     }
 
@@ -60,6 +77,7 @@ where
             body_header,
             batch: Vec::new(),
             run_batch,
+            run: BatchRun::default(),
             finished: false,
         }
     }
@@ -102,7 +120,9 @@ where
                 this.batch.swap_remove(position);
                 poll_body(this.body.as_mut(), this.output, this.body_header, shared);
             }
-            (this.run_batch)(this.core, this.batch);
+            this.run.spare = budget;
+            (this.run_batch)(this.core, this.batch, this.run);
+            budget = this.run.spare;
             if budget == 0 {
                 // Yield: the rest of the queue waits for the next poll.
                 cx.waker().wake_by_ref();
@@ -182,8 +202,13 @@ impl<T: ?Sized> Core<T> {
     }
 }
 
-/// Polls the children of `batch` one after the other on this thread.
-pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(core: &Core<T>, batch: &[usize]) {
+/// Polls the children of `batch` one after the other on this thread; the
+/// children woken meanwhile wait for the driver's next batch.
+pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(
+    core: &Core<T>,
+    batch: &[usize],
+    _run: &mut BatchRun,
+) {
     core.run_serial(batch);
 }
 

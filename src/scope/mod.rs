@@ -9,6 +9,10 @@ mod handle;
 mod join_handle;
 mod local;
 mod local_scope_future;
+#[cfg(feature = "parallel")]
+mod par_scope;
+#[cfg(feature = "parallel")]
+mod parallel;
 mod scope_future;
 pub(crate) mod shared;
 pub(crate) mod task;
@@ -21,6 +25,8 @@ pub use handle::Scope;
 pub use join_handle::JoinHandle;
 pub use local::LocalScope;
 pub use local_scope_future::{LocalScopeFuture, local_scope};
+#[cfg(feature = "parallel")]
+pub use par_scope::par_scope;
 pub use scope_future::{ScopeFuture, scope};
 pub use try_scope::{TryScope, try_scope};
 pub use try_scope_future::TryScopeFuture;

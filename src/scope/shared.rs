@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::task::Waker;
 
-use super::task::PanicBox;
+use super::task::{BODY, PanicBox};
 use crate::cancel::CancelToken;
 use crate::sync::{Mutex, WakerArc, mutant};
 
@@ -80,6 +80,25 @@ impl ScopeShared {
         let mut ready = self.ready.lock();
         let count = limit.min(ready.queue.len());
         batch.extend(ready.queue.drain(..count));
+    }
+
+    /// Moves up to `limit` indices from the front of the queue into `into`,
+    /// stopping at the body, which only the driver may poll (on the scope's
+    /// thread): how a parallel scope's participants find children woken (or
+    /// left over) while a batch runs. Stopping at the body rather than
+    /// skipping it keeps the queue's order: the children behind it were woken
+    /// after it and wait for the driver's next batch. Returns how many moved.
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+    pub(crate) fn take_ready_children(&self, into: &mut Vec<usize>, limit: usize) -> usize {
+        let mut ready = self.ready.lock();
+        let count = ready
+            .queue
+            .iter()
+            .take(limit)
+            .take_while(|&&index| index != BODY)
+            .count();
+        into.extend(ready.queue.drain(..count));
+        count
     }
 
     /// Ends a poll if the queue is empty (clearing `notified`, (2)); false if

@@ -117,6 +117,42 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
         })
     }
 
+    /// Runs a fallible clean-up when the scope is finishing; see
+    /// [`Scope::defer`](crate::Scope::defer) for when and how it runs.
+    ///
+    /// Clean-up runs after the body and every child finished, so its `Err`
+    /// becomes the scope's error only if the scope had none; otherwise it is
+    /// dropped and counted in [`suppressed_errors`](Self::suppressed_errors).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let result: Result<(), String> = taskscope::try_scope(|s| async move {
+    ///     s.defer_try(async { Err(String::from("flush failed")) });
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(result, Err(String::from("flush failed")));
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As for [`Scope::defer`](crate::Scope::defer).
+    pub fn defer_try<F>(&self, future: F)
+    where
+        F: Future<Output = Result<(), E>> + Send + 'env,
+        E: Send + 'env,
+    {
+        let errors = self.errors.clone();
+        self.scope.defer(async move {
+            if let Err(error) = future.await {
+                // The scope's token may be cancelled now; clean-up is
+                // shielded from it, so the rest of the clean-up still runs.
+                let _ = errors.record(error);
+            }
+        });
+    }
+
     /// How many errors arrived after the first one and were dropped, so far.
     pub fn suppressed_errors(&self) -> usize {
         self.errors.suppressed()

@@ -1,0 +1,15 @@
+#!/usr/bin/env sh
+# Runs the par_scope tests under ThreadSanitizer, with std rebuilt
+# instrumented (-Zbuild-std). Needs the nightly toolchain with rust-src:
+#   rustup component add --toolchain nightly rust-src
+# Extra arguments go to the test binary (e.g. a test name filter).
+set -eu
+cd "$(dirname "$0")/.."
+# Backtraces off: symbolising one under TSan takes seconds, and the tests
+# print several (caught panics still go through the panic hook).
+RUST_BACKTRACE=0 \
+RUSTFLAGS="-Zsanitizer=thread" \
+RUSTDOCFLAGS="-Zsanitizer=thread" \
+TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
+    cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
+    --test par_scope --test par_scope_threads -- "$@"

@@ -1,0 +1,102 @@
+//! [`par_scope`]: a scope whose children are polled in parallel.
+
+use std::future::Future;
+
+use super::builder::Builder;
+use super::handle::Scope;
+use super::scope_future::ScopeFuture;
+
+/// Like [`scope`](crate::scope), but the ready children are polled in
+/// parallel on rayon's thread pool: children that borrow, on several cores.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let rows: Vec<u64> = (1..=1_000).collect();
+/// let rows = &rows; // children borrow the rows; they are never copied
+/// let total = taskscope::par_scope(|s| async move {
+///     let handles: Vec<_> = rows
+///         .chunks(100)
+///         .map(|chunk| s.spawn(async move { chunk.iter().map(|n| n * n).sum::<u64>() }))
+///         .collect();
+///     let mut total = 0;
+///     for handle in handles {
+///         total += handle.await;
+///     }
+///     total
+/// })
+/// .await;
+/// assert_eq!(total, (1..=1_000).map(|n: u64| n * n).sum::<u64>());
+/// # });
+/// ```
+///
+/// The handle, [`JoinHandle`](crate::JoinHandle)s, tokens and panics behave
+/// exactly as in [`scope`](crate::scope), and so does everything built on
+/// [`Scope`]. Children must be `Send` and what they borrow `Sync`, which
+/// [`Scope::spawn`] already requires.
+///
+/// # How it runs
+///
+/// Children are polled only inside the scope future's own `poll`, as in
+/// [`scope`](crate::scope). That `poll` takes the batch of ready children
+/// and, when the batch is worth it, polls them on the calling thread and on
+/// rayon's other pool threads at once (fork-join), picking up children that
+/// are woken meanwhile; it returns only after every one of those polls has
+/// returned. So the thread that polls the scope is busy for as long as the
+/// longest child poll of the batch: short for children that mostly wait,
+/// and exactly the parallelism asked for with CPU-heavy children.
+///
+/// A batch is fanned out only when at least two children are ready and
+/// their expected work (the scope's running estimate of one poll, times
+/// their number) is some tens of microseconds; otherwise its children are
+/// polled one after the other on the calling thread, as in
+/// [`scope`](crate::scope), so children that mostly wait on I/O cost about
+/// what they cost there. A single ready child is always polled inline.
+///
+/// Each child costs a few hundred nanoseconds of bookkeeping (spawning,
+/// polling, joining), part of it on the body's thread, and the pool threads
+/// are woken again for every fan-out; for items of a few microseconds of
+/// work each, spawn one child per chunk of items rather than one per item.
+///
+/// The body is always polled on the thread that polls the scope future, so
+/// it need not be `Send`.
+///
+/// Children run on the pool of the thread that polls the scope: rayon's
+/// global pool, or the pool of `ThreadPool::install` when called inside it.
+/// A `par_scope` inside a child of a `par_scope` (at any depth) shares that
+/// pool; a pool thread that waits for its helpers runs other pool work
+/// meanwhile, so nesting does not deadlock. Like any rayon work, a child
+/// must not *block* its thread on something that only another child of the
+/// same pool would release (a `std::sync::Barrier`, a lock held across an
+/// `.await`): when the pool is busy both may end up on one thread. Code
+/// that needs a runtime's context (a tokio timer created inside a child,
+/// say) may not find it on a pool thread: create such resources before
+/// spawning the child, or use runtime-independent futures.
+///
+/// # Cancel safety
+///
+/// As [`scope`](crate::scope): dropping the scope future before it
+/// completes cancels the scope's token with
+/// [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped) and
+/// then drops every unfinished child and the body, on the dropping thread.
+/// A drop cannot happen while a `poll` is running, so no child is being
+/// polled on another thread then.
+///
+/// # Panics
+///
+/// As [`scope`](crate::scope): a child's panic is re-raised where its handle
+/// is awaited, or else by the scope future once every other child finished;
+/// the first panic cancels the scope. If anything unwinds out of a child's
+/// poll on a pool thread (an [`on_cancel`](crate::CancelToken::on_cancel)
+/// callback that panics when a child's panic cancels the scope, say), the
+/// other threads finish the polls they are making and the panic is then
+/// resumed from the scope future's `poll`, as it would be from
+/// [`scope`](crate::scope)'s.
+///
+/// Polling the scope future again after it completed panics.
+pub fn par_scope<'env, F, Fut>(body: F) -> ScopeFuture<'env, Fut>
+where
+    F: FnOnce(Scope<'env>) -> Fut,
+    Fut: Future,
+{
+    Builder::new().par_scope(body)
+}

@@ -1,0 +1,246 @@
+//! The batch runner of [`par_scope`](crate::par_scope): a batch of ready
+//! children polled across rayon's pool, fork-join, inside one `poll` of the
+//! scope future.
+//!
+//! # When it fans out
+//!
+//! Waking a pool thread costs microseconds, and a fan-out from outside the
+//! pool cannot return before every job it spawned has run, so fanning out a
+//! batch of cheap polls (children that mostly wait on I/O) would make a
+//! `par_scope` slower than a [`scope`](crate::scope). The runner therefore
+//! polls the batch on the calling thread, one stretch of up to [`STRETCH`]
+//! children after the other, timing each stretch, and fans the rest of the
+//! batch out only once at least two children remain and their expected cost
+//! (how many remain times the scope's running estimate of one poll) reaches
+//! [`FAN_OUT_NANOS`]. A single ready child is always polled inline. The
+//! estimate lives in the driver across batches; a scope's first poll of a
+//! child is timed alone, so a scope of CPU-heavy children fans out from its
+//! second ready child on.
+//!
+//! # Who polls what
+//!
+//! Once fanned out, the calling thread and up to one helper job per other
+//! pool thread claim the remaining children of the batch through a shared
+//! cursor, each exactly once; when the batch is used up they take children
+//! woken meanwhile (or left over) from the scope's ready queue, several at a
+//! time when polls are cheap (never the body, see
+//! [`ScopeShared::take_ready_children`](super::shared::ScopeShared::take_ready_children)),
+//! until it is empty or the budget is used up: [`POLL_BUDGET`](crate::POLL_BUDGET)
+//! polls per participant, so the scope's `poll` keeps its thread about as
+//! long as a serial one. `rayon_core::in_place_scope` returns only when
+//! every helper job has returned, so no poll outlives the call; see
+//! design/soundness.md, "The parallel scope".
+
+use std::time::Instant;
+
+use super::core::Core;
+use super::driver::BatchRun;
+use super::handle::SendTask;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
+
+/// The expected work, in nanoseconds, for which a batch is fanned out.
+///
+/// A few times the cost of waking a parked pool thread and joining it, so
+/// that fanning out a batch that turns out lighter than expected costs
+/// little, and a batch worth this much gains close to the full speed-up.
+pub(crate) const FAN_OUT_NANOS: u64 = 50_000;
+
+/// How many inline polls are timed together, at most: a scope whose
+/// children turn heavy fans out after at most this many of their polls.
+pub(crate) const STRETCH: usize = 32;
+
+/// Polls `batch` inline or across rayon's pool; see the module docs.
+pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut BatchRun) {
+    let mut next = 0;
+    while next < batch.len() {
+        let remaining = batch.len() - next;
+        if remaining >= 2 && worth_fanning_out(remaining, run.poll_nanos) {
+            let rest = &batch[next..];
+            let helpers = free_threads().min(rest.len() - 1);
+            if helpers > 0 {
+                fan_out(core, rest, helpers, run);
+                return;
+            }
+        }
+        // Polled in stretches, each timed as a whole: reading the clock
+        // costs about as much as a cheap poll, and an average is less
+        // thrown by one preempted poll. While the estimate is unknown, one
+        // poll is enough to learn whether the batch is heavy.
+        let stretch = if run.poll_nanos == 0 {
+            1
+        } else {
+            remaining.min(STRETCH)
+        };
+        let started = Instant::now();
+        core.run_serial(&batch[next..next + stretch]);
+        run.poll_nanos = blend(run.poll_nanos, elapsed_nanos(started), stretch as u64);
+        next += stretch;
+    }
+}
+
+fn worth_fanning_out(remaining: usize, poll_nanos: u64) -> bool {
+    let remaining = u64::try_from(remaining).unwrap_or(u64::MAX);
+    remaining.saturating_mul(poll_nanos) >= FAN_OUT_NANOS
+}
+
+/// How many helper jobs to spawn besides the calling thread's own share.
+///
+/// One fewer than the pool has threads, wherever the caller is: a pool
+/// thread counts itself, and a thread outside the pool takes the place of
+/// one pool thread, so that a fan-out keeps as many threads busy as the pool
+/// has (its size is the number of cores by default) rather than one more,
+/// which would only make the threads take turns on the cores.
+fn free_threads() -> usize {
+    rayon_core::current_num_threads().saturating_sub(1)
+}
+
+/// Folds `polls` polls that took `nanos` together into the running estimate.
+fn blend(estimate: u64, nanos: u64, polls: u64) -> u64 {
+    let sample = nanos / polls.max(1);
+    let blended = if estimate == 0 {
+        sample
+    } else {
+        // Half weight to the past: a scope whose children change from heavy
+        // to light (or back) changes mode within a few samples.
+        estimate / 2 + sample / 2
+    };
+    // Never 0 again, which means "not known yet".
+    blended.max(1)
+}
+
+fn elapsed_nanos(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What the participants of one fan-out share.
+struct FanOut<'a, 'env> {
+    core: &'a Core<SendTask<'env>>,
+    batch: &'a [usize],
+    /// The next unclaimed position in `batch`.
+    next: AtomicUsize,
+    /// Polls still allowed beyond the batch (the driver's budget).
+    spare: AtomicUsize,
+    /// How many children a participant takes from the ready queue at once.
+    bite: usize,
+    /// Total nanoseconds and count of the polls made, for the estimate.
+    timing: Mutex<(u64, u64)>,
+}
+
+impl FanOut<'_, '_> {
+    /// One participant: polls claimed children until none is left.
+    fn work(&self) {
+        // Timed as a whole: a participant only polls from start to end, so
+        // its time per poll is the estimate's sample (lock costs included).
+        let started = Instant::now();
+        let mut bite = Vec::with_capacity(self.bite);
+        let polls = self.core.run_claimed(|| self.claim(&mut bite));
+        let nanos = elapsed_nanos(started);
+        let mut timing = self.timing.lock();
+        timing.0 = timing.0.saturating_add(nanos);
+        timing.1 += polls;
+    }
+
+    /// The next child for this participant: from the batch, then from its
+    /// `bite` of the ready queue, refilled `BITE` children at a time (one
+    /// lock for several claims) within the spare budget.
+    fn claim(&self, bite: &mut Vec<usize>) -> Option<usize> {
+        // Relaxed: the read-modify-write alone hands each position to one
+        // participant; the batch itself was published to the helpers by the
+        // spawn that started them.
+        let position = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(&index) = self.batch.get(position) {
+            return Some(index);
+        }
+        if let Some(index) = bite.pop() {
+            return Some(index);
+        }
+        // Relaxed: a plain counter; nothing is published through it, and the
+        // driver reads the final value after the join, which orders it.
+        let before = self
+            .spare
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |spare| {
+                (spare > 0).then(|| spare.saturating_sub(self.bite))
+            })
+            .ok()?;
+        let granted = before.min(self.bite);
+        let got = self.core.shared().take_ready_children(bite, granted);
+        if got < granted {
+            // Relaxed: as above.
+            self.spare.fetch_add(granted - got, Ordering::Relaxed);
+        }
+        // Popped from the back: reversed, the queue's order is kept.
+        bite.reverse();
+        bite.pop()
+    }
+}
+
+/// How many children a participant takes from the ready queue at once:
+/// several when polls are cheap, so the queue's lock is not what the
+/// threads wait on; one when a poll costs more than the lock, so that no
+/// thread sits idle while another holds children it has not started.
+fn bite_for(poll_nanos: u64) -> usize {
+    if poll_nanos < 5_000 { 8 } else { 1 }
+}
+
+/// Polls `rest` on this thread and `helpers` pool threads; returns when
+/// every one of their polls has returned (or re-raises the first panic of
+/// one of them, after the others finished).
+fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
+    // The budget counts per participant (see `POLL_BUDGET`): together they
+    // may make `participants` times what is left of it for this batch, so a
+    // scope with many queued children joins its helpers that much less often.
+    let participants = helpers + 1;
+    let allowed = run
+        .spare
+        .saturating_add(rest.len())
+        .saturating_mul(participants);
+    let fan = FanOut {
+        core,
+        batch: rest,
+        next: AtomicUsize::new(0),
+        spare: AtomicUsize::new(allowed - rest.len()),
+        bite: bite_for(run.poll_nanos),
+        timing: Mutex::new((0, 0)),
+    };
+    rayon_core::in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| fan.work());
+        }
+        fan.work();
+    });
+    // Relaxed: every participant has returned; the join ordered their writes.
+    run.spare = fan.spare.load(Ordering::Relaxed) / participants;
+    let (nanos, polls) = *fan.timing.lock();
+    run.poll_nanos = blend(run.poll_nanos, nanos, polls);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_fans_out_only_when_its_expected_work_pays_for_it() {
+        assert!(!worth_fanning_out(1_000, 0), "unknown cost: measure first");
+        assert!(!worth_fanning_out(10, 1_000), "10 µs of work stays inline");
+        assert!(worth_fanning_out(2, 1_000_000), "two 1 ms polls fan out");
+        assert!(worth_fanning_out(usize::MAX, u64::MAX), "no overflow");
+    }
+
+    #[test]
+    fn cheap_polls_are_claimed_several_at_a_time_and_dear_ones_singly() {
+        assert!(bite_for(100) > 1);
+        assert_eq!(bite_for(1_000_000), 1);
+    }
+
+    #[test]
+    fn the_estimate_follows_new_samples_within_a_few_batches() {
+        assert_eq!(blend(0, 8_000, 4), 2_000, "the first sample is taken as is");
+        let mut estimate = 1_000_000;
+        for _ in 0..20 {
+            estimate = blend(estimate, 1_000, 1);
+        }
+        assert!(estimate < 2_000, "heavy to light: {estimate}");
+        assert_eq!(blend(5, 0, 0), 2, "no polls counts as a zero sample");
+        assert_eq!(blend(0, 0, 1), 1, "a known estimate is never 0");
+    }
+}

@@ -1,0 +1,197 @@
+//! `par_scope`: which threads poll the children, and panics on them.
+//!
+//! Several tests rely on the fan-out rule (see `par_scope`'s docs): a batch
+//! is polled inline until its expected work is worth a fan-out. Their first
+//! child spins for milliseconds; a scope's first child poll is always timed,
+//! so the rest of that batch fans out whatever the machine's speed.
+#![cfg(feature = "parallel")]
+
+mod common;
+mod par_support;
+
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use common::{CountingWaker, panic_message};
+use futures::FutureExt;
+use futures::executor::block_on;
+use par_support::{spin_for, spin_until, spin_until_count, two_threads_available};
+use taskscope::par_scope;
+
+#[test]
+fn children_really_run_on_two_threads_at_once() {
+    if !two_threads_available() {
+        eprintln!("skipped: rayon's pool has a single thread");
+        return;
+    }
+    let arrived = AtomicUsize::new(0);
+    let arrived = &arrived;
+    let seen = Mutex::new(Vec::<ThreadId>::new());
+    let seen = &seen;
+    block_on(par_scope(|s| async move {
+        // Heavy first child: the rest of the batch is worth a fan-out.
+        s.spawn(async { spin_for(Duration::from_millis(3)) });
+        for _ in 0..2 {
+            s.spawn(async move {
+                // Both must be inside their polls at the same time to pass:
+                // only possible on two threads.
+                arrived.fetch_add(1, Ordering::SeqCst);
+                spin_until_count(arrived, 2, "the other child never ran meanwhile");
+                seen.lock().unwrap().push(thread::current().id());
+            });
+        }
+    }));
+    let seen = seen.lock().unwrap();
+    let distinct: HashSet<_> = seen.iter().collect();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(distinct.len(), 2, "the two children ran on two threads");
+}
+
+#[test]
+fn a_child_woken_during_a_fan_out_is_polled_by_a_free_thread_in_the_same_poll() {
+    if !two_threads_available() {
+        eprintln!("skipped: rayon's pool has a single thread");
+        return;
+    }
+    let late_waker = Mutex::new(None::<Waker>);
+    let (parked, woken, late_ran) = (
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+        AtomicBool::new(false),
+    );
+    let (late_waker, parked, woken, late_ran) = (&late_waker, &parked, &woken, &late_ran);
+    let threads = Mutex::new(HashMap::<&str, ThreadId>::new());
+    let threads = &threads;
+    let mut fut = Box::pin(par_scope(|s| async move {
+        s.spawn(async { spin_for(Duration::from_millis(3)) });
+        // The rest is fanned out. The late child parks until `waker` wakes it.
+        s.spawn(async move {
+            let mut polled = false;
+            std::future::poll_fn(|cx| {
+                if polled {
+                    return std::task::Poll::Ready(());
+                }
+                polled = true;
+                *late_waker.lock().unwrap() = Some(cx.waker().clone());
+                parked.store(true, Ordering::SeqCst);
+                std::task::Poll::Pending
+            })
+            .await;
+            threads
+                .lock()
+                .unwrap()
+                .insert("late", thread::current().id());
+            late_ran.store(true, Ordering::SeqCst);
+        });
+        // Holds its thread until the late child has run, so another thread
+        // must pick that child up meanwhile.
+        s.spawn(async move {
+            spin_until(parked, "the late child was never polled");
+            let waker = late_waker.lock().unwrap().take().expect("parked");
+            waker.wake();
+            woken.store(true, Ordering::SeqCst);
+            spin_until(late_ran, "the woken child was never polled meanwhile");
+            threads
+                .lock()
+                .unwrap()
+                .insert("waker", thread::current().id());
+        });
+        s.spawn(async move {
+            // Returns only once the late child is queued, so its thread is
+            // free to pick it up.
+            spin_until(woken, "the late child was never woken");
+        });
+    }));
+    let waker = CountingWaker::new();
+    assert!(
+        waker.poll(fut.as_mut()).is_ready(),
+        "every child finished within one poll of the scope"
+    );
+    let threads = threads.lock().unwrap();
+    assert_ne!(threads["late"], threads["waker"]);
+}
+
+#[test]
+fn a_single_ready_child_is_polled_on_the_calling_thread() {
+    let caller = thread::current().id();
+    let seen = Mutex::new(Vec::new());
+    let seen = &seen;
+    block_on(par_scope(|s| async move {
+        for _ in 0..5 {
+            // One child at a time: each batch holds one ready child.
+            s.spawn(async move {
+                spin_for(Duration::from_millis(1));
+                seen.lock().unwrap().push(thread::current().id());
+            })
+            .await;
+        }
+    }));
+    assert_eq!(*seen.lock().unwrap(), vec![caller; 5]);
+}
+
+#[test]
+fn a_childs_panic_on_another_thread_is_re_raised_at_its_handle() {
+    let outcome = block_on(par_scope(|s| async move {
+        s.spawn(async { spin_for(Duration::from_millis(3)) });
+        let failing = s.spawn(async {
+            spin_for(Duration::from_millis(1));
+            panic!("child failed on a worker");
+        });
+        let fine = s.spawn(async {
+            spin_for(Duration::from_millis(1));
+            7
+        });
+        let caught = AssertUnwindSafe(failing).catch_unwind().await;
+        (
+            caught.map_err(|payload| panic_message(&*payload)),
+            fine.await,
+        )
+    }));
+    assert_eq!(outcome, (Err("child failed on a worker".to_string()), 7));
+}
+
+#[test]
+fn a_panic_on_a_pool_thread_reaches_the_scope_after_the_other_polls_finished() {
+    // Inside a pool of two: every thread that polls children is a worker.
+    let pool = rayon_core::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let callback_ran = Arc::new(AtomicBool::new(false));
+    let sibling_done = AtomicBool::new(false);
+    let (callback_flag, sibling_done) = (&*callback_ran.clone(), &sibling_done);
+    let outcome = pool.install(|| {
+        block_on(
+            AssertUnwindSafe(par_scope(|s| async move {
+                // A child's panic cancels the scope; this callback then
+                // panics on the thread that polled that child, outside every
+                // catch of the child: it unwinds through the worker.
+                let callback_ran = callback_ran.clone();
+                let _registration = s.token().on_cancel(move |_| {
+                    callback_ran.store(true, Ordering::SeqCst);
+                    panic!("callback failed");
+                });
+                s.spawn(async { spin_for(Duration::from_millis(3)) });
+                drop(s.spawn(async { panic!("child failed") }));
+                s.spawn(async move {
+                    spin_until(callback_flag, "the callback never ran");
+                    spin_for(Duration::from_millis(2));
+                    sibling_done.store(true, Ordering::SeqCst);
+                });
+                std::future::pending::<()>().await;
+            }))
+            .catch_unwind(),
+        )
+    });
+    let payload = outcome.expect_err("the callback's panic reaches the scope's poll");
+    assert_eq!(panic_message(&*payload), "callback failed");
+    assert!(
+        sibling_done.load(Ordering::SeqCst),
+        "the sibling's poll finished before the panic was resumed"
+    );
+}
