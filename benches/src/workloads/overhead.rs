@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 
-use crate::measure::{Config, Contender, by_name, compare};
+use crate::measure::{Config, Contender, by_name, compare, ratio};
 use crate::report::{Goal, Report, Row};
 use crate::util::{YieldOnce, current_thread};
 
 const CHILDREN: usize = 1_000;
 const WAITS: usize = 3;
 const SCOPE: &str = "taskscope scope";
+const PAR_SCOPE: &str = "taskscope par_scope";
 
 /// A child that waits three times for readiness and computes nothing.
 async fn io_child(x: &u64) -> u64 {
@@ -23,42 +24,49 @@ async fn io_child(x: &u64) -> u64 {
     *x
 }
 
-fn scope(rt: &Runtime, data: &[u64], iters: u64) -> Duration {
+/// The body both scopes run: spawn every child, then join them in order.
+async fn io_children<'env>(s: taskscope::Scope<'env>, data: &'env [u64]) -> u64 {
+    let handles: Vec<_> = data.iter().map(|x| s.spawn(io_child(x))).collect();
+    let mut sum = 0;
+    for handle in handles {
+        sum += handle.await;
+    }
+    sum
+}
+
+fn scope(rt: &Runtime, data: &[u64], parallel: bool, iters: u64) -> Duration {
     rt.block_on(async {
         let start = Instant::now();
         for _ in 0..iters {
-            let sum = taskscope::scope(|s| async move {
-                let handles: Vec<_> = data.iter().map(|x| s.spawn(io_child(x))).collect();
-                let mut sum = 0;
-                for handle in handles {
-                    sum += handle.await;
-                }
-                sum
-            })
-            .await;
+            let sum = if parallel {
+                taskscope::par_scope(|s| io_children(s, data)).await
+            } else {
+                taskscope::scope(|s| io_children(s, data)).await
+            };
             black_box(sum);
         }
         start.elapsed()
     })
 }
 
-/// Measures `scope`, and `par_scope` once it exists on `main`.
+/// Measures `par_scope` against `scope` on the same children.
 pub fn run(config: &Config, report: &mut Report) {
     let rt = current_thread();
     let data: Vec<u64> = (0..CHILDREN as u64).collect();
     let m = compare(
         config,
-        vec![Contender::new(SCOPE, CHILDREN as f64, |i| {
-            scope(&rt, &data, i)
-        })],
+        vec![
+            Contender::new(SCOPE, CHILDREN as f64, |i| scope(&rt, &data, false, i)),
+            Contender::new(PAR_SCOPE, CHILDREN as f64, |i| scope(&rt, &data, true, i)),
+        ],
     );
     let workload = format!("5 I/O-only children x{CHILDREN}, {WAITS} waits each");
     report.measured(&workload, "ns/child", &m);
     report.rows.push(Row {
         workload: format!("{workload}: par_scope / scope"),
-        ours: None,
+        ours: Some(format!("{:.0} ns/child", by_name(&m, PAR_SCOPE).median_ns)),
         peer: format!("scope {:.0} ns/child", by_name(&m, SCOPE).median_ns),
-        checked: None,
+        checked: Some(ratio(by_name(&m, PAR_SCOPE), by_name(&m, SCOPE))),
         ratio_kind: "ours/peer",
         target: "<= 1.10x scope".into(),
         goal: Goal::AtMost(1.10),

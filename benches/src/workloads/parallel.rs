@@ -21,6 +21,8 @@ const SERIAL: &str = "serial loop";
 const RAYON: &str = "rayon par_iter";
 const THREAD_SCOPE: &str = "std thread::scope, a chunk per core";
 const JOIN_SET: &str = "tokio JoinSet + Arc, chunks of 64 (multi-thread)";
+const PAR_SCOPE: &str = "taskscope par_scope, a child per item";
+const PAR_SCOPE_CHUNKS: &str = "taskscope par_scope, a child per 64 items";
 
 /// A data-dependent loop the optimiser cannot shorten: `spins` rounds of
 /// xorshift.
@@ -110,11 +112,33 @@ pub fn run(config: &Config, report: &mut Report) {
             Contender::new(JOIN_SET, count as f64, |i| {
                 timed(&|| join_set(&rt, &shared), JOIN_SET, i)
             }),
+            Contender::new(PAR_SCOPE, count as f64, |i| {
+                timed(&|| par_scope(&data, 1), PAR_SCOPE, i)
+            }),
+            Contender::new(PAR_SCOPE_CHUNKS, count as f64, |i| {
+                timed(&|| par_scope(&data, 64), PAR_SCOPE_CHUNKS, i)
+            }),
         ],
     );
     let workload = format!("4 parallel CPU items 1-10us x{count}");
     report.measured(&workload, "ns/item", &m);
     rows(report, &workload, &m);
+}
+
+/// Every child borrows its chunk of `data`; the scope future is driven by a
+/// plain `block_on`, whose thread takes part in the polls.
+fn par_scope(data: &[u32], chunk: usize) -> u64 {
+    futures::executor::block_on(taskscope::par_scope(|s| async move {
+        let handles: Vec<_> = data
+            .chunks(chunk)
+            .map(|c| s.spawn(async move { serial(c) }))
+            .collect();
+        let mut sum = 0_u64;
+        for handle in handles {
+            sum = sum.wrapping_add(handle.await);
+        }
+        sum
+    }))
 }
 
 fn join_set(rt: &tokio::runtime::Runtime, data: &Arc<Vec<u32>>) -> u64 {
@@ -134,7 +158,7 @@ fn join_set(rt: &tokio::runtime::Runtime, data: &Arc<Vec<u32>>) -> u64 {
 
 fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
     let serial = by_name(m, SERIAL);
-    for name in [RAYON, THREAD_SCOPE, JOIN_SET] {
+    for name in [RAYON, THREAD_SCOPE, JOIN_SET, PAR_SCOPE, PAR_SCOPE_CHUNKS] {
         report.detail(
             workload,
             &format!("{name}: speed-up over serial"),
@@ -143,21 +167,21 @@ fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
         );
     }
     let rayon = ratio(serial, by_name(m, RAYON));
-    // `par_scope` is built on another branch: no figure until it is on `main`.
+    let ours = by_name(m, PAR_SCOPE);
     report.rows.push(Row {
         workload: format!("{workload}: par_scope speed-up over serial"),
-        ours: None,
+        ours: Some(format!("{:.2}x", ratio(serial, ours))),
         peer: format!("rayon {rayon:.2}x"),
-        checked: None,
+        checked: Some(ratio(serial, ours)),
         ratio_kind: "serial/ours",
         target: ">= 1.85x on 2 cores".into(),
         goal: Goal::AtLeast(1.85),
     });
     report.rows.push(Row {
         workload: format!("{workload}: par_scope time vs rayon"),
-        ours: None,
+        ours: Some(format!("{:.0} ns/item", ours.median_ns)),
         peer: format!("rayon {:.0} ns/item", by_name(m, RAYON).median_ns),
-        checked: None,
+        checked: Some(ratio(ours, by_name(m, RAYON))),
         ratio_kind: "ours/peer",
         target: "within 5% of rayon (<= 1.05x)".into(),
         goal: Goal::AtMost(1.05),
