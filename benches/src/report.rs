@@ -137,7 +137,7 @@ impl Report {
                     r.peer.clone(),
                     r.checked
                         .filter(|_| r.ours.is_some())
-                        .map_or("-".into(), |v| format!("{v:.2} ({})", r.ratio_kind)),
+                        .map_or("-".into(), |v| format!("{v:.3} ({})", r.ratio_kind)),
                     r.target.clone(),
                     r.verdict().into(),
                 ]

@@ -53,8 +53,14 @@ fn scope(rt: &Runtime, data: &[u64], parallel: bool, iters: u64) -> Duration {
 pub fn run(config: &Config, report: &mut Report) {
     let rt = current_thread();
     let data: Vec<u64> = (0..CHILDREN as u64).collect();
+    // A target within 10% needs more than the usual rounds to be told
+    // apart from noise, and these rounds are cheap (a few ms each).
+    let rounds = Config {
+        rounds: config.rounds * 4,
+        ..config.clone()
+    };
     let m = compare(
-        config,
+        &rounds,
         vec![
             Contender::new(SCOPE, CHILDREN as f64, |i| scope(&rt, &data, false, i)),
             Contender::new(PAR_SCOPE, CHILDREN as f64, |i| scope(&rt, &data, true, i)),
