@@ -6,11 +6,9 @@
 //! cargo run --release --example parallel_rows -- --quick # 2 000 rows
 //! ```
 //!
-//! The parallel step is [`score_rows_in_parallel`]: one child per row, each
-//! borrowing its row from the caller's `Vec`; nothing is copied or
-//! `'static`. It needs only the rows, so another example can include this
-//! file as a module (`#[path = "parallel_rows.rs"] mod parallel_rows;`)
-//! and call it.
+//! The parallel step is `score_rows_in_parallel` in `shared/par_rows.rs`:
+//! one child per row, each borrowing its row from the caller's `Vec`;
+//! nothing is copied or `'static`. The `tour` example uses it too.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -18,53 +16,10 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-/// One row of the `notes` table.
-#[derive(Debug, Clone)]
-pub struct Row {
-    /// The primary key.
-    pub id: i64,
-    /// The note's text, around a hundred bytes.
-    pub body: String,
-}
+#[path = "shared/par_rows.rs"]
+mod par_rows;
 
-/// How many hashing rounds go over a row's text: about 10 µs of work per
-/// row on a current desktop core in a release build.
-const ROUNDS: u32 = 100;
-
-/// The CPU-heavy part: an iterated 64-bit FNV-1a hash of the row's text,
-/// mixed with its id. Deterministic, so both runs can be compared.
-pub fn score(row: &Row) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ row.id as u64;
-    for round in 0..ROUNDS {
-        for byte in row.body.bytes() {
-            hash ^= u64::from(byte) ^ u64::from(round);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
-}
-
-/// Scores every row on one thread.
-pub fn score_rows_serially(rows: &[Row]) -> Vec<u64> {
-    rows.iter().map(score).collect()
-}
-
-/// Scores every row in a `par_scope`: one child per row, each borrowing its
-/// row; the scope polls ready children on all of rayon's threads at once.
-pub async fn score_rows_in_parallel(rows: &[Row]) -> Vec<u64> {
-    taskscope::par_scope(|s| async move {
-        let handles: Vec<_> = rows
-            .iter()
-            .map(|row| s.spawn(async move { score(row) }))
-            .collect();
-        let mut scores = Vec::with_capacity(handles.len());
-        for handle in handles {
-            scores.push(handle.await);
-        }
-        scores
-    })
-    .await
-}
+use par_rows::{Row, score_chunks_in_parallel, score_rows_in_parallel, score_rows_serially};
 
 /// Creates the database in `dir` with `count` rows and reads them back.
 fn load_rows(dir: &std::path::Path, count: usize) -> rusqlite::Result<Vec<Row>> {
@@ -136,13 +91,20 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (parallel, parallel_time) =
         timed(|| futures::executor::block_on(score_rows_in_parallel(&rows)));
     assert_eq!(serial, parallel, "both runs score every row alike");
+    let (chunked, chunked_time) =
+        timed(|| futures::executor::block_on(score_chunks_in_parallel(&rows, 64)));
+    assert_eq!(serial, chunked, "chunked runs score every row alike");
 
     let per_row = serial_time / u32::try_from(rows.len())?;
-    println!("serial:    {serial_time:>10.2?}  ({per_row:.2?} per row)");
-    println!("par_scope: {parallel_time:>10.2?}");
+    println!("serial:                         {serial_time:>10.2?}  ({per_row:.2?} per row)");
+    let speedup = |time: Duration| serial_time.as_secs_f64() / time.as_secs_f64();
     println!(
-        "speed-up:  {:.2}x",
-        serial_time.as_secs_f64() / parallel_time.as_secs_f64()
+        "par_scope, a child per row:     {parallel_time:>10.2?}  ({:.2}x)",
+        speedup(parallel_time)
+    );
+    println!(
+        "par_scope, a child per 64 rows: {chunked_time:>10.2?}  ({:.2}x)",
+        speedup(chunked_time)
     );
     Ok(())
 }

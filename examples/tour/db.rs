@@ -186,6 +186,28 @@ impl Db {
         Ok((differing == 0 && count_a == count_b, count_a))
     }
 
+    /// Every work item with its customer's name, as text to score.
+    pub(crate) fn item_texts(&self) -> rusqlite::Result<Vec<(i64, String)>> {
+        let mut statement = self.conn.prepare(
+            "SELECT w.id, c.name, w.amount_cents, w.quantity, w.status
+             FROM work_items w JOIN customers c ON c.id = w.customer_id ORDER BY w.id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            let (id, name, cents, quantity, status): (i64, String, i64, i64, String) = (
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            );
+            Ok((
+                id,
+                format!("item {id} for {name}: {quantity} x {cents} cents, {status}"),
+            ))
+        })?;
+        rows.collect()
+    }
+
     /// The first `limit` pending items, in id order.
     pub(crate) fn pending_items(&self, limit: usize) -> rusqlite::Result<Vec<i64>> {
         let mut statement = self
