@@ -190,3 +190,22 @@ fn a_failing_clean_up_is_the_scopes_error_only_if_there_was_none() {
         "the clean-up's error was counted, not returned"
     );
 }
+
+#[test]
+fn a_try_scope_built_with_a_clean_up_timeout_applies_it() {
+    let mut fut = Box::pin(
+        taskscope::Builder::new()
+            .cleanup_timeout_when(|| std::future::ready(()))
+            .try_scope(|s| async move {
+                // Ignores every cancellation: only the timeout ends it.
+                s.defer(std::future::pending::<()>());
+                Ok::<_, String>(7)
+            }),
+    );
+    let waker = common::CountingWaker::new();
+    let ready = (0..5).find_map(|_| match waker.poll(fut.as_mut()) {
+        std::task::Poll::Ready(result) => Some(result),
+        std::task::Poll::Pending => None,
+    });
+    assert_eq!(ready, Some(Ok(7)), "the timeout cut the stuck clean-up off");
+}

@@ -86,7 +86,7 @@ impl Builder {
         Fut: Future<Output = Result<R, E>>,
         E: std::fmt::Debug,
     {
-        let core = Arc::new(Core::new(self.shared()));
+        let core = Arc::new(self.core());
         let errors = Arc::new(FirstError::new(core.shared().token().clone()));
         let body = body(TryScope::new(Scope::new(core.clone()), errors.clone()));
         let body = RecordBody::new(body, errors.clone());
