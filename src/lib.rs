@@ -30,6 +30,7 @@
 mod cancel;
 mod cleanup;
 mod combinators;
+mod introspect;
 mod scope;
 mod sync;
 #[cfg(test)]
@@ -57,3 +58,7 @@ pub use scope::{
     local_scope, scope,
 };
 pub use scope::{TryScope, TryScopeFuture, try_scope};
+pub use introspect::{
+    ScopeSnapshot, Snapshot, SnapshotDisplay, SnapshotHandle, TaskSnapshot, TaskState,
+    record_poll_times, snapshot,
+};
