@@ -2,11 +2,12 @@
 //!
 //! The walk holds at most one lock at a time, and each only long enough to
 //! copy pointers out: a scope's ready-queue lock (for its registered
-//! headers), a task's list of nested scopes, a lazy token's lock. None of
+//! headers), a scope's list of nested scopes, a lazy token's lock. None of
 //! these is held by the poll path while it runs user code, and none is
 //! taken while another is held, so a snapshot cannot deadlock against the
 //! scope it looks at, even from inside one of that scope's children.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::scope_snapshot::ScopeSnapshot;
@@ -27,10 +28,22 @@ pub(crate) fn scope(shared: &ScopeShared, now: Instant, depth: usize) -> Option<
     if info.is_retired() || depth > MAX_DEPTH {
         return None;
     }
+    // Nested scopes, by the address of the header of the task they were
+    // created in.
+    let mut nested: HashMap<usize, Vec<WakerArc<ScopeShared>>> = HashMap::new();
+    for scope in shared.nested_scopes() {
+        if let Some(parent) = scope.info().parent() {
+            let key = WakerArc::as_ptr(parent) as usize;
+            nested.entry(key).or_default().push(scope);
+        }
+    }
     let mut body = None;
     let mut tasks = Vec::new();
     for header in shared.headers() {
-        let Some(task) = task(shared, &header, now, depth) else {
+        let scopes = nested
+            .remove(&(WakerArc::as_ptr(&header) as usize))
+            .unwrap_or_default();
+        let Some(task) = task(shared, &header, scopes, now, depth) else {
             continue;
         };
         if task.is_body() {
@@ -52,6 +65,7 @@ pub(crate) fn scope(shared: &ScopeShared, now: Instant, depth: usize) -> Option<
 fn task(
     shared: &ScopeShared,
     header: &WakerArc<TaskHeader>,
+    scopes: Vec<WakerArc<ScopeShared>>,
     now: Instant,
     depth: usize,
 ) -> Option<TaskSnapshot> {
@@ -76,8 +90,7 @@ fn task(
     let since_last_poll = info
         .last_poll(shared.info().epoch())
         .map(|at| now.saturating_duration_since(at));
-    let scopes = info
-        .scopes()
+    let scopes = scopes
         .iter()
         .filter_map(|nested| scope(nested, now, depth + 1))
         .collect();

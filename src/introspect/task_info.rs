@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use super::poll_times;
 use super::scope_info::ScopeInfo;
-use crate::scope::shared::ScopeShared;
-use crate::sync::{Mutex, Ordering, StatBool, StatU64, WakerArc, WakerWeak};
+use crate::sync::{Ordering, StatBool, StatU64};
 
 /// The diagnostic part of a [`TaskHeader`](crate::scope::task::TaskHeader).
 ///
@@ -26,9 +25,6 @@ pub(crate) struct TaskInfo {
     /// The task's `JoinHandle` took the output or was dropped: once
     /// finished, the task is no longer worth showing.
     released: StatBool,
-    /// Scopes created while this task was polled. Weak: a task does not
-    /// keep alive the scopes it created; they point back at it strongly.
-    scopes: Mutex<Vec<WakerWeak<ScopeShared>>>,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
 }
@@ -56,7 +52,6 @@ impl TaskInfo {
             last_poll: StatU64::new(0),
             polling: StatBool::new(false),
             released: StatBool::new(false),
-            scopes: Mutex::new(Vec::new()),
             #[cfg(feature = "tracing")]
             span,
         }
@@ -124,22 +119,5 @@ impl TaskInfo {
         let stored = self.last_poll.load(Ordering::Relaxed);
         let nanos = stored.checked_sub(1)?;
         epoch.checked_add(std::time::Duration::from_nanos(nanos))
-    }
-
-    /// Remembers a scope created while this task was polled.
-    pub(crate) fn adopt_scope(&self, scope: &WakerArc<ScopeShared>) {
-        let mut scopes = self.scopes.lock();
-        // Forget scopes that are gone, so a long-lived task that creates
-        // many short scopes keeps a short list.
-        scopes.retain(|weak| weak.strong_count() > 0);
-        scopes.push(WakerArc::downgrade(scope));
-    }
-
-    /// The scopes created inside this task that still exist.
-    pub(crate) fn scopes(&self) -> Vec<WakerArc<ScopeShared>> {
-        // Upgraded under the lock but recursed into after it is released:
-        // a snapshot holds at most one lock at a time.
-        let scopes = self.scopes.lock();
-        scopes.iter().filter_map(WakerWeak::upgrade).collect()
     }
 }

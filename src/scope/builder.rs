@@ -131,7 +131,7 @@ impl Builder {
         let info = ScopeInfo::new(self.name.clone(), task.clone());
         let shared = WakerArc::new(ScopeShared::new(token, info));
         if let Some(task) = task {
-            task.info().adopt_scope(&shared);
+            task.shared().adopt_scope(&shared);
         }
         shared
     }

@@ -19,7 +19,7 @@ use std::task::Waker;
 use super::task::{PanicBox, TaskHeader};
 use crate::cancel::{CancelToken, OnCancel};
 use crate::introspect::ScopeInfo;
-use crate::sync::{Mutex, WakerArc};
+use crate::sync::{Mutex, WakerArc, WakerWeak};
 
 pub(crate) struct ScopeShared {
     token: CancelToken,
@@ -27,6 +27,11 @@ pub(crate) struct ScopeShared {
     /// Panics of the body and the children, in the order they happened.
     panics: Mutex<Vec<WakerArc<PanicBox>>>,
     info: ScopeInfo,
+    /// Scopes created while one of this scope's tasks was polled (each
+    /// knows which task: its `ScopeInfo::parent`). Weak: they point back
+    /// here strongly. Kept per scope rather than per task so that a task's
+    /// header stays small.
+    nested: Mutex<Vec<WakerWeak<ScopeShared>>>,
     /// With `tracing`: the callback that reports the scope's cancellation.
     _traced: Option<OnCancel>,
 }
@@ -53,12 +58,33 @@ impl ScopeShared {
             ready: Mutex::new(Ready::default()),
             panics: Mutex::new(Vec::new()),
             info,
+            nested: Mutex::new(Vec::new()),
             _traced: traced,
         }
     }
 
     pub(crate) fn info(&self) -> &ScopeInfo {
         &self.info
+    }
+
+    /// Remembers a scope created while one of this scope's tasks was polled.
+    pub(crate) fn adopt_scope(&self, scope: &WakerArc<ScopeShared>) {
+        let mut nested = self.nested.lock();
+        // Forget scopes that are gone, so that a long-lived scope whose
+        // tasks create many short ones keeps a short list (amortised: the
+        // list at most doubles between two sweeps).
+        if nested.len() == nested.capacity() {
+            nested.retain(|weak| weak.strong_count() > 0);
+        }
+        nested.push(WakerArc::downgrade(scope));
+    }
+
+    /// The scopes created inside this scope's tasks that still exist.
+    pub(crate) fn nested_scopes(&self) -> Vec<WakerArc<ScopeShared>> {
+        // Upgraded under the lock, inspected after it is released: a
+        // snapshot holds at most one lock at a time.
+        let nested = self.nested.lock();
+        nested.iter().filter_map(WakerWeak::upgrade).collect()
     }
 
     /// Registers a new child's header and queues its first poll, under one lock.
