@@ -24,7 +24,7 @@ use crate::scope::shared::ScopeShared;
 /// taskscope::Builder::new()
 ///     .name("server")
 ///     .scope(|s| async move {
-///         s.spawn_named("listener", std::future::pending::<()>());
+///         s.spawn_named("listener", taskscope::cancelled());
 ///         s.cancel();
 ///         let tree = s.snapshot().display().hide_ids().hide_times().to_string();
 ///         assert_eq!(
