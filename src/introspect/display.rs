@@ -7,16 +7,21 @@ use super::scope_snapshot::ScopeSnapshot;
 use super::snapshot::Snapshot;
 use super::task_snapshot::TaskSnapshot;
 use super::task_state::TaskState;
+use crate::cancel::CancelReason;
 
 /// Writes a [`Snapshot`] as an indented tree, one line per scope or task:
 ///
 /// ```text
 /// scope 1 "server": cancelling (the deadline passed)
 /// ├─ body 1.0: pending, 3 polls, last poll 1.204s ago
-/// │  └─ scope 2 "batch"
-/// │     └─ task 2.1 "load": pending, 1 poll, last poll 1.203s ago
-/// └─ task 1.1 "listener": being polled, 7 polls, last poll 0ms ago
+/// │  └─ scope 2 "batch": cancelling (a parent was cancelled: the deadline passed)
+/// │     └─ task 2.1 "load": pending, 1 poll, last poll 1.203s ago, cancelling (with its scope)
+/// └─ task 1.1 "listener": being polled, 7 polls, last poll 0ms ago, cancelling (with its scope)
 /// ```
+///
+/// A body is cancelled exactly when its scope is, so its line does not
+/// repeat it; a child cancelled because its scope was says `with its
+/// scope`; a child cancelled on its own shows its own reason.
 ///
 /// Made by [`Snapshot::display`]; the options leave out what changes from
 /// run to run, to compare the output in tests.
@@ -66,7 +71,7 @@ impl<'a> SnapshotDisplay<'a> {
             let last = position + 1 == count;
             let (branch, next) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
             write!(f, "{prefix}{branch}")?;
-            self.task(f, scope.id, task, &format!("{prefix}{next}"))?;
+            self.task(f, scope, task, &format!("{prefix}{next}"))?;
         }
         Ok(())
     }
@@ -74,13 +79,13 @@ impl<'a> SnapshotDisplay<'a> {
     fn task(
         &self,
         f: &mut fmt::Formatter<'_>,
-        scope: u64,
+        scope: &ScopeSnapshot,
         task: &TaskSnapshot,
         prefix: &str,
     ) -> fmt::Result {
         f.write_str(if task.is_body() { "body" } else { "task" })?;
         if self.ids {
-            write!(f, " {scope}.{}", task.id)?;
+            write!(f, " {}.{}", scope.id, task.id)?;
         }
         if let Some(name) = &task.name {
             write!(f, " {name:?}")?;
@@ -90,9 +95,16 @@ impl<'a> SnapshotDisplay<'a> {
         if let (true, Some(since)) = (self.times, task.since_last_poll) {
             write!(f, ", last poll {} ago", Millis(since))?;
         }
-        // Only a task that still runs can be winding down.
-        if let (Some(reason), false) = (&task.cancelled, task.state == TaskState::Finished) {
-            write!(f, ", cancelling ({reason})")?;
+        // Only a task that still runs can be winding down. What the scope's
+        // line already says is not repeated on every task.
+        match &task.cancelled {
+            _ if task.state == TaskState::Finished => {}
+            None => {}
+            Some(_) if task.is_body() => {}
+            Some(CancelReason::Parent(_)) if scope.cancelled.is_some() => {
+                f.write_str(", cancelling (with its scope)")?;
+            }
+            Some(reason) => write!(f, ", cancelling ({reason})")?,
         }
         f.write_char('\n')?;
         let count = task.scopes.len();
@@ -135,7 +147,6 @@ impl fmt::Display for Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::CancelReason;
 
     fn task(id: u64, name: Option<&'static str>, scopes: Vec<ScopeSnapshot>) -> TaskSnapshot {
         TaskSnapshot {
@@ -168,6 +179,7 @@ mod tests {
             vec![task(1, Some("a"), vec![]), task(2, None, vec![])],
         );
         outer.cancelled = Some(CancelReason::Deadline);
+        outer.tasks[0].cancelled = Some(CancelReason::Deadline.inherited());
         outer.tasks[1].state = TaskState::Finished;
         outer.tasks[1].cancelled = Some(CancelReason::Deadline);
         let snapshot = Snapshot { scopes: vec![outer] };
@@ -177,7 +189,7 @@ mod tests {
              ├─ body 1.0: pending, 1 poll, last poll 1.500s ago\n\
              │  └─ scope 2\n\
              │     └─ task 2.1 \"leaf\": pending, 1 poll, last poll 1.500s ago\n\
-             ├─ task 1.1 \"a\": pending, 1 poll, last poll 1.500s ago\n\
+             ├─ task 1.1 \"a\": pending, 1 poll, last poll 1.500s ago, cancelling (with its scope)\n\
              └─ task 1.2: finished, not joined, 1 poll, last poll 1.500s ago\n"
         );
     }

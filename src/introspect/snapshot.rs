@@ -31,7 +31,7 @@ use crate::scope::shared::ScopeShared;
 ///             tree,
 ///             "scope \"server\": cancelling (cancellation was requested)\n\
 ///              ├─ body: being polled, 1 poll\n\
-///              └─ task \"listener\": pending, 0 polls, cancelling (a parent was cancelled: cancellation was requested)\n"
+///              └─ task \"listener\": pending, 0 polls, cancelling (with its scope)\n"
 ///         );
 ///     })
 ///     .await;
