@@ -110,6 +110,7 @@ impl<T> JoinHandle<T> {
         #[cfg(feature = "tracing")]
         tracing::info!(
             parent: self.header.info().span(),
+            reason = %crate::CancelReason::Requested,
             "taskscope: task cancelled through its handle"
         );
         self.header.token().cancel();
