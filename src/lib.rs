@@ -53,12 +53,12 @@ pub use combinators::{
     Join, JoinAll, Race, RaceAll, RaceOk, Select, TryJoin, TryJoinAll, join, join_all, race,
     race_all, race_ok, select, try_join, try_join_all,
 };
+pub use introspect::{
+    ScopeSnapshot, Snapshot, SnapshotDisplay, SnapshotHandle, TaskSnapshot, TaskState,
+    record_poll_times, snapshot,
+};
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
 pub use scope::{TryScope, TryScopeFuture, try_scope};
-pub use introspect::{
-    ScopeSnapshot, Snapshot, SnapshotDisplay, SnapshotHandle, TaskSnapshot, TaskState,
-    record_poll_times, snapshot,
-};

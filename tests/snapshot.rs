@@ -50,7 +50,10 @@ fn nested_scopes_appear_under_the_task_that_created_them() {
     );
     let outer = &snapshot.scopes[0];
     let inner = snapshot.find_scope("inner").unwrap();
-    assert!(inner.id > outer.id, "scopes are numbered as they are created");
+    assert!(
+        inner.id > outer.id,
+        "scopes are numbered as they are created"
+    );
     assert_eq!(outer.tasks[0].id, 1, "children count from 1");
     assert_eq!(inner.tasks[0].id, 1);
     assert!(outer.body.as_ref().unwrap().is_body());
@@ -145,15 +148,20 @@ fn a_failed_try_scope_shows_the_error_as_its_reason() {
 
 #[test]
 fn a_snapshot_from_inside_a_child_starts_at_the_outermost_scope() {
-    let snapshot = block_on(Builder::new().name("root").scope(|s| async move {
-        s.spawn_named("middle", async {
-            Builder::new()
-                .name("nested")
-                .scope(|n| async move { n.spawn_named("me", async { taskscope::snapshot() }).await })
+    let snapshot =
+        block_on(
+            Builder::new().name("root").scope(|s| async move {
+                s.spawn_named("middle", async {
+                    Builder::new()
+                        .name("nested")
+                        .scope(|n| async move {
+                            n.spawn_named("me", async { taskscope::snapshot() }).await
+                        })
+                        .await
+                })
                 .await
-        })
-        .await
-    }));
+            }),
+        );
     assert_eq!(snapshot.scopes.len(), 1);
     assert_eq!(snapshot.scopes[0].name.as_deref(), Some("root"));
     let me = snapshot.find_task("me").unwrap();
@@ -260,8 +268,14 @@ fn a_finished_child_shows_until_its_handle_is_joined_or_dropped() {
             yield_once().await;
         }
         let snapshot = s.snapshot();
-        assert_eq!(snapshot.find_task("joined").unwrap().state, TaskState::Finished);
-        assert_eq!(snapshot.find_task("dropped").unwrap().state, TaskState::Finished);
+        assert_eq!(
+            snapshot.find_task("joined").unwrap().state,
+            TaskState::Finished
+        );
+        assert_eq!(
+            snapshot.find_task("dropped").unwrap().state,
+            TaskState::Finished
+        );
         assert!(plain(&snapshot).contains("task \"joined\": finished, not joined, 1 poll\n"));
         assert_eq!(joined.await, 1);
         drop(dropped);
@@ -305,13 +319,14 @@ fn scopes_inside_wrappers_and_combinators_appear_under_their_task() {
         let (release_tx, release_rx) = oneshot::channel::<()>();
         let (started_tx, started_rx) = oneshot::channel::<()>();
         s.spawn_named("wrapped", async move {
-            let shielded = taskscope::shield(Builder::new().name("shielded").scope(|n| async move {
-                n.spawn_named("deep", async move {
-                    started_tx.send(()).unwrap();
-                    release_rx.await.unwrap();
-                })
-                .await
-            }));
+            let shielded =
+                taskscope::shield(Builder::new().name("shielded").scope(|n| async move {
+                    n.spawn_named("deep", async move {
+                        started_tx.send(()).unwrap();
+                        release_rx.await.unwrap();
+                    })
+                    .await
+                }));
             let other = Builder::new().name("in-branch").scope(|_| async {});
             taskscope::join(shielded, other).await;
         });
@@ -321,8 +336,16 @@ fn scopes_inside_wrappers_and_combinators_appear_under_their_task() {
         snapshot
     }));
     let wrapped = snapshot.find_task("wrapped").unwrap();
-    let names: Vec<_> = wrapped.scopes.iter().map(|scope| scope.name.as_deref()).collect();
-    assert_eq!(names, [Some("shielded")], "the finished branch scope is gone");
+    let names: Vec<_> = wrapped
+        .scopes
+        .iter()
+        .map(|scope| scope.name.as_deref())
+        .collect();
+    assert_eq!(
+        names,
+        [Some("shielded")],
+        "the finished branch scope is gone"
+    );
     assert!(wrapped.scopes[0].find_task("deep").is_some());
 }
 

@@ -147,11 +147,23 @@ fn scopes_and_tasks_get_spans_with_names_and_ids_entered_while_polled() {
         }))
     });
     let scope = recorder.span_id("taskscope.scope", "name=\"traced\"");
-    assert!(recorder.span(scope).fields.contains(&format!("id={scope_id}")));
+    assert!(
+        recorder
+            .span(scope)
+            .fields
+            .contains(&format!("id={scope_id}"))
+    );
     let worker = recorder.span_id("taskscope.task", "name=\"worker\"");
     let worker_span = recorder.span(worker);
-    assert!(worker_span.fields.contains(&format!("id={scope_id}.1")), "{worker_span:?}");
-    assert_eq!(worker_span.parent, Some(scope), "a task's span is under its scope's");
+    assert!(
+        worker_span.fields.contains(&format!("id={scope_id}.1")),
+        "{worker_span:?}"
+    );
+    assert_eq!(
+        worker_span.parent,
+        Some(scope),
+        "a task's span is under its scope's"
+    );
     assert_eq!(recorder.event_with("inside the worker").span, Some(worker));
     let nested = recorder.span_id("taskscope.scope", "name=\"nested\"");
     assert_eq!(
@@ -176,11 +188,17 @@ fn cancellation_is_an_event_with_its_reason() {
     let scope = recorder.span_id("taskscope.scope", "name=\"stopping\"");
     let event = recorder.event_with("scope cancelled");
     assert_eq!(event.span, Some(scope));
-    assert!(event.fields.contains("reason=the deadline passed"), "{event:?}");
+    assert!(
+        event.fields.contains("reason=the deadline passed"),
+        "{event:?}"
+    );
     let alone = recorder.span_id("taskscope.task", "name=\"alone\"");
     let event = recorder.event_with("task cancelled");
     assert_eq!(event.span, Some(alone));
-    assert!(event.fields.contains("reason=cancellation was requested"), "{event:?}");
+    assert!(
+        event.fields.contains("reason=cancellation was requested"),
+        "{event:?}"
+    );
 }
 
 #[test]

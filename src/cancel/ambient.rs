@@ -273,11 +273,11 @@ mod tests {
         let outer = header();
         let inner = header();
         let _outer = enter_task(outer.clone(), Ambient::Task);
-        let caught = std::panic::catch_unwind(|| {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _inner = enter_task(inner.clone(), Ambient::Task);
             assert!(WakerArc::ptr_eq(&current_task().unwrap(), &inner));
             panic!("unwinding through the guard");
-        });
+        }));
         assert!(caught.is_err());
         assert!(WakerArc::ptr_eq(&current_task().unwrap(), &outer));
     }

@@ -54,7 +54,12 @@ impl<'a> SnapshotDisplay<'a> {
         self
     }
 
-    fn scope(&self, f: &mut fmt::Formatter<'_>, scope: &ScopeSnapshot, prefix: &str) -> fmt::Result {
+    fn scope(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        scope: &ScopeSnapshot,
+        prefix: &str,
+    ) -> fmt::Result {
         f.write_str("scope")?;
         if self.ids {
             write!(f, " {}", scope.id)?;
@@ -69,7 +74,11 @@ impl<'a> SnapshotDisplay<'a> {
         let count = scope.all_tasks().count();
         for (position, task) in scope.all_tasks().enumerate() {
             let last = position + 1 == count;
-            let (branch, next) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+            let (branch, next) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
             write!(f, "{prefix}{branch}")?;
             self.task(f, scope, task, &format!("{prefix}{next}"))?;
         }
@@ -110,7 +119,11 @@ impl<'a> SnapshotDisplay<'a> {
         let count = task.scopes.len();
         for (position, nested) in task.scopes.iter().enumerate() {
             let last = position + 1 == count;
-            let (branch, next) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+            let (branch, next) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
             write!(f, "{prefix}{branch}")?;
             self.scope(f, nested, &format!("{prefix}{next}"))?;
         }
@@ -182,7 +195,9 @@ mod tests {
         outer.tasks[0].cancelled = Some(CancelReason::Deadline.inherited());
         outer.tasks[1].state = TaskState::Finished;
         outer.tasks[1].cancelled = Some(CancelReason::Deadline);
-        let snapshot = Snapshot { scopes: vec![outer] };
+        let snapshot = Snapshot {
+            scopes: vec![outer],
+        };
         assert_eq!(
             snapshot.to_string(),
             "scope 1: cancelling (the deadline passed)\n\

@@ -27,7 +27,10 @@ pub(crate) struct ScopeInfo {
 }
 
 impl ScopeInfo {
-    pub(crate) fn new(name: Option<Cow<'static, str>>, parent: Option<WakerArc<TaskHeader>>) -> Self {
+    pub(crate) fn new(
+        name: Option<Cow<'static, str>>,
+        parent: Option<WakerArc<TaskHeader>>,
+    ) -> Self {
         // Relaxed: only uniqueness matters, which the read-modify-write gives.
         let id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "tracing")]

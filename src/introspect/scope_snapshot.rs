@@ -15,7 +15,10 @@ pub struct ScopeSnapshot {
     /// The name given to [`Builder::name`](crate::Builder::name).
     pub name: Option<Cow<'static, str>>,
     /// Why the scope's token is cancelled, if it is.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "super::serde_reason::serialize"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "super::serde_reason::serialize")
+    )]
     pub cancelled: Option<CancelReason>,
     /// The body, until it returns.
     pub body: Option<TaskSnapshot>,

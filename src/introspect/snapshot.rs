@@ -87,7 +87,9 @@ impl Snapshot {
     }
 
     fn of(shared: &ScopeShared) -> Snapshot {
-        let scopes = collect::scope(shared, Instant::now(), 0).into_iter().collect();
+        let scopes = collect::scope(shared, Instant::now(), 0)
+            .into_iter()
+            .collect();
         Snapshot { scopes }
     }
 

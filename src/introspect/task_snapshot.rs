@@ -10,7 +10,7 @@ use crate::cancel::CancelReason;
 /// One task of a [`Snapshot`](crate::Snapshot): a scope's body or one of its
 /// children.
 ///
-/// Combinator branches ([`join`](crate::join), [`race`](crate::race), ...)
+/// Combinator branches ([`join`](crate::join()), [`race`](crate::race()), ...)
 /// and wrappers ([`shield`](crate::shield), [`cancel_when`](crate::cancel_when))
 /// run inside a task's poll and are not tasks of their own: they do not
 /// appear, but scopes created inside them appear under the task.
@@ -27,7 +27,10 @@ pub struct TaskSnapshot {
     pub state: TaskState,
     /// Why the task's token is cancelled, if it is: the task should be
     /// winding down. For a body, the scope's reason.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "super::serde_reason::serialize"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "super::serde_reason::serialize")
+    )]
     pub cancelled: Option<CancelReason>,
     /// How many times the task has been polled.
     pub polls: u64,

@@ -9,10 +9,10 @@ use std::pin::Pin;
 use super::child::ChildFuture;
 use super::core::Core;
 use super::join_handle::{JoinHandle, JoinSlot};
+use super::shared::ScopeShared;
 use super::task::TaskExit;
 use crate::cancel::CancelToken;
 use crate::cleanup::queue::CleanupQueue;
-use super::shared::ScopeShared;
 use crate::introspect::{Snapshot, SnapshotHandle};
 use crate::sync::{Arc, WakerArc};
 
@@ -173,7 +173,8 @@ impl<'env> Scope<'env> {
         F: Future + Send + 'env,
         F::Output: Send + 'env,
     {
-        self.handle.spawn_boxed(None, future, |child| Box::pin(child))
+        self.handle
+            .spawn_boxed(None, future, |child| Box::pin(child))
     }
 
     /// Spawns `future` as a child named `name`; the name shows in

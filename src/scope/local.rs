@@ -64,7 +64,8 @@ impl<'env> LocalScope<'env> {
         F: Future + 'env,
         F::Output: 'env,
     {
-        self.handle.spawn_boxed(None, future, |child| Box::pin(child))
+        self.handle
+            .spawn_boxed(None, future, |child| Box::pin(child))
     }
 
     /// Spawns `future` as a child named `name`; see

@@ -121,7 +121,12 @@ impl ScopeShared {
     /// inspects them with no lock held.
     pub(crate) fn headers(&self) -> Vec<WakerArc<TaskHeader>> {
         let ready = self.ready.lock();
-        ready.body.iter().chain(ready.tasks.iter().flatten()).cloned().collect()
+        ready
+            .body
+            .iter()
+            .chain(ready.tasks.iter().flatten())
+            .cloned()
+            .collect()
     }
 
     /// The scope finished or was dropped: forget the registered headers.
