@@ -217,3 +217,16 @@ fn a_panicking_task_is_an_error_event_in_its_span() {
     assert_eq!(event.span, Some(doomed));
     assert!(event.fields.contains("boom"), "{event:?}");
 }
+
+#[test]
+fn clean_up_runs_are_events_in_the_scope_span() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        block_on(Builder::new().name("tidy").scope(|s| async move {
+            s.defer(async {});
+        }))
+    });
+    let scope = recorder.span_id("taskscope.scope", "name=\"tidy\"");
+    let event = recorder.event_with("running a clean-up");
+    assert_eq!(event.span, Some(scope));
+}
