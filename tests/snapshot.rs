@@ -148,20 +148,17 @@ fn a_failed_try_scope_shows_the_error_as_its_reason() {
 
 #[test]
 fn a_snapshot_from_inside_a_child_starts_at_the_outermost_scope() {
-    let snapshot =
-        block_on(
-            Builder::new().name("root").scope(|s| async move {
-                s.spawn_named("middle", async {
-                    Builder::new()
-                        .name("nested")
-                        .scope(|n| async move {
-                            n.spawn_named("me", async { taskscope::snapshot() }).await
-                        })
-                        .await
-                })
+    let snapshot = block_on(Builder::new().name("root").scope(|s| async move {
+        s.spawn_named("middle", async {
+            Builder::new()
+                .name("nested")
+                .scope(
+                    |n| async move { n.spawn_named("me", async { taskscope::snapshot() }).await },
+                )
                 .await
-            }),
-        );
+        })
+        .await
+    }));
     assert_eq!(snapshot.scopes.len(), 1);
     assert_eq!(snapshot.scopes[0].name.as_deref(), Some("root"));
     let me = snapshot.find_task("me").unwrap();
