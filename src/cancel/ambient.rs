@@ -70,46 +70,57 @@ impl Drop for Entered {
     }
 }
 
-/// Restores the previous task and ambient token when dropped, also on unwind.
-#[must_use = "the task is current only until the guard is dropped"]
-pub(crate) struct TaskEntered {
+/// Runs `poll` with `task` as the current scope task and `ambient` as its
+/// ambient token (`Ambient::Task` for a child, the scope's token for a
+/// body), then restores what was there and gives `task` back.
+///
+/// One thread-local access for the whole poll, and the header is moved in
+/// and out: a child's poll costs no reference-count traffic. The slot is not
+/// borrowed while `poll` runs, so `poll` may use it (nested scopes do).
+#[inline]
+pub(crate) fn run_as_task<R>(
+    task: WakerArc<TaskHeader>,
+    ambient: Ambient,
+    poll: impl FnOnce() -> R,
+) -> (WakerArc<TaskHeader>, R) {
+    CURRENT.with(|current| {
+        let previous = {
+            let mut slot = current.borrow_mut();
+            (slot.ambient.replace(ambient), slot.task.replace(task))
+        };
+        let mut restore = Restore {
+            current,
+            previous: Some(previous),
+        };
+        let output = poll();
+        let (ours, task) = restore.restore();
+        // Dropped outside the borrow: dropping a token may run arbitrary code.
+        drop(ours);
+        let task = task.unwrap_or_else(|| unreachable!("the slot gives back the task entered"));
+        (task, output)
+    })
+}
+
+/// Puts back the previous task and ambient token, also on unwind.
+struct Restore<'a> {
+    current: &'a RefCell<Slot>,
     previous: Option<(Option<Ambient>, Option<WakerArc<TaskHeader>>)>,
 }
 
-/// Makes `task` the current scope task, with `ambient` as its ambient token
-/// (`Ambient::Task` for a child, the scope's token for a body).
-pub(crate) fn enter_task(task: WakerArc<TaskHeader>, ambient: Ambient) -> TaskEntered {
-    let previous = CURRENT.with(|current| {
-        let mut slot = current.borrow_mut();
-        let ambient = slot.ambient.replace(ambient);
-        (ambient, slot.task.replace(task))
-    });
-    TaskEntered {
-        previous: Some(previous),
-    }
-}
-
-impl TaskEntered {
-    /// Restores the previous state and gives back the task entered.
-    pub(crate) fn exit(mut self) -> Option<WakerArc<TaskHeader>> {
-        self.restore().1
-    }
-
+impl Restore<'_> {
     fn restore(&mut self) -> (Option<Ambient>, Option<WakerArc<TaskHeader>>) {
         let Some((ambient, task)) = self.previous.take() else {
             return (None, None);
         };
-        CURRENT.with(|current| {
-            let mut slot = current.borrow_mut();
-            let ours = std::mem::replace(&mut slot.ambient, ambient);
-            (ours, std::mem::replace(&mut slot.task, task))
-        })
+        let mut slot = self.current.borrow_mut();
+        let ours = std::mem::replace(&mut slot.ambient, ambient);
+        (ours, std::mem::replace(&mut slot.task, task))
     }
 }
 
-impl Drop for TaskEntered {
+impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        // Dropped outside the borrow: dropping a token may run arbitrary code.
+        // Only on unwind: the normal path restored already.
         let replaced = self.restore();
         drop(replaced);
     }
@@ -254,16 +265,16 @@ mod tests {
     #[test]
     fn a_wrapper_token_hides_the_tasks_token_but_not_the_task() {
         let task = header();
-        let entered = enter_task(task.clone(), Ambient::Task);
-        let wrapper = CancelToken::new();
-        {
-            let _wrapped = enter(Ambient::Token(wrapper.clone()));
-            assert!(WakerArc::ptr_eq(&current_task().unwrap(), &task));
-            wrapper.cancel();
-            assert!(is_cancelled(), "the wrapper's token is the ambient one");
-        }
-        assert!(!is_cancelled(), "the task's own token is back");
-        let back = entered.exit().unwrap();
+        let (back, ()) = run_as_task(task.clone(), Ambient::Task, || {
+            let wrapper = CancelToken::new();
+            {
+                let _wrapped = enter(Ambient::Token(wrapper.clone()));
+                assert!(WakerArc::ptr_eq(&current_task().unwrap(), &task));
+                wrapper.cancel();
+                assert!(is_cancelled(), "the wrapper's token is the ambient one");
+            }
+            assert!(!is_cancelled(), "the task's own token is back");
+        });
         assert!(WakerArc::ptr_eq(&back, &task));
         assert!(current_task().is_none());
     }
@@ -272,13 +283,16 @@ mod tests {
     fn nested_tasks_restore_the_outer_one_also_on_unwind() {
         let outer = header();
         let inner = header();
-        let _outer = enter_task(outer.clone(), Ambient::Task);
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _inner = enter_task(inner.clone(), Ambient::Task);
-            assert!(WakerArc::ptr_eq(&current_task().unwrap(), &inner));
-            panic!("unwinding through the guard");
-        }));
-        assert!(caught.is_err());
-        assert!(WakerArc::ptr_eq(&current_task().unwrap(), &outer));
+        run_as_task(outer.clone(), Ambient::Task, || {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_as_task(inner.clone(), Ambient::Task, || {
+                    assert!(WakerArc::ptr_eq(&current_task().unwrap(), &inner));
+                    panic!("unwinding through the guard");
+                })
+            }));
+            assert!(caught.is_err());
+            assert!(WakerArc::ptr_eq(&current_task().unwrap(), &outer));
+        });
+        assert!(current_task().is_none());
     }
 }

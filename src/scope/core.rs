@@ -281,11 +281,9 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
     header.info().begin_poll(header.shared().info().epoch());
     #[cfg(feature = "tracing")]
     let span = header.info().span().clone().entered();
-    let entered = ambient::enter_task(header, Ambient::Task);
-    let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
-    let Some(header) = entered.exit() else {
-        unreachable!("the ambient slot gives back the header that was entered")
-    };
+    let (header, poll) = ambient::run_as_task(header, Ambient::Task, || {
+        future.as_mut().poll(&mut Context::from_waker(&waker))
+    });
     #[cfg(feature = "tracing")]
     {
         if let Poll::Ready(TaskExit::Panicked(panic)) = &poll {

@@ -145,12 +145,12 @@ fn poll_body<Fut: Future>(
     };
     let waker = Waker::from(header.clone());
     header.info().begin_poll(shared.info().epoch());
-    let polled = {
-        let _entered = ambient::enter_task(header.clone(), Ambient::Token(shared.token().clone()));
+    let token = Ambient::Token(shared.token().clone());
+    let (_, polled) = ambient::run_as_task(header.clone(), token, || {
         panic::catch_unwind(AssertUnwindSafe(|| {
             future.poll(&mut Context::from_waker(&waker))
         }))
-    };
+    });
     header.info().end_poll();
     let outcome = match polled {
         Ok(Poll::Pending) => return,
