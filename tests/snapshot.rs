@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::yield_once;
 use futures::channel::oneshot;
@@ -212,48 +212,51 @@ fn a_snapshot_from_another_thread_sees_the_running_scope() {
 #[test]
 fn snapshots_taken_in_a_loop_from_another_thread_never_stall_a_busy_scope() {
     let stop = Arc::new(AtomicBool::new(false));
+    let taken = Arc::new(AtomicUsize::new(0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .unwrap();
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let watcher = {
-        let stop = stop.clone();
+        let (stop, taken) = (stop.clone(), taken.clone());
         std::thread::spawn(move || {
             let handle: taskscope::SnapshotHandle = handle_rx.recv().unwrap();
-            let mut taken = 0_usize;
             while !stop.load(Ordering::SeqCst) {
                 let snapshot = handle.snapshot();
                 assert!(snapshot.scopes.len() <= 1);
-                taken += 1;
+                taken.fetch_add(1, Ordering::SeqCst);
             }
-            taken
         })
     };
+    let seen = taken.clone();
     runtime.block_on(Builder::new().name("busy").scope(|s| async move {
         handle_tx.send(s.snapshot_handle()).unwrap();
         for round in 0..200 {
-            let inner = s.clone();
             s.spawn_named("worker", async move {
                 Builder::new()
                     .scope(|n| async move {
                         for _ in 0..3 {
                             n.spawn(async {
                                 yield_once().await;
+                                // From inside, concurrently with the watcher.
                                 let _ = taskscope::snapshot();
                             });
                         }
                     })
                     .await;
-                drop(inner);
                 round
             });
             yield_once().await;
         }
+        // Make sure the watcher looked while the scope was running.
+        while seen.load(Ordering::SeqCst) < 10 {
+            yield_once().await;
+        }
     }));
     stop.store(true, Ordering::SeqCst);
-    let taken = watcher.join().unwrap();
-    assert!(taken > 0);
+    watcher.join().unwrap();
+    assert!(taken.load(Ordering::SeqCst) >= 10);
 }
 
 #[test]
