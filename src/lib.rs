@@ -30,6 +30,7 @@
 mod cancel;
 mod cleanup;
 mod combinators;
+mod introspect;
 mod scope;
 pub(crate) mod stream;
 mod sync;
@@ -52,6 +53,10 @@ pub use combinators::private as __private;
 pub use combinators::{
     Join, JoinAll, Race, RaceAll, RaceOk, Select, TryJoin, TryJoinAll, join, join_all, race,
     race_all, race_ok, select, try_join, try_join_all,
+};
+pub use introspect::{
+    ScopeSnapshot, Snapshot, SnapshotDisplay, SnapshotHandle, TaskSnapshot, TaskState,
+    record_poll_times, snapshot,
 };
 #[cfg(feature = "parallel")]
 pub use scope::par_scope;

@@ -27,6 +27,16 @@ pub(crate) use std::sync::Arc as WakerArc;
 /// through it, so loom need not see it (and loom's atomics cannot be `static`).
 pub(crate) use std::sync::atomic::AtomicUsize as StaticCounter;
 
+/// Diagnostic counters and flags (task snapshots: poll counts, poll times,
+/// "being polled"). Only snapshots read them, as best-effort observations; no
+/// code synchronises through them, so loom need not explore them (and
+/// keeping them out of loom keeps the models' state space unchanged).
+pub(crate) use std::sync::atomic::{AtomicBool as StatBool, AtomicU64 as StatU64};
+
+/// The weak form of [`WakerArc`]: a task's link to the scopes created inside
+/// it, which must not keep them alive.
+pub(crate) use std::sync::Weak as WakerWeak;
+
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
 

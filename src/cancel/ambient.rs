@@ -24,75 +24,144 @@ use crate::sync::{WakerArc, thread_local};
 /// What a scope or combinator made current for the poll in progress.
 pub(crate) enum Ambient {
     Token(CancelToken),
-    /// A scope's child: its token is made on first demand.
-    Task(WakerArc<TaskHeader>),
+    /// A scope's child: the slot's current task, whose token is made on
+    /// first demand.
+    Task,
     /// A combinator's branch: moved in for the poll and back out after it,
     /// so a token made on demand during the poll is kept (`cancel::branch`).
     Branch(BranchToken),
 }
 
+/// The thread's ambient state.
+///
+/// `task` is the scope task (a child or a body) being polled: set only by a
+/// scope's poll paths, so wrappers that make a token current (`shield`,
+/// `cancel_when`, combinator branches, clean-up) hide the task's token but
+/// not the task itself; snapshots and nested scopes find it through them.
+/// Keeping both in one slot, with the header moved in and out, costs a
+/// child's poll no reference-count traffic.
+struct Slot {
+    ambient: Option<Ambient>,
+    task: Option<WakerArc<TaskHeader>>,
+}
+
 #[cfg(not(loom))]
 thread_local! {
-    static CURRENT: RefCell<Option<Ambient>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Slot> = const { RefCell::new(Slot { ambient: None, task: None }) };
 }
 
 // loom's `thread_local!` (edition 2018 `expr` fragments) rejects a `const`
 // block initialiser.
 #[cfg(loom)]
 thread_local! {
-    static CURRENT: RefCell<Option<Ambient>> = RefCell::new(None);
+    static CURRENT: RefCell<Slot> = RefCell::new(Slot { ambient: None, task: None });
 }
 
 /// Restores the previous ambient token when dropped, also on unwind.
 #[must_use = "the ambient token is restored as soon as the guard is dropped"]
 pub(crate) struct Entered {
     previous: Option<Ambient>,
-    /// `exit` already restored `previous`; the destructor must not again.
-    exited: bool,
 }
 
 /// Makes `ambient` current until the returned guard is dropped.
 pub(crate) fn enter(ambient: Ambient) -> Entered {
-    let previous = CURRENT.with(|current| current.replace(Some(ambient)));
-    Entered {
-        previous,
-        exited: false,
-    }
-}
-
-impl Entered {
-    /// Restores the previous ambient token and gives back the one entered.
-    pub(crate) fn exit(mut self) -> Option<Ambient> {
-        let restored = self.previous.take();
-        self.exited = true;
-        CURRENT.with(|current| current.replace(restored))
-    }
+    let previous = replace_current(Some(ambient));
+    Entered { previous }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        if self.exited {
-            return;
-        }
         let restored = self.previous.take();
         // Dropped outside the borrow: dropping a token may run arbitrary code.
-        let replaced = CURRENT.with(|current| current.replace(restored));
+        let replaced = replace_current(restored);
         drop(replaced);
     }
 }
 
-fn with_current<R>(f: impl FnOnce(Option<&Ambient>) -> R) -> R {
-    CURRENT.with(|current| f(current.borrow().as_ref()))
+/// Runs `poll` with `task` as the current scope task and `ambient` as its
+/// ambient token (`Ambient::Task` for a child, the scope's token for a
+/// body), then restores what was there and gives `task` back.
+///
+/// One thread-local access for the whole poll, and the header is moved in
+/// and out: a child's poll costs no reference-count traffic. The slot is not
+/// borrowed while `poll` runs, so `poll` may use it (nested scopes do).
+#[inline]
+pub(crate) fn run_as_task<R>(
+    task: WakerArc<TaskHeader>,
+    ambient: Ambient,
+    poll: impl FnOnce() -> R,
+) -> (WakerArc<TaskHeader>, R) {
+    CURRENT.with(|current| {
+        let previous = {
+            let mut slot = current.borrow_mut();
+            (slot.ambient.replace(ambient), slot.task.replace(task))
+        };
+        let mut restore = Restore {
+            current,
+            previous: Some(previous),
+        };
+        let output = poll();
+        let (ours, task) = restore.restore();
+        // Dropped outside the borrow: dropping a token may run arbitrary code.
+        drop(ours);
+        let task = task.unwrap_or_else(|| unreachable!("the slot gives back the task entered"));
+        (task, output)
+    })
+}
+
+/// Puts back the previous task and ambient token, also on unwind.
+struct Restore<'a> {
+    current: &'a RefCell<Slot>,
+    previous: Option<(Option<Ambient>, Option<WakerArc<TaskHeader>>)>,
+}
+
+impl Restore<'_> {
+    fn restore(&mut self) -> (Option<Ambient>, Option<WakerArc<TaskHeader>>) {
+        let Some((ambient, task)) = self.previous.take() else {
+            return (None, None);
+        };
+        let mut slot = self.current.borrow_mut();
+        let ours = std::mem::replace(&mut slot.ambient, ambient);
+        (ours, std::mem::replace(&mut slot.task, task))
+    }
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        // Only on unwind: the normal path restored already.
+        let replaced = self.restore();
+        drop(replaced);
+    }
+}
+
+fn with_current<R>(f: impl FnOnce(Option<&Ambient>, Option<&WakerArc<TaskHeader>>) -> R) -> R {
+    CURRENT.with(|current| {
+        let slot = current.borrow();
+        f(slot.ambient.as_ref(), slot.task.as_ref())
+    })
 }
 
 /// `f` must not run user code: it holds the slot borrowed.
-pub(crate) fn with_current_mut<R>(f: impl FnOnce(Option<&mut Ambient>) -> R) -> R {
-    CURRENT.with(|current| f(current.borrow_mut().as_mut()))
+pub(crate) fn with_current_mut<R>(
+    f: impl FnOnce(Option<&mut Ambient>, Option<&WakerArc<TaskHeader>>) -> R,
+) -> R {
+    CURRENT.with(|current| {
+        let mut slot = current.borrow_mut();
+        let slot = &mut *slot;
+        f(slot.ambient.as_mut(), slot.task.as_ref())
+    })
 }
 
-/// Swaps the ambient slot's content; the caller drops what it gets back.
+/// Swaps the ambient token; the caller drops what it gets back. The current
+/// task stays.
 pub(crate) fn replace_current(ambient: Option<Ambient>) -> Option<Ambient> {
-    CURRENT.with(|current| current.replace(ambient))
+    CURRENT.with(|current| std::mem::replace(&mut current.borrow_mut().ambient, ambient))
+}
+
+/// The scope task (child or body) being polled on this thread, if any;
+/// also found through wrappers that made another token current.
+pub(crate) fn current_task() -> Option<WakerArc<TaskHeader>> {
+    CURRENT.with(|current| current.borrow().task.clone())
 }
 
 /// The token of the task being polled on this thread.
@@ -119,11 +188,11 @@ pub fn current_token() -> CancelToken {
         Nothing,
     }
     // Making a branch's token runs no user code, so it may happen in place.
-    let found = with_current_mut(|ambient| match ambient {
-        Some(Ambient::Token(token)) => Found::Token(token.clone()),
-        Some(Ambient::Task(task)) => Found::Task(task.clone()),
-        Some(Ambient::Branch(branch)) => Found::Token(branch.token()),
-        None => Found::Nothing,
+    let found = with_current_mut(|ambient, task| match (ambient, task) {
+        (Some(Ambient::Token(token)), _) => Found::Token(token.clone()),
+        (Some(Ambient::Task), Some(task)) => Found::Task(task.clone()),
+        (Some(Ambient::Branch(branch)), _) => Found::Token(branch.token()),
+        (Some(Ambient::Task), None) | (None, _) => Found::Nothing,
     });
     match found {
         Found::Token(token) => token,
@@ -134,7 +203,7 @@ pub fn current_token() -> CancelToken {
 
 /// The token a new scope should hang under, if any task is being polled.
 pub(crate) fn parent_for_new_scope() -> Option<CancelToken> {
-    with_current(|ambient| ambient.is_some()).then(current_token)
+    with_current(|ambient, _| ambient.is_some()).then(current_token)
 }
 
 /// Completes once the current task is cancelled; see [`current_token`].
@@ -172,20 +241,66 @@ pub fn cancelled() -> WhenCancelled {
 /// # });
 /// ```
 pub fn checkpoint() -> Result<(), Cancelled> {
-    with_current(|ambient| match ambient {
-        Some(Ambient::Token(token)) => token.check(),
-        Some(Ambient::Task(task)) => task.token().check(),
-        Some(Ambient::Branch(branch)) => branch.check(),
-        None => Ok(()),
+    with_current(|ambient, task| match (ambient, task) {
+        (Some(Ambient::Token(token)), _) => token.check(),
+        (Some(Ambient::Task), Some(task)) => task.token().check(),
+        (Some(Ambient::Branch(branch)), _) => branch.check(),
+        (Some(Ambient::Task), None) | (None, _) => Ok(()),
     })
 }
 
 /// Whether the current task is cancelled; see [`checkpoint`].
 pub fn is_cancelled() -> bool {
-    with_current(|ambient| match ambient {
-        Some(Ambient::Token(token)) => token.is_cancelled(),
-        Some(Ambient::Task(task)) => task.token().is_cancelled(),
-        Some(Ambient::Branch(branch)) => branch.is_cancelled(),
-        None => false,
+    with_current(|ambient, task| match (ambient, task) {
+        (Some(Ambient::Token(token)), _) => token.is_cancelled(),
+        (Some(Ambient::Task), Some(task)) => task.token().is_cancelled(),
+        (Some(Ambient::Branch(branch)), _) => branch.is_cancelled(),
+        (Some(Ambient::Task), None) | (None, _) => false,
     })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::introspect::ScopeInfo;
+    use crate::scope::shared::ScopeShared;
+
+    fn header() -> WakerArc<TaskHeader> {
+        let shared = WakerArc::new(ScopeShared::new(CancelToken::new(), ScopeInfo::root()));
+        WakerArc::new(TaskHeader::new(shared, 0, 1, None))
+    }
+
+    #[test]
+    fn a_wrapper_token_hides_the_tasks_token_but_not_the_task() {
+        let task = header();
+        let (back, ()) = run_as_task(task.clone(), Ambient::Task, || {
+            let wrapper = CancelToken::new();
+            {
+                let _wrapped = enter(Ambient::Token(wrapper.clone()));
+                assert!(WakerArc::ptr_eq(&current_task().unwrap(), &task));
+                wrapper.cancel();
+                assert!(is_cancelled(), "the wrapper's token is the ambient one");
+            }
+            assert!(!is_cancelled(), "the task's own token is back");
+        });
+        assert!(WakerArc::ptr_eq(&back, &task));
+        assert!(current_task().is_none());
+    }
+
+    #[test]
+    fn nested_tasks_restore_the_outer_one_also_on_unwind() {
+        let outer = header();
+        let inner = header();
+        run_as_task(outer.clone(), Ambient::Task, || {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_as_task(inner.clone(), Ambient::Task, || {
+                    assert!(WakerArc::ptr_eq(&current_task().unwrap(), &inner));
+                    panic!("unwinding through the guard");
+                })
+            }));
+            assert!(caught.is_err());
+            assert!(WakerArc::ptr_eq(&current_task().unwrap(), &outer));
+        });
+        assert!(current_task().is_none());
+    }
 }

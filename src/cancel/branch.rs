@@ -147,11 +147,11 @@ impl fmt::Debug for BranchToken {
 /// (one allocation, once), so that cancelling the outer branch reaches the
 /// inner branches through the token tree.
 pub(crate) fn capture_parent() -> Parent {
-    ambient::with_current_mut(|current| match current {
-        None => Parent::Root,
-        Some(Ambient::Token(token)) => Parent::Token(token.clone()),
-        Some(Ambient::Task(task)) => Parent::Task(task.clone()),
-        Some(Ambient::Branch(branch)) => Parent::Token(branch.token()),
+    ambient::with_current_mut(|current, task| match (current, task) {
+        (None, _) | (Some(Ambient::Task), None) => Parent::Root,
+        (Some(Ambient::Token(token)), _) => Parent::Token(token.clone()),
+        (Some(Ambient::Task), Some(task)) => Parent::Task(task.clone()),
+        (Some(Ambient::Branch(branch)), _) => Parent::Token(branch.token()),
     })
 }
 

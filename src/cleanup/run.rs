@@ -61,7 +61,11 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
             let mut task = match run.current.take() {
                 Some(task) => task,
                 None => match self.pop_or_finish() {
-                    Some(task) => task,
+                    Some(task) => {
+                        #[cfg(feature = "tracing")]
+                        tracing::debug!("taskscope: running a clean-up of the scope");
+                        task
+                    }
                     None => break,
                 },
             };
@@ -73,6 +77,8 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                 Poll::Ready(exit) => {
                     drop(task);
                     if let TaskExit::Panicked(panic) = exit {
+                        #[cfg(feature = "tracing")]
+                        tracing::error!(reason = %panic.reason(), "taskscope: a clean-up panicked");
                         shared.record_panic(panic);
                     }
                 }

@@ -1,5 +1,6 @@
 //! [`Builder`]: a scope with explicit settings (its parent token).
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use super::core::Core;
@@ -14,6 +15,7 @@ use super::try_scope::TryScope;
 use super::try_scope_future::{RecordBody, TryScopeFuture};
 use crate::cancel::{CancelToken, ambient};
 use crate::cleanup::CleanupTimeout;
+use crate::introspect::ScopeInfo;
 use crate::sync::{Arc, WakerArc};
 
 /// Configures a scope before it starts.
@@ -40,6 +42,8 @@ use crate::sync::{Arc, WakerArc};
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     parent: Option<CancelToken>,
+    /// Shown in snapshots and tracing spans.
+    name: Option<Cow<'static, str>>,
     /// Set in src/cleanup/timeout.rs.
     pub(crate) cleanup_timeout: CleanupTimeout,
 }
@@ -53,6 +57,23 @@ impl Builder {
     /// Makes the scope's token a child of `token` rather than of the ambient one.
     pub fn parent(mut self, token: &CancelToken) -> Self {
         self.parent = Some(token.clone());
+        self
+    }
+
+    /// Names the scope, for [snapshots](crate::snapshot) and, with the
+    /// `tracing` feature, its span.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let name = taskscope::Builder::new()
+    ///     .name("requests")
+    ///     .scope(|s| async move { s.snapshot().scopes[0].name.clone() })
+    ///     .await;
+    /// assert_eq!(name.as_deref(), Some("requests"));
+    /// # });
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
         self
     }
 
@@ -116,6 +137,14 @@ impl Builder {
     pub(crate) fn shared(&self) -> WakerArc<ScopeShared> {
         let parent = self.parent.clone().or_else(ambient::parent_for_new_scope);
         let token = parent.map_or_else(CancelToken::new, |parent| parent.child());
-        WakerArc::new(ScopeShared::new(token))
+        // In the tree, the scope belongs to the task that creates it, even
+        // when its token hangs under another one (`parent`).
+        let task = ambient::current_task();
+        let info = ScopeInfo::new(self.name.clone(), task.clone());
+        let shared = WakerArc::new(ScopeShared::new(token, info));
+        if let Some(task) = task {
+            task.shared().adopt_scope(&shared);
+        }
+        shared
     }
 }

@@ -11,6 +11,7 @@
 //! lock is held during a poll (a child may spawn into its own scope) and,
 //! in a parallel scope, distinct children can be polled on distinct threads.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +37,8 @@ struct State<T: ?Sized> {
     tasks: Slab<Entry<T>>,
     /// Set when the scope finished or was dropped: spawning is a bug then.
     closed: bool,
+    /// The number the next child gets in snapshots (the body is 0).
+    next_seq: u64,
 }
 
 struct Entry<T: ?Sized> {
@@ -75,6 +78,7 @@ impl<T: ?Sized> Core<T> {
             state: Mutex::new(State {
                 tasks: Slab::new(),
                 closed: false,
+                next_seq: 1,
             }),
             cleanup: CleanupQueue::new(CleanupTimeout::default()),
         }
@@ -99,7 +103,11 @@ impl<T: ?Sized> Core<T> {
     /// # Panics
     ///
     /// If the scope has already finished or been dropped.
-    pub(crate) fn insert(&self, future: Pin<Box<T>>) -> WakerArc<TaskHeader> {
+    pub(crate) fn insert(
+        &self,
+        future: Pin<Box<T>>,
+        name: Option<Cow<'static, str>>,
+    ) -> WakerArc<TaskHeader> {
         let mut state = self.state.lock();
         if state.closed {
             drop(state);
@@ -110,21 +118,22 @@ impl<T: ?Sized> Core<T> {
                  or from its children instead)"
             );
         }
-        let entry = state.tasks.vacant_entry();
-        let index = entry.key();
-        let header = WakerArc::new(TaskHeader::new(self.shared.clone(), index));
+        let index = state.tasks.vacant_key();
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let header = WakerArc::new(TaskHeader::new(self.shared.clone(), index, seq, name));
         let waker = Waker::from(header.clone());
         let parts = Parts {
             future,
             header: header.clone(),
             waker,
         };
-        entry.insert(Entry {
+        state.tasks.insert(Entry {
             parts: Some(parts),
             rewake: false,
         });
         drop(state);
-        self.shared.schedule(index);
+        self.shared.spawned(index, header.clone());
         header
     }
 
@@ -319,11 +328,20 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
     if !late {
         header.clear_queued();
     }
-    let entered = ambient::enter(Ambient::Task(header));
-    let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
-    let Some(Ambient::Task(header)) = entered.exit() else {
-        unreachable!("the ambient slot gives back the header that was entered")
-    };
+    header.info().begin_poll(header.shared().info().epoch());
+    #[cfg(feature = "tracing")]
+    let span = header.info().span().clone().entered();
+    let (header, poll) = ambient::run_as_task(header, Ambient::Task, || {
+        future.as_mut().poll(&mut Context::from_waker(&waker))
+    });
+    #[cfg(feature = "tracing")]
+    {
+        if let Poll::Ready(TaskExit::Panicked(panic)) = &poll {
+            tracing::error!(reason = %panic.reason(), "taskscope: task panicked");
+        }
+        drop(span);
+    }
+    header.info().end_poll();
     if late {
         header.clear_queued();
     }

@@ -67,9 +67,9 @@ where
     T: ?Sized + Future<Output = TaskExit>,
 {
     pub(crate) fn new(body: Fut, core: Arc<Core<T>>, run_batch: RunBatch<T>) -> Self {
-        let body_header = WakerArc::new(TaskHeader::new(core.shared().clone(), BODY));
+        let body_header = WakerArc::new(TaskHeader::new(core.shared().clone(), BODY, 0, None));
         // The body's first poll, as for a freshly spawned child.
-        core.shared().schedule(BODY);
+        core.shared().body_started(body_header.clone());
         Driver {
             body: Some(body),
             output: None,
@@ -104,6 +104,8 @@ where
             "taskscope: scope future polled after it completed; await a scope once"
         );
         let shared = this.core.shared();
+        #[cfg(feature = "tracing")]
+        let _span = shared.info().span().enter();
         shared.begin_poll(cx.waker());
         let mut budget = POLL_BUDGET;
         loop {
@@ -140,6 +142,7 @@ where
                 return Poll::Pending;
             }
             *this.finished = true;
+            shared.retire();
             if let Some(payload) = shared.take_unraised_panic() {
                 panic::resume_unwind(payload);
             }
@@ -162,15 +165,26 @@ fn poll_body<Fut: Future>(
         return;
     };
     let waker = Waker::from(header.clone());
-    let _entered = ambient::enter(Ambient::Token(shared.token().clone()));
-    let polled = panic::catch_unwind(AssertUnwindSafe(|| {
-        future.poll(&mut Context::from_waker(&waker))
-    }));
+    header.info().begin_poll(shared.info().epoch());
+    let token = Ambient::Token(shared.token().clone());
+    let (_, polled) = ambient::run_as_task(header.clone(), token, || {
+        panic::catch_unwind(AssertUnwindSafe(|| {
+            future.poll(&mut Context::from_waker(&waker))
+        }))
+    });
+    header.info().end_poll();
     let outcome = match polled {
         Ok(Poll::Pending) => return,
         Ok(Poll::Ready(value)) => Ok(value),
         Err(payload) => Err(payload),
     };
+    // Gone from snapshots, and stray wakes no longer queue it.
+    header.mark_dead();
+    #[cfg(feature = "tracing")]
+    if let Err(payload) = &outcome {
+        let reason = CancelReason::from_panic(&**payload);
+        tracing::error!(%reason, "taskscope: scope body panicked");
+    }
     // The body finished: drop it now, so the scope handle it held goes too.
     let dropped = panic::catch_unwind(AssertUnwindSafe(|| body.set(None)));
     match (outcome, dropped) {
@@ -189,6 +203,9 @@ impl<T: ?Sized> Core<T> {
                 .cancel_with(CancelReason::ScopeDropped)
         });
         let panicked = panic::catch_unwind(cancel);
+        // Retired after the children are gone (their destructors may still
+        // spawn, and register), and also if one of those destructors panics.
+        let _retire = RetireOnDrop(self.shared());
         self.drop_children();
         // No async clean-up can run now: sync drops only, counted as skipped.
         let abandoned = panic::catch_unwind(AssertUnwindSafe(|| self.cleanup().abandon()));
@@ -199,6 +216,15 @@ impl<T: ?Sized> Core<T> {
                 panic::resume_unwind(payload);
             }
         }
+    }
+}
+
+/// Retires a scope's shared part when dropped, also on unwind.
+struct RetireOnDrop<'a>(&'a ScopeShared);
+
+impl Drop for RetireOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.retire();
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`Scope`]: the handle a scope's body and children spawn through.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -8,10 +9,12 @@ use std::pin::Pin;
 use super::child::ChildFuture;
 use super::core::Core;
 use super::join_handle::{JoinHandle, JoinSlot};
+use super::shared::ScopeShared;
 use super::task::TaskExit;
 use crate::cancel::CancelToken;
 use crate::cleanup::queue::CleanupQueue;
-use crate::sync::Arc;
+use crate::introspect::{Snapshot, SnapshotHandle};
+use crate::sync::{Arc, WakerArc};
 
 /// The boxed form of a `Send` child.
 pub(crate) type SendTask<'env> = dyn Future<Output = TaskExit> + Send + 'env;
@@ -98,6 +101,7 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
     /// Spawns `future`, boxed into the scope's child type by `boxed`.
     pub(crate) fn spawn_boxed<F>(
         &self,
+        name: Option<Cow<'static, str>>,
         future: F,
         boxed: impl FnOnce(ChildFuture<F>) -> Pin<Box<T>>,
     ) -> JoinHandle<F::Output>
@@ -113,12 +117,16 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
         let slot = Arc::new(JoinSlot::new());
         let header = self
             .core
-            .insert(boxed(ChildFuture::new(future, slot.clone())));
+            .insert(boxed(ChildFuture::new(future, slot.clone())), name);
         JoinHandle::new(slot, header)
     }
 
     pub(crate) fn token(&self) -> &CancelToken {
         self.core.shared().token()
+    }
+
+    pub(crate) fn shared(&self) -> &WakerArc<ScopeShared> {
+        self.core.shared()
     }
 
     pub(crate) fn cleanup(&self) -> &CleanupQueue<T> {
@@ -165,12 +173,61 @@ impl<'env> Scope<'env> {
         F: Future + Send + 'env,
         F::Output: Send + 'env,
     {
-        self.handle.spawn_boxed(future, |child| Box::pin(child))
+        self.handle
+            .spawn_boxed(None, future, |child| Box::pin(child))
+    }
+
+    /// Spawns `future` as a child named `name`; the name shows in
+    /// [snapshots](crate::snapshot) and, with the `tracing` feature, in the
+    /// child's span. Otherwise as [`spawn`](Self::spawn).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// taskscope::scope(|s| async move {
+    ///     s.spawn_named("load", async {});
+    ///     let tasks = &s.snapshot().scopes[0].tasks;
+    ///     assert_eq!(tasks[0].name.as_deref(), Some("load"));
+    /// })
+    /// .await;
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the scope has already finished (the handle outlived its scope).
+    pub fn spawn_named<F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'env,
+        F::Output: Send + 'env,
+    {
+        self.handle
+            .spawn_boxed(Some(name.into()), future, |child| Box::pin(child))
     }
 
     /// The scope's token: cancelling it cancels the body and every child.
     pub fn token(&self) -> &CancelToken {
         self.handle.token()
+    }
+
+    /// A snapshot of this scope and everything below it: its body, its
+    /// children, the scopes created inside them, and so on down.
+    ///
+    /// Never blocks on a running task (each lock it takes is held just long
+    /// enough to copy a few pointers) and may be called from anywhere,
+    /// including the scope's own children. Turns on
+    /// [poll times](crate::record_poll_times) for later polls.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of_scope(self.handle.shared())
+    }
+
+    /// A `'static`, `Send` handle that takes snapshots of this scope, e.g.
+    /// from a watchdog thread. It does not keep the scope running.
+    pub fn snapshot_handle(&self) -> SnapshotHandle {
+        SnapshotHandle::new(self.handle.shared().clone())
     }
 
     pub(crate) fn cleanup(&self) -> &CleanupQueue<SendTask<'env>> {

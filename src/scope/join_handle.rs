@@ -107,6 +107,12 @@ impl<T> JoinHandle<T> {
     /// [`checkpoint`](crate::checkpoint) or
     /// [`current_token`](crate::current_token) and is still joined.
     pub fn cancel(&self) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            parent: self.header.info().span(),
+            reason = %crate::CancelReason::Requested,
+            "taskscope: task cancelled through its handle"
+        );
         self.header.token().cancel();
     }
 
@@ -122,7 +128,11 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let mut state = self.slot.state.lock();
         match mem::replace(&mut *state, SlotState::Taken) {
-            SlotState::Done(value) => Poll::Ready(value),
+            SlotState::Done(value) => {
+                drop(state);
+                self.header.info().release();
+                Poll::Ready(value)
+            }
             SlotState::Running(waker) if mutant("join_stores_waker_after_unlock") => {
                 *state = SlotState::Running(waker);
                 drop(state);
@@ -142,6 +152,7 @@ impl<T> Future for JoinHandle<T> {
             }
             SlotState::Panicked(panic) => {
                 drop(state);
+                self.header.info().release();
                 match panic.take() {
                     Some(payload) => panic::resume_unwind(payload),
                     None => panic!(
@@ -160,6 +171,13 @@ impl<T> Future for JoinHandle<T> {
                  taken once"
             ),
         }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // A finished child nobody will join is not worth showing any more.
+        self.header.info().release();
     }
 }
 

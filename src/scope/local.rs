@@ -1,5 +1,6 @@
 //! [`LocalScope`]: the handle of a scope whose children need not be `Send`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 
@@ -9,6 +10,7 @@ use super::join_handle::JoinHandle;
 use super::task::TaskExit;
 use crate::cancel::CancelToken;
 use crate::cleanup::queue::CleanupQueue;
+use crate::introspect::{Snapshot, SnapshotHandle};
 use crate::sync::Arc;
 
 /// The boxed form of a child that need not be `Send`.
@@ -62,12 +64,44 @@ impl<'env> LocalScope<'env> {
         F: Future + 'env,
         F::Output: 'env,
     {
-        self.handle.spawn_boxed(future, |child| Box::pin(child))
+        self.handle
+            .spawn_boxed(None, future, |child| Box::pin(child))
+    }
+
+    /// Spawns `future` as a child named `name`; see
+    /// [`Scope::spawn_named`](crate::Scope::spawn_named).
+    ///
+    /// # Panics
+    ///
+    /// If the scope has already finished (the handle outlived its scope).
+    pub fn spawn_named<F>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'env,
+        F::Output: 'env,
+    {
+        self.handle
+            .spawn_boxed(Some(name.into()), future, |child| Box::pin(child))
     }
 
     /// The scope's token: cancelling it cancels the body and every child.
     pub fn token(&self) -> &CancelToken {
         self.handle.token()
+    }
+
+    /// A snapshot of this scope and everything below it; see
+    /// [`Scope::snapshot`](crate::Scope::snapshot).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of_scope(self.handle.shared())
+    }
+
+    /// A `'static`, `Send` handle that takes snapshots of this scope; see
+    /// [`Scope::snapshot_handle`](crate::Scope::snapshot_handle).
+    pub fn snapshot_handle(&self) -> SnapshotHandle {
+        SnapshotHandle::new(self.handle.shared().clone())
     }
 
     pub(crate) fn cleanup(&self) -> &CleanupQueue<LocalTask<'env>> {

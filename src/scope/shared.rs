@@ -17,15 +17,24 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
-use super::task::{BODY, PanicBox};
-use crate::cancel::CancelToken;
-use crate::sync::{Mutex, WakerArc, mutant};
+use super::task::{BODY, PanicBox, TaskHeader};
+use crate::cancel::{CancelToken, OnCancel};
+use crate::introspect::ScopeInfo;
+use crate::sync::{Mutex, WakerArc, WakerWeak, mutant};
 
 pub(crate) struct ScopeShared {
     token: CancelToken,
     ready: Mutex<Ready>,
     /// Panics of the body and the children, in the order they happened.
     panics: Mutex<Vec<WakerArc<PanicBox>>>,
+    info: ScopeInfo,
+    /// Scopes created while one of this scope's tasks was polled (each
+    /// knows which task: its `ScopeInfo::parent`). Weak: they point back
+    /// here strongly. Kept per scope rather than per task so that a task's
+    /// header stays small.
+    nested: Mutex<Vec<WakerWeak<ScopeShared>>>,
+    /// With `tracing`: the callback that reports the scope's cancellation.
+    _traced: Option<OnCancel>,
 }
 
 #[derive(Default)]
@@ -33,15 +42,105 @@ struct Ready {
     queue: VecDeque<usize>,
     waker: Option<Waker>,
     notified: bool,
+    /// The headers of the children by slab index, for snapshots (the slab
+    /// itself is `'env` and out of a snapshot's reach). Kept under this lock
+    /// because spawning takes it anyway: registering costs no extra lock.
+    /// A finished child's header stays until a new child reuses its index
+    /// (removing it would cost a lock per child) or the scope retires.
+    tasks: Vec<Option<WakerArc<TaskHeader>>>,
+    body: Option<WakerArc<TaskHeader>>,
 }
 
 impl ScopeShared {
-    pub(crate) fn new(token: CancelToken) -> Self {
+    pub(crate) fn new(token: CancelToken, info: ScopeInfo) -> Self {
+        let traced = info.trace_cancellation(&token);
         ScopeShared {
             token,
             ready: Mutex::new(Ready::default()),
             panics: Mutex::new(Vec::new()),
+            info,
+            nested: Mutex::new(Vec::new()),
+            _traced: traced,
         }
+    }
+
+    pub(crate) fn info(&self) -> &ScopeInfo {
+        &self.info
+    }
+
+    /// Remembers a scope created while one of this scope's tasks was polled.
+    pub(crate) fn adopt_scope(&self, scope: &WakerArc<ScopeShared>) {
+        let mut nested = self.nested.lock();
+        // Forget scopes that are gone, so that a long-lived scope whose
+        // tasks create many short ones keeps a short list (amortised: the
+        // list at most doubles between two sweeps).
+        if nested.len() == nested.capacity() {
+            nested.retain(|weak| weak.strong_count() > 0);
+        }
+        nested.push(WakerArc::downgrade(scope));
+    }
+
+    /// The scopes created inside this scope's tasks that still exist.
+    pub(crate) fn nested_scopes(&self) -> Vec<WakerArc<ScopeShared>> {
+        // Upgraded under the lock, inspected after it is released: a
+        // snapshot holds at most one lock at a time.
+        let nested = self.nested.lock();
+        nested.iter().filter_map(WakerWeak::upgrade).collect()
+    }
+
+    /// Registers a new child's header and queues its first poll, under one lock.
+    pub(crate) fn spawned(&self, index: usize, header: WakerArc<TaskHeader>) {
+        let (replaced, waker) = {
+            let mut ready = self.ready.lock();
+            if ready.tasks.len() <= index {
+                ready.tasks.resize_with(index + 1, || None);
+            }
+            let replaced = ready.tasks[index].replace(header);
+            (replaced, ready.push(index))
+        };
+        // Outside the lock: the old header may be the last reference to a
+        // token, whose destructor takes the token's lock.
+        drop(replaced);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Registers the body's header and queues its first poll.
+    pub(crate) fn body_started(&self, header: WakerArc<TaskHeader>) {
+        let waker = {
+            let mut ready = self.ready.lock();
+            ready.body = Some(header);
+            ready.push(super::task::BODY)
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The registered headers (body first), copied out so that the caller
+    /// inspects them with no lock held.
+    pub(crate) fn headers(&self) -> Vec<WakerArc<TaskHeader>> {
+        let ready = self.ready.lock();
+        ready
+            .body
+            .iter()
+            .chain(ready.tasks.iter().flatten())
+            .cloned()
+            .collect()
+    }
+
+    /// The scope finished or was dropped: forget the registered headers.
+    ///
+    /// They point back at this shared part, so keeping them would leak it.
+    pub(crate) fn retire(&self) {
+        self.info.retire();
+        let (tasks, body) = {
+            let mut ready = self.ready.lock();
+            (std::mem::take(&mut ready.tasks), ready.body.take())
+        };
+        // Outside the lock, as in `spawned`.
+        drop((tasks, body));
     }
 
     pub(crate) fn token(&self) -> &CancelToken {
@@ -50,16 +149,7 @@ impl ScopeShared {
 
     /// Queues `index` for a poll and wakes the scope if nobody will look (2).
     pub(crate) fn schedule(&self, index: usize) {
-        let waker = {
-            let mut ready = self.ready.lock();
-            ready.queue.push_back(index);
-            if ready.notified || mutant("schedule_never_wakes") {
-                None
-            } else {
-                ready.notified = true;
-                ready.waker.clone()
-            }
-        };
+        let waker = self.ready.lock().push(index);
         // Woken outside the lock: an executor may poll the scope right here.
         if let Some(waker) = waker {
             waker.wake();
@@ -140,9 +230,23 @@ impl ScopeShared {
     }
 }
 
+impl Ready {
+    /// Queues `index`; the waker to wake (outside the lock) if nobody will look (2).
+    fn push(&mut self, index: usize) -> Option<Waker> {
+        self.queue.push_back(index);
+        if self.notified || mutant("schedule_never_wakes") {
+            None
+        } else {
+            self.notified = true;
+            self.waker.clone()
+        }
+    }
+}
+
 impl fmt::Debug for ScopeShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScopeShared")
+            .field("id", &self.info.id())
             .field("token", &self.token)
             .finish_non_exhaustive()
     }

@@ -1,12 +1,14 @@
 //! The per-child header: the child's waker, its index and its token.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::task::Wake;
 
 use super::shared::ScopeShared;
 use crate::cancel::CancelReason;
 use crate::cancel::lazy::LazyToken;
+use crate::introspect::TaskInfo;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, WakerArc};
 
 /// The index of a child that has finished: its waker no longer schedules.
@@ -27,19 +29,39 @@ pub(crate) struct TaskHeader {
     /// in the ready queue at most once, however often it is woken.
     queued: AtomicBool,
     token: LazyToken,
+    /// Name, number, poll statistics and nested scopes, for snapshots.
+    info: TaskInfo,
 }
 
 impl TaskHeader {
     /// A header for a child at `index`, already counted as queued: a new
     /// child is scheduled for its first poll by the spawner.
-    pub(crate) fn new(shared: WakerArc<ScopeShared>, index: usize) -> Self {
+    ///
+    /// `seq` numbers the task inside its scope (0 for the body).
+    pub(crate) fn new(
+        shared: WakerArc<ScopeShared>,
+        index: usize,
+        seq: u64,
+        name: Option<Cow<'static, str>>,
+    ) -> Self {
         let token = LazyToken::new(shared.token().clone());
+        let info = TaskInfo::new(seq, name, shared.info());
         TaskHeader {
             shared,
             index: AtomicUsize::new(index),
             queued: AtomicBool::new(true),
             token,
+            info,
         }
+    }
+
+    pub(crate) fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    /// The scope this task belongs to.
+    pub(crate) fn shared(&self) -> &WakerArc<ScopeShared> {
+        &self.shared
     }
 
     pub(crate) fn token(&self) -> &LazyToken {
@@ -84,6 +106,7 @@ impl Wake for TaskHeader {
 impl fmt::Debug for TaskHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskHeader")
+            .field("seq", &self.info.seq())
             .field("index", &self.index())
             .field("cancelled", &self.token.is_cancelled())
             .finish_non_exhaustive()

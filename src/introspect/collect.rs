@@ -1,0 +1,119 @@
+//! Walking the scope tree into a snapshot.
+//!
+//! The walk holds at most one lock at a time, and each only long enough to
+//! copy pointers out: a scope's ready-queue lock (for its registered
+//! headers), a scope's list of nested scopes, a lazy token's lock. None of
+//! these is held by the poll path while it runs user code, and none is
+//! taken while another is held, so a snapshot cannot deadlock against the
+//! scope it looks at, even from inside one of that scope's children.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::scope_snapshot::ScopeSnapshot;
+use super::task_snapshot::TaskSnapshot;
+use super::task_state::TaskState;
+use crate::cancel::Cancelled;
+use crate::scope::shared::ScopeShared;
+use crate::scope::task::{DEAD, TaskHeader};
+use crate::sync::WakerArc;
+
+/// Deeper scopes are left out. The tree cannot have cycles (a scope is
+/// registered under a task of an older scope), so this only bounds the
+/// stack a pathological nesting would use.
+const MAX_DEPTH: usize = 256;
+
+pub(crate) fn scope(shared: &ScopeShared, now: Instant, depth: usize) -> Option<ScopeSnapshot> {
+    let info = shared.info();
+    if info.is_retired() || depth > MAX_DEPTH {
+        return None;
+    }
+    // Nested scopes, by the address of the header of the task they were
+    // created in.
+    let mut nested: HashMap<usize, Vec<WakerArc<ScopeShared>>> = HashMap::new();
+    for scope in shared.nested_scopes() {
+        if let Some(parent) = scope.info().parent() {
+            let key = WakerArc::as_ptr(parent) as usize;
+            nested.entry(key).or_default().push(scope);
+        }
+    }
+    let mut body = None;
+    let mut tasks = Vec::new();
+    for header in shared.headers() {
+        let scopes = nested
+            .remove(&(WakerArc::as_ptr(&header) as usize))
+            .unwrap_or_default();
+        let Some(task) = task(shared, &header, scopes, now, depth) else {
+            continue;
+        };
+        if task.is_body() {
+            body = Some(task);
+        } else {
+            tasks.push(task);
+        }
+    }
+    tasks.sort_by_key(|task| task.id);
+    Some(ScopeSnapshot {
+        id: info.id(),
+        name: info.name().cloned(),
+        cancelled: shared.token().reason(),
+        body,
+        tasks,
+    })
+}
+
+fn task(
+    shared: &ScopeShared,
+    header: &WakerArc<TaskHeader>,
+    scopes: Vec<WakerArc<ScopeShared>>,
+    now: Instant,
+    depth: usize,
+) -> Option<TaskSnapshot> {
+    let info = header.info();
+    let finished = header.index() == DEAD;
+    let is_body = info.seq() == 0;
+    if finished && (is_body || info.is_released()) {
+        return None;
+    }
+    let state = if finished {
+        TaskState::Finished
+    } else if info.is_polling() {
+        TaskState::Polling
+    } else {
+        TaskState::Pending
+    };
+    let cancelled = if is_body {
+        shared.token().reason()
+    } else {
+        header.token().check().err().map(Cancelled::into_reason)
+    };
+    let since_last_poll = info
+        .last_poll(shared.info().epoch())
+        .map(|at| now.saturating_duration_since(at));
+    let scopes = scopes
+        .iter()
+        .filter_map(|nested| scope(nested, now, depth + 1))
+        .collect();
+    Some(TaskSnapshot {
+        id: info.seq(),
+        name: info.name().cloned(),
+        state,
+        cancelled,
+        polls: info.polls(),
+        since_last_poll,
+        scopes,
+    })
+}
+
+/// The outermost scope still running above `task`'s scope.
+pub(crate) fn root_of(task: &TaskHeader) -> WakerArc<ScopeShared> {
+    let mut root = task.shared().clone();
+    for _ in 0..MAX_DEPTH {
+        let parent = match root.info().parent() {
+            Some(parent) if !parent.shared().info().is_retired() => parent.shared().clone(),
+            _ => break,
+        };
+        root = parent;
+    }
+    root
+}

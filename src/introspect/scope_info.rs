@@ -1,0 +1,106 @@
+//! What a scope's shared part keeps for snapshots and tracing.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use crate::cancel::CancelToken;
+use crate::scope::task::TaskHeader;
+use crate::sync::{Ordering, StatBool, StatU64, WakerArc};
+
+/// Scope ids are unique in the process; 0 is never handed out.
+static NEXT_SCOPE_ID: StatU64 = StatU64::new(1);
+
+/// The diagnostic part of a [`ScopeShared`](crate::scope::shared::ScopeShared).
+pub(crate) struct ScopeInfo {
+    id: u64,
+    name: Option<Cow<'static, str>>,
+    /// Poll times of the scope's tasks are stored relative to this.
+    epoch: Instant,
+    /// The task that was being polled when the scope was created: the
+    /// scope shows under it. A strong link upwards (tasks link down weakly).
+    parent: Option<WakerArc<TaskHeader>>,
+    /// The scope finished or was dropped: no longer part of any tree, even
+    /// if stray wakers keep this shared part alive.
+    retired: StatBool,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl ScopeInfo {
+    pub(crate) fn new(
+        name: Option<Cow<'static, str>>,
+        parent: Option<WakerArc<TaskHeader>>,
+    ) -> Self {
+        // Relaxed: only uniqueness matters, which the read-modify-write gives.
+        let id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!("taskscope.scope", id, name = name.as_deref());
+        ScopeInfo {
+            id,
+            name,
+            epoch: Instant::now(),
+            parent,
+            retired: StatBool::new(false),
+            #[cfg(feature = "tracing")]
+            span,
+        }
+    }
+
+    /// A scope with no name and no parent (unit tests).
+    #[cfg(test)]
+    pub(crate) fn root() -> Self {
+        ScopeInfo::new(None, None)
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn name(&self) -> Option<&Cow<'static, str>> {
+        self.name.as_ref()
+    }
+
+    pub(crate) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    pub(crate) fn parent(&self) -> Option<&WakerArc<TaskHeader>> {
+        self.parent.as_ref()
+    }
+
+    #[cfg(feature = "tracing")]
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    pub(crate) fn retire(&self) {
+        // Relaxed: a snapshot racing with the end of the scope may show it
+        // once more; nothing else depends on the flag.
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        // Relaxed: see `retire`.
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// With `tracing`: an event when the scope's token is cancelled, with
+    /// the reason. The callback holds the span only, never the scope, so
+    /// the token does not keep the scope's shared part alive.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn trace_cancellation(&self, token: &CancelToken) -> Option<crate::OnCancel> {
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return None;
+        }
+        let span = self.span.clone();
+        let id = self.id;
+        Some(token.on_cancel(move |reason| {
+            tracing::info!(parent: &span, scope = id, %reason, "taskscope: scope cancelled");
+        }))
+    }
+
+    #[cfg(not(feature = "tracing"))]
+    pub(crate) fn trace_cancellation(&self, _token: &CancelToken) -> Option<crate::OnCancel> {
+        None
+    }
+}

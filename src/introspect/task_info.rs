@@ -1,0 +1,123 @@
+//! What a task's header keeps for snapshots and tracing.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use super::poll_times;
+use super::scope_info::ScopeInfo;
+use crate::sync::{Ordering, StatBool, StatU64};
+
+/// The diagnostic part of a [`TaskHeader`](crate::scope::task::TaskHeader).
+///
+/// Counters are written by the task's poller only: a task is polled by one
+/// thread at a time and handed between pollers under the scope's lock, so a
+/// plain load and store suffices where a read-modify-write would cost a
+/// locked instruction per poll.
+pub(crate) struct TaskInfo {
+    /// The task's number inside its scope: 0 is the body, children count from 1.
+    seq: u64,
+    name: Option<Cow<'static, str>>,
+    polls: StatU64,
+    /// When the last poll started, in nanoseconds since the scope's epoch,
+    /// plus one; 0 when no poll recorded a time (see `poll_times`).
+    last_poll: StatU64,
+    polling: StatBool,
+    /// The task's `JoinHandle` took the output or was dropped: once
+    /// finished, the task is no longer worth showing.
+    released: StatBool,
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl TaskInfo {
+    pub(crate) fn new(seq: u64, name: Option<Cow<'static, str>>, scope: &ScopeInfo) -> Self {
+        #[cfg(feature = "tracing")]
+        let span = if seq == 0 {
+            // The body runs inside the scope's own span.
+            tracing::Span::none()
+        } else {
+            tracing::debug_span!(
+                parent: scope.span(),
+                "taskscope.task",
+                id = %format_args!("{}.{seq}", scope.id()),
+                name = name.as_deref(),
+            )
+        };
+        #[cfg(not(feature = "tracing"))]
+        let _ = scope;
+        TaskInfo {
+            seq,
+            name,
+            polls: StatU64::new(0),
+            last_poll: StatU64::new(0),
+            polling: StatBool::new(false),
+            released: StatBool::new(false),
+            #[cfg(feature = "tracing")]
+            span,
+        }
+    }
+
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub(crate) fn name(&self) -> Option<&Cow<'static, str>> {
+        self.name.as_ref()
+    }
+
+    #[cfg(feature = "tracing")]
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Called by the poller right before it polls the task.
+    #[inline]
+    pub(crate) fn begin_poll(&self, epoch: Instant) {
+        // Relaxed, and not a read-modify-write: only the poller writes (see
+        // the type's docs); snapshots read best-effort values.
+        self.polls
+            .store(self.polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.polling.store(true, Ordering::Relaxed);
+        if poll_times::enabled() {
+            let since = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            // Relaxed: a diagnostic value; nothing else is published with it.
+            self.last_poll.store(since + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Called by the poller right after the poll returned.
+    #[inline]
+    pub(crate) fn end_poll(&self) {
+        // Relaxed: a diagnostic flag, see `begin_poll`.
+        self.polling.store(false, Ordering::Relaxed);
+    }
+
+    /// The task's handle took its output or was dropped.
+    pub(crate) fn release(&self) {
+        // Relaxed: a snapshot that misses it shows a finished task once more.
+        self.released.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn polls(&self) -> u64 {
+        // Relaxed: best-effort diagnostics (see the type's docs).
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_polling(&self) -> bool {
+        // Relaxed: best-effort diagnostics.
+        self.polling.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_released(&self) -> bool {
+        // Relaxed: best-effort diagnostics.
+        self.released.load(Ordering::Relaxed)
+    }
+
+    /// When the last poll started, if a time was recorded.
+    pub(crate) fn last_poll(&self, epoch: Instant) -> Option<Instant> {
+        // Relaxed: best-effort diagnostics.
+        let stored = self.last_poll.load(Ordering::Relaxed);
+        let nanos = stored.checked_sub(1)?;
+        epoch.checked_add(std::time::Duration::from_nanos(nanos))
+    }
+}

@@ -1,0 +1,42 @@
+//! [`TaskState`]: where a task stands when a snapshot is taken.
+
+use std::fmt;
+
+/// Where a task stood when its [`TaskSnapshot`](crate::TaskSnapshot) was
+/// taken. Whether it is cancelled is separate:
+/// [`TaskSnapshot::cancelled`](crate::TaskSnapshot::cancelled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub enum TaskState {
+    /// Waiting to be woken, or woken and waiting for its scope to poll it.
+    Pending,
+    /// Being polled right now (on this thread, if the snapshot was taken
+    /// from inside it).
+    Polling,
+    /// Finished, but its [`JoinHandle`](crate::JoinHandle) has neither
+    /// taken the output nor been dropped.
+    Finished,
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TaskState::Pending => "pending",
+            TaskState::Polling => "being polled",
+            TaskState::Finished => "finished, not joined",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_as_words() {
+        assert_eq!(TaskState::Pending.to_string(), "pending");
+        assert_eq!(TaskState::Polling.to_string(), "being polled");
+        assert_eq!(TaskState::Finished.to_string(), "finished, not joined");
+    }
+}

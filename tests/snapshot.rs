@@ -1,0 +1,365 @@
+//! Snapshots of the scope tree: contents, states, reasons, where they can be
+//! taken from, and their `Display`.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::yield_once;
+use futures::channel::oneshot;
+use futures::executor::block_on;
+use taskscope::{Builder, CancelReason, TaskState};
+
+/// The tree with ids and times left out, for string comparison.
+fn plain(snapshot: &taskscope::Snapshot) -> String {
+    snapshot.display().hide_ids().hide_times().to_string()
+}
+
+#[test]
+fn nested_scopes_appear_under_the_task_that_created_them() {
+    let (started_tx, started_rx) = oneshot::channel::<()>();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let snapshot = block_on(Builder::new().name("outer").scope(|s| async move {
+        s.spawn_named("parent", async move {
+            Builder::new()
+                .name("inner")
+                .scope(|inner| async move {
+                    inner
+                        .spawn_named("leaf", async move {
+                            started_tx.send(()).unwrap();
+                            release_rx.await.unwrap();
+                        })
+                        .await
+                })
+                .await
+        });
+        started_rx.await.unwrap();
+        let snapshot = taskscope::snapshot();
+        release_tx.send(()).unwrap();
+        snapshot
+    }));
+    assert_eq!(
+        plain(&snapshot),
+        "scope \"outer\"\n\
+         ├─ body: being polled, 2 polls\n\
+         └─ task \"parent\": pending, 1 poll\n   \
+            └─ scope \"inner\"\n      \
+               ├─ body: pending, 1 poll\n      \
+               └─ task \"leaf\": pending, 1 poll\n"
+    );
+    let outer = &snapshot.scopes[0];
+    let inner = snapshot.find_scope("inner").unwrap();
+    assert!(
+        inner.id > outer.id,
+        "scopes are numbered as they are created"
+    );
+    assert_eq!(outer.tasks[0].id, 1, "children count from 1");
+    assert_eq!(inner.tasks[0].id, 1);
+    assert!(outer.body.as_ref().unwrap().is_body());
+}
+
+#[test]
+fn ids_show_in_the_default_display() {
+    let text = block_on(Builder::new().name("ids").scope(|s| async move {
+        s.spawn_named("first", async {});
+        let snapshot = s.snapshot();
+        let id = snapshot.scopes[0].id;
+        (id, snapshot.display().hide_times().to_string())
+    }));
+    let (id, text) = text;
+    assert_eq!(
+        text,
+        format!(
+            "scope {id} \"ids\"\n\
+             ├─ body {id}.0: being polled, 1 poll\n\
+             └─ task {id}.1 \"first\": pending, 0 polls\n"
+        )
+    );
+}
+
+#[test]
+fn a_cancelled_scope_shows_its_reason_and_its_children_follow_it() {
+    let snapshot = block_on(Builder::new().name("deadline").scope(|s| async move {
+        s.spawn_named("worker", taskscope::cancelled());
+        s.token().cancel_with(CancelReason::Deadline);
+        s.snapshot()
+    }));
+    let scope = &snapshot.scopes[0];
+    assert!(matches!(scope.cancelled, Some(CancelReason::Deadline)));
+    let worker = &scope.tasks[0];
+    assert!(matches!(
+        worker.cancelled.as_ref().map(CancelReason::origin),
+        Some(CancelReason::Deadline)
+    ));
+    assert_eq!(
+        plain(&snapshot),
+        "scope \"deadline\": cancelling (the deadline passed)\n\
+         ├─ body: being polled, 1 poll\n\
+         └─ task \"worker\": pending, 0 polls, cancelling (with its scope)\n"
+    );
+}
+
+#[test]
+fn a_child_cancelled_alone_shows_its_own_reason() {
+    let snapshot = block_on(Builder::new().name("calm").scope(|s| async move {
+        // The token is looked up inside the child: its own.
+        let solo = s.spawn_named("solo", async { taskscope::cancelled().await });
+        s.spawn_named("other", async {});
+        solo.cancel();
+        s.snapshot()
+    }));
+    assert!(snapshot.scopes[0].cancelled.is_none());
+    assert!(snapshot.find_task("other").unwrap().cancelled.is_none());
+    assert_eq!(
+        plain(&snapshot),
+        "scope \"calm\"\n\
+         ├─ body: being polled, 1 poll\n\
+         ├─ task \"solo\": pending, 0 polls, cancelling (cancellation was requested)\n\
+         └─ task \"other\": pending, 0 polls\n"
+    );
+}
+
+#[test]
+fn a_failed_try_scope_shows_the_error_as_its_reason() {
+    let (seen_tx, seen_rx) = oneshot::channel::<taskscope::Snapshot>();
+    let result: Result<(), String> = block_on(taskscope::try_scope(|s| async move {
+        s.spawn_try(async { Err::<(), _>("disk full".to_string()) });
+        // A child that is still there when the error arrives, and looks.
+        s.spawn_named("witness", async move {
+            taskscope::cancelled().await;
+            seen_tx.send(taskscope::snapshot()).unwrap();
+        });
+        Ok(())
+    }));
+    assert_eq!(result.unwrap_err(), "disk full");
+    let snapshot = block_on(seen_rx).unwrap();
+    let scope = &snapshot.scopes[0];
+    assert!(
+        matches!(&scope.cancelled, Some(CancelReason::Failed(text)) if &**text == "\"disk full\""),
+        "{:?}",
+        scope.cancelled
+    );
+    assert_eq!(
+        snapshot.find_task("witness").unwrap().state,
+        TaskState::Polling
+    );
+}
+
+#[test]
+fn a_snapshot_from_inside_a_child_starts_at_the_outermost_scope() {
+    let snapshot = block_on(Builder::new().name("root").scope(|s| async move {
+        s.spawn_named("middle", async {
+            Builder::new()
+                .name("nested")
+                .scope(
+                    |n| async move { n.spawn_named("me", async { taskscope::snapshot() }).await },
+                )
+                .await
+        })
+        .await
+    }));
+    assert_eq!(snapshot.scopes.len(), 1);
+    assert_eq!(snapshot.scopes[0].name.as_deref(), Some("root"));
+    let me = snapshot.find_task("me").unwrap();
+    assert_eq!(me.state, TaskState::Polling);
+    assert_eq!(me.polls, 1);
+    assert_eq!(
+        snapshot.find_task("middle").unwrap().state,
+        TaskState::Polling,
+        "the task around a nested scope is being polled too"
+    );
+}
+
+#[test]
+fn a_snapshot_outside_every_scope_is_empty() {
+    let snapshot = taskscope::snapshot();
+    assert!(snapshot.is_empty());
+    assert_eq!(snapshot.to_string(), "(no scope)\n");
+}
+
+#[test]
+fn a_snapshot_from_another_thread_sees_the_running_scope() {
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let text = block_on(Builder::new().name("watched").scope(|s| async move {
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        s.spawn_named("waiter", async move {
+            started_tx.send(()).unwrap();
+            release_rx.await.unwrap()
+        });
+        started_rx.await.unwrap();
+        let handle = s.snapshot_handle();
+        let (text_tx, text_rx) = oneshot::channel();
+        let watcher = std::thread::spawn(move || {
+            let snapshot = handle.snapshot();
+            text_tx.send(plain(&snapshot)).unwrap();
+        });
+        // The scope goes on running while the other thread looks.
+        let text = text_rx.await.unwrap();
+        watcher.join().unwrap();
+        release_tx.send(()).unwrap();
+        text
+    }));
+    // The body may be pending or being polled when the other thread
+    // looks; the rest is fixed.
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "scope \"watched\"");
+    assert!(lines[1].starts_with("├─ body: "), "{text}");
+    assert_eq!(lines[2], "└─ task \"waiter\": pending, 1 poll");
+}
+
+#[test]
+fn snapshots_taken_in_a_loop_from_another_thread_never_stall_a_busy_scope() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let watcher = {
+        let (stop, taken) = (stop.clone(), taken.clone());
+        std::thread::spawn(move || {
+            let handle: taskscope::SnapshotHandle = handle_rx.recv().unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                let snapshot = handle.snapshot();
+                assert!(snapshot.scopes.len() <= 1);
+                taken.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let seen = taken.clone();
+    runtime.block_on(Builder::new().name("busy").scope(|s| async move {
+        handle_tx.send(s.snapshot_handle()).unwrap();
+        for round in 0..200 {
+            s.spawn_named("worker", async move {
+                Builder::new()
+                    .scope(|n| async move {
+                        for _ in 0..3 {
+                            n.spawn(async {
+                                yield_once().await;
+                                // From inside, concurrently with the watcher.
+                                let _ = taskscope::snapshot();
+                            });
+                        }
+                    })
+                    .await;
+                round
+            });
+            yield_once().await;
+        }
+        // Make sure the watcher looked while the scope was running.
+        while seen.load(Ordering::SeqCst) < 10 {
+            yield_once().await;
+        }
+    }));
+    stop.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    assert!(taken.load(Ordering::SeqCst) >= 10);
+}
+
+#[test]
+fn a_finished_child_shows_until_its_handle_is_joined_or_dropped() {
+    block_on(Builder::new().scope(|s| async move {
+        let joined = s.spawn_named("joined", async { 1 });
+        let dropped = s.spawn_named("dropped", async { 2 });
+        while !joined.is_finished() || !dropped.is_finished() {
+            yield_once().await;
+        }
+        let snapshot = s.snapshot();
+        assert_eq!(
+            snapshot.find_task("joined").unwrap().state,
+            TaskState::Finished
+        );
+        assert_eq!(
+            snapshot.find_task("dropped").unwrap().state,
+            TaskState::Finished
+        );
+        assert!(plain(&snapshot).contains("task \"joined\": finished, not joined, 1 poll\n"));
+        assert_eq!(joined.await, 1);
+        drop(dropped);
+        let snapshot = s.snapshot();
+        assert!(snapshot.find_task("joined").is_none());
+        assert!(snapshot.find_task("dropped").is_none());
+    }));
+}
+
+#[test]
+fn a_snapshot_handle_sees_nothing_once_its_scope_finished() {
+    let handle = block_on(taskscope::scope(|s| async move { s.snapshot_handle() }));
+    assert!(handle.snapshot().is_empty());
+}
+
+#[test]
+fn poll_counts_and_times_are_recorded() {
+    taskscope::record_poll_times();
+    block_on(Builder::new().scope(|s| async move {
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let (parked_tx, parked_rx) = oneshot::channel::<()>();
+        s.spawn_named("thrice", async move {
+            yield_once().await;
+            yield_once().await;
+            parked_tx.send(()).unwrap(); // in its third poll
+            release_rx.await.unwrap();
+        });
+        parked_rx.await.unwrap();
+        let snapshot = s.snapshot();
+        let task = snapshot.find_task("thrice").unwrap();
+        assert_eq!(task.polls, 3);
+        assert!(task.since_last_poll.is_some());
+        assert!(snapshot.to_string().contains(", last poll "));
+        release_tx.send(()).unwrap();
+    }));
+}
+
+#[test]
+fn scopes_inside_wrappers_and_combinators_appear_under_their_task() {
+    let snapshot = block_on(Builder::new().name("top").scope(|s| async move {
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        s.spawn_named("wrapped", async move {
+            let shielded =
+                taskscope::shield(Builder::new().name("shielded").scope(|n| async move {
+                    n.spawn_named("deep", async move {
+                        started_tx.send(()).unwrap();
+                        release_rx.await.unwrap();
+                    })
+                    .await
+                }));
+            let other = Builder::new().name("in-branch").scope(|_| async {});
+            taskscope::join(shielded, other).await;
+        });
+        started_rx.await.unwrap();
+        let snapshot = s.snapshot();
+        release_tx.send(()).unwrap();
+        snapshot
+    }));
+    let wrapped = snapshot.find_task("wrapped").unwrap();
+    let names: Vec<_> = wrapped
+        .scopes
+        .iter()
+        .map(|scope| scope.name.as_deref())
+        .collect();
+    assert_eq!(
+        names,
+        [Some("shielded")],
+        "the finished branch scope is gone"
+    );
+    assert!(wrapped.scopes[0].find_task("deep").is_some());
+}
+
+#[test]
+fn local_scopes_take_named_children_and_snapshots() {
+    let text = block_on(Builder::new().name("local").local_scope(|s| async move {
+        let shared = std::rc::Rc::new(1);
+        s.spawn_named(String::from("rc"), async move { *shared });
+        plain(&s.snapshot())
+    }));
+    assert_eq!(
+        text,
+        "scope \"local\"\n\
+         ├─ body: being polled, 1 poll\n\
+         └─ task \"rc\": pending, 0 polls\n"
+    );
+}

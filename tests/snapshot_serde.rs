@@ -1,0 +1,29 @@
+//! The `serde` feature: snapshots serialize, reasons as their text.
+#![cfg(feature = "serde")]
+
+use futures::executor::block_on;
+use taskscope::{Builder, CancelReason};
+
+#[test]
+fn a_snapshot_serializes_with_names_states_and_reasons_as_text() {
+    let snapshot = block_on(Builder::new().name("serialized").scope(|s| async move {
+        s.spawn_named("worker", taskscope::cancelled());
+        s.token().cancel_with(CancelReason::Deadline);
+        s.snapshot()
+    }));
+    let value = serde_json::to_value(&snapshot).unwrap();
+    let scope = &value["scopes"][0];
+    assert_eq!(scope["name"], "serialized");
+    assert_eq!(scope["cancelled"], "the deadline passed");
+    assert_eq!(scope["body"]["id"], 0);
+    assert_eq!(scope["body"]["state"], "Polling");
+    let worker = &scope["tasks"][0];
+    assert_eq!(worker["name"], "worker");
+    assert_eq!(worker["state"], "Pending");
+    assert_eq!(worker["polls"], 0);
+    assert_eq!(
+        worker["cancelled"],
+        "a parent was cancelled: the deadline passed"
+    );
+    assert!(worker["scopes"].as_array().unwrap().is_empty());
+}

@@ -1,0 +1,232 @@
+//! The `tracing` feature: spans per scope and task, events for
+//! cancellation and panics, captured with a small recording subscriber.
+#![cfg(feature = "tracing")]
+
+use std::fmt::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use futures::executor::block_on;
+use taskscope::Builder;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+#[derive(Clone, Debug)]
+struct SpanRecord {
+    name: &'static str,
+    fields: String,
+    parent: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+struct EventRecord {
+    fields: String,
+    /// The span the event happened in (explicit parent, or the entered one).
+    span: Option<u64>,
+}
+
+#[derive(Default)]
+struct Log {
+    spans: Vec<SpanRecord>,
+    events: Vec<EventRecord>,
+    /// Entered spans on the (single) test thread.
+    stack: Vec<u64>,
+}
+
+/// Records spans, their parents, enters and events; nothing else.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Log>>);
+
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        write!(self.0, "{}={:?}", field.name(), value).unwrap();
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record_debug(field, &value);
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let mut fields = Fields(String::new());
+        attrs.record(&mut fields);
+        let mut log = self.0.lock().unwrap();
+        let parent = match attrs.parent() {
+            Some(id) => Some(id.into_u64()),
+            None if attrs.is_contextual() => log.stack.last().copied(),
+            None => None,
+        };
+        log.spans.push(SpanRecord {
+            name: attrs.metadata().name(),
+            fields: fields.0,
+            parent,
+        });
+        Id::from_u64(log.spans.len() as u64)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        let mut log = self.0.lock().unwrap();
+        let span = match event.parent() {
+            Some(id) => Some(id.into_u64()),
+            None if event.is_contextual() => log.stack.last().copied(),
+            None => None,
+        };
+        log.events.push(EventRecord {
+            fields: fields.0,
+            span,
+        });
+    }
+
+    fn enter(&self, span: &Id) {
+        self.0.lock().unwrap().stack.push(span.into_u64());
+    }
+
+    fn exit(&self, span: &Id) {
+        let mut log = self.0.lock().unwrap();
+        let top = log.stack.pop();
+        assert_eq!(top, Some(span.into_u64()), "spans are exited in order");
+    }
+}
+
+impl Recorder {
+    fn span(&self, id: u64) -> SpanRecord {
+        self.0.lock().unwrap().spans[id as usize - 1].clone()
+    }
+
+    fn span_id(&self, name: &str, contains: &str) -> u64 {
+        let log = self.0.lock().unwrap();
+        let position = log
+            .spans
+            .iter()
+            .position(|span| span.name == name && span.fields.contains(contains))
+            .unwrap_or_else(|| panic!("no span {name} with {contains}: {:?}", log.spans));
+        position as u64 + 1
+    }
+
+    fn event_with(&self, contains: &str) -> EventRecord {
+        let log = self.0.lock().unwrap();
+        log.events
+            .iter()
+            .find(|event| event.fields.contains(contains))
+            .cloned()
+            .unwrap_or_else(|| panic!("no event with {contains}: {:?}", log.events))
+    }
+}
+
+#[test]
+fn scopes_and_tasks_get_spans_with_names_and_ids_entered_while_polled() {
+    let recorder = Recorder::default();
+    let scope_id = tracing::subscriber::with_default(recorder.clone(), || {
+        block_on(Builder::new().name("traced").scope(|s| async move {
+            s.spawn_named("worker", async {
+                tracing::info!("inside the worker");
+                Builder::new()
+                    .name("nested")
+                    .scope(|n| async move {
+                        n.spawn(async { tracing::info!("inside the nested child") });
+                    })
+                    .await;
+            });
+            s.snapshot().scopes[0].id
+        }))
+    });
+    let scope = recorder.span_id("taskscope.scope", "name=\"traced\"");
+    assert!(
+        recorder
+            .span(scope)
+            .fields
+            .contains(&format!("id={scope_id}"))
+    );
+    let worker = recorder.span_id("taskscope.task", "name=\"worker\"");
+    let worker_span = recorder.span(worker);
+    assert!(
+        worker_span.fields.contains(&format!("id={scope_id}.1")),
+        "{worker_span:?}"
+    );
+    assert_eq!(
+        worker_span.parent,
+        Some(scope),
+        "a task's span is under its scope's"
+    );
+    assert_eq!(recorder.event_with("inside the worker").span, Some(worker));
+    let nested = recorder.span_id("taskscope.scope", "name=\"nested\"");
+    assert_eq!(
+        recorder.span(nested).parent,
+        Some(worker),
+        "a nested scope's span is under the task that created it"
+    );
+    let nested_child = recorder.event_with("inside the nested child").span.unwrap();
+    assert_eq!(recorder.span(nested_child).parent, Some(nested));
+}
+
+#[test]
+fn cancellation_is_an_event_with_its_reason() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        block_on(Builder::new().name("stopping").scope(|s| async move {
+            let child = s.spawn_named("alone", async { taskscope::cancelled().await });
+            child.cancel();
+            s.token().cancel_with(taskscope::CancelReason::Deadline);
+        }))
+    });
+    let scope = recorder.span_id("taskscope.scope", "name=\"stopping\"");
+    let event = recorder.event_with("scope cancelled");
+    assert_eq!(event.span, Some(scope));
+    assert!(
+        event.fields.contains("reason=the deadline passed"),
+        "{event:?}"
+    );
+    let alone = recorder.span_id("taskscope.task", "name=\"alone\"");
+    let event = recorder.event_with("task cancelled");
+    assert_eq!(event.span, Some(alone));
+    assert!(
+        event.fields.contains("reason=cancellation was requested"),
+        "{event:?}"
+    );
+}
+
+#[test]
+fn a_panicking_task_is_an_error_event_in_its_span() {
+    let recorder = Recorder::default();
+    let caught = tracing::subscriber::with_default(recorder.clone(), || {
+        std::panic::catch_unwind(|| {
+            block_on(taskscope::scope(|s| async move {
+                s.spawn_named("doomed", async { panic!("boom") });
+            }))
+        })
+    });
+    assert!(caught.is_err(), "the scope re-raises the panic");
+    let doomed = recorder.span_id("taskscope.task", "name=\"doomed\"");
+    let event = recorder.event_with("task panicked");
+    assert_eq!(event.span, Some(doomed));
+    assert!(event.fields.contains("boom"), "{event:?}");
+}
+
+#[test]
+fn clean_up_runs_are_events_in_the_scope_span() {
+    let recorder = Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        block_on(Builder::new().name("tidy").scope(|s| async move {
+            s.defer(async {});
+        }))
+    });
+    let scope = recorder.span_id("taskscope.scope", "name=\"tidy\"");
+    let event = recorder.event_with("running a clean-up");
+    assert_eq!(event.span, Some(scope));
+}
