@@ -53,6 +53,9 @@ pub use combinators::{
     Join, JoinAll, Race, RaceAll, RaceOk, Select, TryJoin, TryJoinAll, join, join_all, race,
     race_all, race_ok, select, try_join, try_join_all,
 };
+#[cfg(all(loom, feature = "parallel"))]
+#[doc(hidden)]
+pub use scope::loom_par_scope as __loom_par_scope;
 #[cfg(feature = "parallel")]
 pub use scope::par_scope;
 pub use scope::{
