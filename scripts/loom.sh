@@ -5,7 +5,7 @@
 # Usage (from anywhere inside the repository):
 #   bash scripts/loom.sh                     the whole suite (what CI runs)
 #   bash scripts/loom.sh token               one file: token, ready_queue, join,
-#                                            race, adopted, buffered_in
+#                                            race, adopted, buffered_in, parallel
 #   bash scripts/loom.sh token <model>       one model (exact test name)
 #   bash scripts/loom.sh --mutants           shows that each model fails on
 #                                            its deliberately broken variant
@@ -67,6 +67,12 @@ mutants=(
     "finish_ignores_children       join         scope_never_completes_with_a_child_still_running"
     "schedule_never_wakes          join         join_handle_awaited_in_the_body_gets_the_value"
     "join_stores_waker_after_unlock join        join_handle_awaited_on_another_thread_gets_the_value"
+    "claim_reclaims_position       parallel     every_child_of_a_fanned_out_batch_is_polled_once_per_wake"
+    "put_back_ignores_rewake       parallel     every_child_of_a_fanned_out_batch_is_polled_once_per_wake"
+    "put_back_ignores_rewake       parallel     child_woken_while_another_participant_polls_it_is_polled_again"
+    "finish_ignores_children       parallel     child_woken_while_another_participant_polls_it_is_polled_again"
+    "claim_reclaims_position       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
+    "put_back_ignores_rewake       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
 )
 
 if [[ "${1:-}" == "--mutants" ]]; then

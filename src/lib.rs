@@ -58,6 +58,9 @@ pub use introspect::{
     ScopeSnapshot, Snapshot, SnapshotDisplay, SnapshotHandle, TaskSnapshot, TaskState,
     record_poll_times, snapshot,
 };
+#[cfg(all(loom, feature = "parallel"))]
+#[doc(hidden)]
+pub use scope::loom_par_scope as __loom_par_scope;
 #[cfg(feature = "parallel")]
 pub use scope::par_scope;
 pub use scope::{

@@ -295,7 +295,7 @@ fn put_back_locked<T: ?Sized>(
         Poll::Pending => {
             let entry = &mut state.tasks[index];
             entry.parts = Some(parts);
-            if std::mem::take(&mut entry.rewake) {
+            if std::mem::take(&mut entry.rewake) && !mutant("put_back_ignores_rewake") {
                 FollowUp::Reschedule(index)
             } else {
                 FollowUp::Nothing

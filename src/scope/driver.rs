@@ -24,7 +24,11 @@ use crate::sync::{Arc, WakerArc, mutant};
 pub const POLL_BUDGET: usize = 128;
 
 /// Polls a batch of ready children: one after the other, or fanned out.
-pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun);
+///
+/// It gets the core's `Arc`, not just the core, so that the loom build's
+/// parallel runner can hand the core to `'static` loom threads (see
+/// `parallel::on_loom_threads`).
+pub(crate) type RunBatch<T> = fn(&Arc<Core<T>>, &[usize], &mut BatchRun);
 
 /// What the driver hands a batch runner besides the batch itself.
 #[derive(Debug, Default)]
@@ -231,7 +235,7 @@ impl Drop for RetireOnDrop<'_> {
 /// Polls the children of `batch` one after the other on this thread; the
 /// children woken meanwhile wait for the driver's next batch.
 pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(
-    core: &Core<T>,
+    core: &Arc<Core<T>>,
     batch: &[usize],
     _run: &mut BatchRun,
 ) {

@@ -27,6 +27,8 @@ pub use local::LocalScope;
 pub use local_scope_future::{LocalScopeFuture, local_scope};
 #[cfg(feature = "parallel")]
 pub use par_scope::par_scope;
+#[cfg(all(loom, feature = "parallel"))]
+pub use parallel::on_loom_threads::loom_par_scope;
 pub use scope_future::{ScopeFuture, scope};
 pub use try_scope::{TryScope, try_scope};
 pub use try_scope_future::TryScopeFuture;

@@ -31,12 +31,13 @@
 //! every helper job has returned, so no poll outlives the call; see
 //! design/soundness.md, "The parallel scope".
 
+use std::ops::Deref;
 use std::time::Instant;
 
 use super::core::Core;
 use super::driver::BatchRun;
 use super::handle::SendTask;
-use crate::sync::{AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, mutant};
 
 /// The expected work, in nanoseconds, for which a batch is fanned out.
 ///
@@ -50,7 +51,7 @@ pub(crate) const FAN_OUT_NANOS: u64 = 50_000;
 pub(crate) const STRETCH: usize = 32;
 
 /// Polls `batch` inline or across rayon's pool; see the module docs.
-pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut BatchRun) {
+pub(crate) fn run_parallel(core: &Arc<Core<SendTask<'_>>>, batch: &[usize], run: &mut BatchRun) {
     let mut next = 0;
     while next < batch.len() {
         let remaining = batch.len() - next;
@@ -113,9 +114,14 @@ fn elapsed_nanos(started: Instant) -> u64 {
 }
 
 /// What the participants of one fan-out share.
-struct FanOut<'a, 'env> {
-    core: &'a Core<SendTask<'env>>,
-    batch: &'a [usize],
+///
+/// Generic over how it holds the core and the batch: borrowed
+/// (`&Core`, `&[usize]`) for rayon's fork-join, owned (`Arc<Core>`,
+/// `Vec<usize>`) for the `'static` loom threads of `on_loom_threads`, so
+/// that the loom models run this very code.
+struct FanOut<C, B> {
+    core: C,
+    batch: B,
     /// The next unclaimed position in `batch`.
     next: AtomicUsize,
     /// Polls still allowed beyond the batch (the driver's budget).
@@ -126,7 +132,42 @@ struct FanOut<'a, 'env> {
     timing: Mutex<(u64, u64)>,
 }
 
-impl FanOut<'_, '_> {
+impl<'env, C, B> FanOut<C, B>
+where
+    C: Deref<Target = Core<SendTask<'env>>>,
+    B: Deref<Target = [usize]>,
+{
+    /// The state of a fan-out of `batch` among `participants` threads
+    /// (the calling one included), within the budget `run` has left.
+    fn new(core: C, batch: B, participants: usize, run: &BatchRun) -> Self {
+        // The budget counts per participant (see `POLL_BUDGET`): together
+        // they may make `participants` times what is left of it for this
+        // batch, so a scope with many queued children joins its helpers that
+        // much less often.
+        let allowed = run
+            .spare
+            .saturating_add(batch.len())
+            .saturating_mul(participants);
+        let spare = allowed - batch.len();
+        FanOut {
+            core,
+            batch,
+            next: AtomicUsize::new(0),
+            spare: AtomicUsize::new(spare),
+            bite: bite_for(run.poll_nanos),
+            timing: Mutex::new((0, 0)),
+        }
+    }
+
+    /// Once every participant has returned: what is left of the budget and
+    /// the new estimate of one poll go back to the driver.
+    fn finish(&self, participants: usize, run: &mut BatchRun) {
+        // Relaxed: every participant has returned; the join ordered their writes.
+        run.spare = self.spare.load(Ordering::Relaxed) / participants;
+        let (nanos, polls) = *self.timing.lock();
+        run.poll_nanos = blend(run.poll_nanos, nanos, polls);
+    }
+
     /// One participant: polls claimed children until none is left.
     fn work(&self) {
         // Timed as a whole: a participant only polls from start to end, so
@@ -147,7 +188,15 @@ impl FanOut<'_, '_> {
         // Relaxed: the read-modify-write alone hands each position to one
         // participant; the batch itself was published to the helpers by the
         // spawn that started them.
-        let position = self.next.fetch_add(1, Ordering::Relaxed);
+        let position = if mutant("claim_reclaims_position") {
+            // Broken on purpose (loom models only): two participants may read
+            // the same position, and both claim it.
+            let position = self.next.load(Ordering::Relaxed);
+            self.next.store(position + 1, Ordering::Relaxed);
+            position
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed)
+        };
         if let Some(&index) = self.batch.get(position) {
             return Some(index);
         }
@@ -186,32 +235,91 @@ fn bite_for(poll_nanos: u64) -> usize {
 /// every one of their polls has returned (or re-raises the first panic of
 /// one of them, after the others finished).
 fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
-    // The budget counts per participant (see `POLL_BUDGET`): together they
-    // may make `participants` times what is left of it for this batch, so a
-    // scope with many queued children joins its helpers that much less often.
     let participants = helpers + 1;
-    let allowed = run
-        .spare
-        .saturating_add(rest.len())
-        .saturating_mul(participants);
-    let fan = FanOut {
-        core,
-        batch: rest,
-        next: AtomicUsize::new(0),
-        spare: AtomicUsize::new(allowed - rest.len()),
-        bite: bite_for(run.poll_nanos),
-        timing: Mutex::new((0, 0)),
-    };
+    let fan = FanOut::new(core, rest, participants, run);
     rayon_core::in_place_scope(|scope| {
         for _ in 0..helpers {
             scope.spawn(|_| fan.work());
         }
         fan.work();
     });
-    // Relaxed: every participant has returned; the join ordered their writes.
-    run.spare = fan.spare.load(Ordering::Relaxed) / participants;
-    let (nanos, polls) = *fan.timing.lock();
-    run.poll_nanos = blend(run.poll_nanos, nanos, polls);
+    fan.finish(participants, run);
+}
+
+/// The loom build's fan-out: the same `FanOut` (claims, takes, puts back,
+/// hand-backs), its helpers on loom threads instead of rayon's.
+///
+/// Loom cannot see rayon's threads, and its own threads must be `'static`,
+/// so this runner serves only scopes whose children are `'static`
+/// ([`loom_par_scope`]): it moves an `Arc` of the core and an owned copy of
+/// the batch into the helper threads, and joins them before it returns, as
+/// `rayon_core::in_place_scope` does (a panic on any thread fails the loom
+/// model, so the models need no more of rayon's panic handling). See
+/// design/loom.md.
+#[cfg(loom)]
+pub(crate) mod on_loom_threads {
+    use std::future::Future;
+    use std::panic;
+
+    use super::{FAN_OUT_NANOS, FanOut};
+    use crate::scope::builder::Builder;
+    use crate::scope::core::Core;
+    use crate::scope::driver::{BatchRun, Driver};
+    use crate::scope::handle::{Scope, SendTask};
+    use crate::scope::scope_future::ScopeFuture;
+    use crate::sync::Arc;
+
+    /// Helper threads per fan-out. Loom allows four spawned threads per
+    /// execution in all, and every fan-out spawns its helpers afresh.
+    const HELPERS: usize = 1;
+
+    /// A [`par_scope`](crate::par_scope) for loom models: children must be
+    /// `'static`, and every batch of two or more ready children is fanned
+    /// out to the calling thread and one loom thread.
+    ///
+    /// Only in loom builds (`--cfg loom`); not part of the API.
+    pub fn loom_par_scope<F, Fut>(body: F) -> ScopeFuture<'static, Fut>
+    where
+        F: FnOnce(Scope<'static>) -> Fut,
+        Fut: Future,
+    {
+        let core = Arc::new(Builder::new().core());
+        let body = body(Scope::new(core.clone()));
+        ScopeFuture::new(Driver::new(body, core, run_on_loom_threads))
+    }
+
+    fn run_on_loom_threads(
+        core: &Arc<Core<SendTask<'static>>>,
+        batch: &[usize],
+        run: &mut BatchRun,
+    ) {
+        // As in `run_parallel`: a single ready child is polled inline.
+        if batch.len() < 2 {
+            core.run_serial(batch);
+            return;
+        }
+        let helpers = HELPERS.min(batch.len() - 1);
+        let participants = helpers + 1;
+        // Loom replays interleavings, so nothing may depend on the clock:
+        // every batch of two fans out, and participants take one child at a
+        // time from the ready queue (the bite of dear polls), which makes
+        // the most claims race.
+        run.poll_nanos = FAN_OUT_NANOS;
+        let fan = Arc::new(FanOut::new(core.clone(), batch.to_vec(), participants, run));
+        let threads: Vec<_> = (0..helpers)
+            .map(|_| {
+                let fan = fan.clone();
+                loom::thread::spawn(move || fan.work())
+            })
+            .collect();
+        fan.work();
+        for thread in threads {
+            if let Err(payload) = thread.join() {
+                panic::resume_unwind(payload);
+            }
+        }
+        fan.finish(participants, run);
+    }
 }
 
 #[cfg(test)]
