@@ -5,7 +5,8 @@
 # Usage (from anywhere inside the repository):
 #   bash scripts/loom.sh                     the whole suite (what CI runs)
 #   bash scripts/loom.sh token               one file: token, ready_queue, join,
-#                                            race, adopted, buffered_in, parallel
+#                                            race, adopted, buffered_in, parallel,
+#                                            branch_wakers
 #   bash scripts/loom.sh token <model>       one model (exact test name)
 #   bash scripts/loom.sh --mutants           shows that each model fails on
 #                                            its deliberately broken variant
@@ -73,6 +74,8 @@ mutants=(
     "finish_ignores_children       parallel     child_woken_while_another_participant_polls_it_is_polled_again"
     "claim_reclaims_position       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
     "put_back_ignores_rewake       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
+    "branch_wakers_keep_first_waker branch_wakers branch_woken_while_the_join_changes_tasks_is_polled_again"
+    "branch_wakers_pass_forgets_wakes branch_wakers branches_woken_from_two_threads_are_both_polled_again"
 )
 
 if [[ "${1:-}" == "--mutants" ]]; then

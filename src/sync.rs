@@ -63,11 +63,17 @@ pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
 
 impl<T> Mutex<T> {
+    /// `const` outside loom, so a mutex can live in a `static`.
+    #[cfg(not(loom))]
+    pub(crate) const fn new(value: T) -> Self {
+        Self {
+            inner: std::sync::Mutex::new(value),
+        }
+    }
+
+    #[cfg(loom)]
     pub(crate) fn new(value: T) -> Self {
         Self {
-            #[cfg(not(loom))]
-            inner: std::sync::Mutex::new(value),
-            #[cfg(loom)]
             inner: loom::sync::Mutex::new(value),
         }
     }

@@ -5,7 +5,7 @@
 //! per target, and writes the summary to `<target dir>/bench-summary.json`.
 //! `--quick` (or `TASKSCOPE_BENCH_QUICK=1`) takes a few minutes; positional
 //! arguments select workloads by name (`spawn_join`, `cancel`, `pipeline`,
-//! `parallel`, `overhead`).
+//! `parallel`, `overhead`, `combinators`).
 
 use std::time::Instant;
 
@@ -24,12 +24,13 @@ fn main() {
     let started = Instant::now();
     let mut report = Report::default();
     let load_before = load_average();
-    let all: [(&str, Workload); 5] = [
+    let all: [(&str, Workload); 6] = [
         ("spawn_join", workloads::spawn_join::run),
         ("cancel", workloads::cancel::run),
         ("pipeline", workloads::pipeline::run),
         ("parallel", workloads::parallel::run),
         ("overhead", workloads::overhead::run),
+        ("combinators", workloads::combinators::run),
     ];
     for (name, run) in all {
         if config.runs(name) {

@@ -5,9 +5,10 @@ use std::any::Any;
 use std::fmt;
 use std::panic;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::branch::{BranchDyn, BranchParent, Step};
+use super::wake_slots::{Lease, ReadyMask};
 use crate::cancel::CancelReason;
 use crate::sync::mutant;
 
@@ -56,6 +57,9 @@ pub struct Engine {
     panic: Option<Box<dyn Any + Send>>,
     /// Where the next polling pass starts (fixed forms rotate it).
     next_start: usize,
+    /// The fixed forms' per-branch wakers; `None` before the first poll, in
+    /// the iterator forms (they have their own), and when no slot was free.
+    wakers: Option<Lease>,
 }
 
 impl Engine {
@@ -70,6 +74,7 @@ impl Engine {
             chosen: None,
             panic: None,
             next_start: 0,
+            wakers: None,
         }
     }
 
@@ -178,6 +183,7 @@ impl Engine {
             return Poll::Pending;
         }
         self.finished = true;
+        self.wakers = None; // the slot is free for the next combinator
         if let Some(payload) = self.panic.take() {
             panic::resume_unwind(payload);
         }
@@ -203,34 +209,69 @@ impl fmt::Debug for Engine {
     }
 }
 
-/// Drives a fixed-arity combinator: every running branch is polled on every
-/// poll, with the caller's waker, starting one further along each time.
+/// Drives a fixed-arity combinator: polls the running branches whose waker
+/// fired (all of them at the first poll, or when no waker slot was free),
+/// starting one further along each time, each with its own waker.
 #[doc(hidden)]
 pub fn poll_fixed(
     engine: &mut Engine,
     list: &mut [Pin<&mut dyn BranchDyn>],
     cx: &mut Context<'_>,
 ) -> Poll<Option<usize>> {
+    let first = !engine.started;
     engine.start_if_needed(list);
-    if !list.is_empty() {
-        let start = engine.rotate(list.len());
-        // A second pass only when the first cancelled the siblings, so
-        // those polled before the cancellation see it now; the cancellation
-        // happens at most twice (an error or winner, then a panic).
-        let mut again = true;
-        while again && engine.running > 0 {
-            again = false;
-            for offset in 0..list.len() {
-                let index = (start + offset) % list.len();
-                if !list[index].is_running() {
-                    continue;
-                }
-                let step = list[index].as_mut().step(cx);
-                again |= engine.record(index, step, list);
-            }
+    if !list.is_empty() && engine.running > 0 {
+        if first {
+            engine.wakers = Lease::acquire();
         }
+        let (mut ready, pass) = match &mut engine.wakers {
+            Some(lease) => {
+                let (ready, pass) = lease.begin_pass(cx);
+                (ready, Some(pass))
+            }
+            None => (ReadyMask::ALL, None),
+        };
+        if first {
+            ready = ReadyMask::ALL;
+        }
+        let start = engine.rotate(list.len());
+        // A second pass, over every running branch, only when the first
+        // cancelled the siblings, so those polled before the cancellation
+        // see it now (a branch whose token was never made has no waker to
+        // tell it); that happens at most twice (a verdict, then a panic).
+        while poll_pass(engine, list, cx.waker(), start, ready) && engine.running > 0 {
+            ready = ReadyMask::ALL;
+        }
+        drop(pass);
     }
     engine.poll_done()
+}
+
+/// Polls the running branches in `ready` once each; true if one of them
+/// cancelled its siblings.
+fn poll_pass(
+    engine: &mut Engine,
+    list: &mut [Pin<&mut dyn BranchDyn>],
+    parent: &Waker,
+    start: usize,
+    ready: ReadyMask,
+) -> bool {
+    let mut cancelled_siblings = false;
+    for offset in 0..list.len() {
+        let index = (start + offset) % list.len();
+        if !ready.contains(index) || !list[index].is_running() {
+            continue;
+        }
+        let step = match &engine.wakers {
+            Some(lease) => {
+                let waker = lease.branch_waker(index);
+                list[index].as_mut().step(&mut Context::from_waker(&waker))
+            }
+            None => list[index].as_mut().step(&mut Context::from_waker(parent)),
+        };
+        cancelled_siblings |= engine.record(index, step, list);
+    }
+    cancelled_siblings
 }
 
 #[cfg(test)]

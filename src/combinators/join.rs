@@ -35,9 +35,12 @@ use super::engine::{Engine, Mode, poll_fixed};
 ///
 /// # Fairness
 ///
-/// Every unfinished branch is polled on every poll of the `Join`, starting
-/// with a different branch each time. There is no per-branch waker (that
-/// would need an allocation), so a wake of either branch polls both.
+/// Each branch has its own waker, so a poll of the `Join` polls only the
+/// branches woken since the last one (both at the first poll, and both
+/// once more when one branch's panic cancels the other), starting with a
+/// different branch each time. The wakers need no allocation; if more than
+/// 4,096 fixed combinators are alive at once the later ones fall back to
+/// polling every branch on every poll (design/combinators.md).
 ///
 /// # Cancel safety
 ///

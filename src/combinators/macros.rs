@@ -26,8 +26,8 @@
 ///
 /// # Fairness
 ///
-/// Every unfinished branch is polled on every poll, starting one branch
-/// further along each time.
+/// Each branch has its own waker; a poll polls only the branches woken
+/// since the last one, starting one branch further along each time.
 ///
 /// # Cancel safety
 ///
@@ -104,9 +104,10 @@ macro_rules! try_join {
 ///
 /// # Fairness
 ///
-/// Every unfinished branch is polled on every poll, starting one branch
-/// further along each time; of branches finishing within one poll, the one
-/// polled first wins.
+/// Each branch has its own waker; a poll polls only the branches woken
+/// since the last one (and every loser once, when it is cancelled),
+/// starting one branch further along each time; of branches finishing
+/// within one poll, the one polled first wins.
 ///
 /// # Cancel safety
 ///

@@ -16,6 +16,7 @@ mod select;
 mod test_support;
 mod try_join;
 mod try_join_all;
+mod wake_slots;
 
 pub use join::{Join, join};
 pub use join_all::{JoinAll, join_all};

@@ -42,9 +42,10 @@ use super::engine::{Engine, Mode, poll_fixed};
 ///
 /// # Fairness
 ///
-/// Every unfinished branch is polled on every poll, starting with a
-/// different branch each time; if both finish within one poll, the one
-/// polled first wins. So neither branch wins all ties.
+/// Each branch has its own waker and is polled only when it woke (and
+/// once when it is cancelled, so it sees its token), starting with a
+/// different branch each time; if both are woken and finish within one
+/// poll, the one polled first wins. So neither branch wins all ties.
 ///
 /// # Cancel safety
 ///

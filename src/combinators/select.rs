@@ -35,9 +35,10 @@ use super::engine::{Engine, Mode, poll_fixed};
 ///
 /// # Fairness
 ///
-/// Every unfinished branch is polled on every poll, starting with a
-/// different branch each time; if both could finish within one poll, the
-/// one polled first wins and the other is dropped with its output.
+/// Each branch has its own waker and is polled only when it woke, starting
+/// with a different branch each time; if both are woken and could finish
+/// within one poll, the one polled first wins and the other is dropped
+/// with its output.
 ///
 /// # Cancel safety
 ///

@@ -46,9 +46,9 @@ use super::engine::{Engine, Mode, poll_fixed};
 ///
 /// # Fairness
 ///
-/// As [`join`](fn@crate::join): every unfinished branch is polled on every
-/// poll, starting with a different branch each time. If both fail in the
-/// same poll, the one polled first is the first error.
+/// As [`join`](fn@crate::join): only woken branches are polled, starting
+/// with a different branch each time. If both fail in the same poll, the
+/// one polled first is the first error.
 ///
 /// # Cancel safety
 ///

@@ -2,6 +2,7 @@
 //! adds its lines to the report.
 
 pub mod cancel;
+pub mod combinators;
 pub mod overhead;
 pub mod parallel;
 pub mod pipeline;
