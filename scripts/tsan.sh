@@ -1,5 +1,6 @@
 #!/usr/bin/env sh
-# Runs the par_scope tests under ThreadSanitizer, with std rebuilt
+# Runs the par_scope tests and the branch-waker tests (one wakes a branch
+# from another thread) under ThreadSanitizer, with std rebuilt
 # instrumented (-Zbuild-std). Needs the nightly toolchain with rust-src:
 #   rustup component add --toolchain nightly rust-src
 # Extra arguments go to the test binary (e.g. a test name filter).
@@ -12,4 +13,4 @@ RUSTFLAGS="-Zsanitizer=thread" \
 RUSTDOCFLAGS="-Zsanitizer=thread" \
 TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
     cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
-    --test par_scope --test par_scope_threads -- "$@"
+    --test par_scope --test par_scope_threads --test combinators_wakers -- "$@"
