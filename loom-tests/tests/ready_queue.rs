@@ -49,7 +49,7 @@ fn child_woken_from_another_thread_is_polled_again() {
 /// each other and with the scope's poll (the ready queue gets two pushes,
 /// possibly while the scope drains it). The scope completes with both done.
 ///
-/// Last run: 891 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 881 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `schedule_never_wakes` and `clear_queued_after_poll`.
 #[test]
 fn body_and_child_woken_from_two_threads_are_both_polled_again() {
