@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use common::yield_once;
 use futures::channel::oneshot;
@@ -249,8 +250,17 @@ fn snapshots_taken_in_a_loop_from_another_thread_never_stall_a_busy_scope() {
             });
             yield_once().await;
         }
-        // Make sure the watcher looked while the scope was running.
+        // Make sure the watcher looked while the scope was running. The
+        // deadline is only a give-up (a watcher that died or never got the
+        // handle would otherwise hang the test), not a claim about speed.
+        let give_up = Instant::now() + Duration::from_secs(60);
         while seen.load(Ordering::SeqCst) < 10 {
+            assert!(
+                Instant::now() < give_up,
+                "gave up after 60 s: the watcher thread took only {} of 10 snapshots \
+                 while the scope was running (did it panic or stop?)",
+                seen.load(Ordering::SeqCst)
+            );
             yield_once().await;
         }
     }));
