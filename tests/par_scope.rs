@@ -6,15 +6,16 @@
 mod common;
 mod par_support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
 use common::{CountingWaker, DropCounter, yield_once};
 use futures::executor::block_on;
-use par_support::{OnDrop, digest, spin_for};
+use par_support::{OnDrop, digest, spin_for, spin_until_count, two_threads_available};
 use taskscope::{Builder, CancelToken, par_scope};
 
 #[test]
@@ -262,4 +263,124 @@ fn the_par_scope_future_is_send_when_its_body_is() {
     let fut = par_scope(|s| async move { s.spawn(async move { data.len() }).await });
     assert_send(&fut);
     assert_eq!(block_on(fut), 3);
+}
+
+#[test]
+fn a_forgotten_par_scope_leaves_no_child_running_and_never_polls_one_again() {
+    // Not under Miri: rayon's pool under Miri takes well over ten minutes
+    // (see .ci/run); scripts/tsan.sh runs this file under ThreadSanitizer.
+    // What Miri would check (the freed data is never read) is checked here
+    // by counting: every read of the borrowed data goes through `touch`.
+    let two_threads = two_threads_available();
+    let touches = Arc::new(AtomicUsize::new(0));
+    let in_poll = Arc::new(AtomicUsize::new(0));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let threads = Arc::new(Mutex::new(HashSet::new()));
+    let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();
+    let outer = CountingWaker::new();
+    let touches_at_forget;
+    {
+        let data: Vec<u64> = (1..=64).collect();
+        let data = &data;
+        let probe = Probe {
+            touches: touches.clone(),
+            in_poll: in_poll.clone(),
+            threads: threads.clone(),
+        };
+        let mut fut = Box::pin(par_scope(|s| {
+            // Heavy first child: the rest of the batch is worth a fan-out.
+            let first = probe.clone();
+            let stash = wakers.clone();
+            s.spawn(std::future::poll_fn(move |cx| {
+                first.poll(data, || spin_for(Duration::from_millis(3)));
+                stash.lock().unwrap().push(cx.waker().clone());
+                Poll::<()>::Pending
+            }));
+            // Two that are inside their polls at the same time (so on two
+            // threads when the pool has two), each keeping its waker.
+            for _ in 0..2 {
+                let (probe, stash, arrived) = (probe.clone(), wakers.clone(), arrived.clone());
+                s.spawn(std::future::poll_fn(move |cx| {
+                    probe.poll(data, || {
+                        arrived.fetch_add(1, Ordering::SeqCst);
+                        if two_threads {
+                            spin_until_count(&arrived, 2, "the other child never ran meanwhile");
+                        }
+                    });
+                    stash.lock().unwrap().push(cx.waker().clone());
+                    Poll::<()>::Pending
+                }));
+            }
+            // One that is always ready again: whatever polled it would go
+            // on polling it, were polls not confined to the scope's `poll`.
+            let busy = probe.clone();
+            s.spawn(std::future::poll_fn(move |cx| {
+                busy.poll(data, || ());
+                cx.waker().wake_by_ref();
+                Poll::<()>::Pending
+            }));
+            std::future::pending::<()>()
+        }));
+        assert!(outer.poll(fut.as_mut()).is_pending());
+        assert_eq!(
+            in_poll.load(Ordering::SeqCst),
+            0,
+            "the scope's poll returned while a child was still being polled"
+        );
+        assert_eq!(
+            wakers.lock().unwrap().len(),
+            3,
+            "each parked child polled once"
+        );
+        if two_threads {
+            assert!(
+                threads.lock().unwrap().len() >= 2,
+                "the children were polled on several threads"
+            );
+        }
+        std::mem::forget(fut);
+        touches_at_forget = touches.load(Ordering::SeqCst);
+        // The borrow ended with the forget: `data` is freed at the end of
+        // this block, while the forgotten children still refer to it.
+    }
+    assert_eq!(in_poll.load(Ordering::SeqCst), 0, "no child is running");
+    // Wake every parked child, from this thread and from another one.
+    let parked = std::mem::take(&mut *wakers.lock().unwrap());
+    let (here, elsewhere) = parked.split_at(1);
+    let elsewhere = elsewhere.to_vec();
+    here[0].wake_by_ref();
+    thread::spawn(move || elsewhere.into_iter().for_each(Waker::wake))
+        .join()
+        .unwrap();
+    drop(parked);
+    // Every pool thread has gone back to rayon's job loop since the wakes:
+    // a child poll queued on the pool by a wake would have run by now.
+    rayon_core::broadcast(|_| ());
+    assert!(outer.count() >= 1, "the wakes reached the scope's waker");
+    assert_eq!(in_poll.load(Ordering::SeqCst), 0, "no child is running");
+    assert_eq!(
+        touches.load(Ordering::SeqCst),
+        touches_at_forget,
+        "a child of the forgotten scope was polled again and read the freed data"
+    );
+}
+
+/// Counts a child's polls, each of which reads the borrowed data, and
+/// whether one is under way.
+#[derive(Clone)]
+struct Probe {
+    touches: Arc<AtomicUsize>,
+    in_poll: Arc<AtomicUsize>,
+    threads: Arc<Mutex<HashSet<thread::ThreadId>>>,
+}
+
+impl Probe {
+    fn poll(&self, data: &[u64], work: impl FnOnce()) {
+        self.in_poll.fetch_add(1, Ordering::SeqCst);
+        self.threads.lock().unwrap().insert(thread::current().id());
+        assert_eq!(data.iter().sum::<u64>(), 64 * 65 / 2);
+        self.touches.fetch_add(1, Ordering::SeqCst);
+        work();
+        self.in_poll.fetch_sub(1, Ordering::SeqCst);
+    }
 }
