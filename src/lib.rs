@@ -24,9 +24,11 @@
 //! tree, each scope's future polls its body and its woken children, and
 //! every scope owns a [`CancelToken`] that is a child of the token of the
 //! task that created it.
-// One `unsafe` block in the crate, allowed where it stands: building a
-// branch's waker from an integer (src/combinators/wake_slots.rs; the argument
-// is in design/soundness.md, "Branch wakers"). Everything else is denied.
+// Two `unsafe` blocks in the crate, each allowed where it stands: building a
+// branch's waker from an integer (src/combinators/wake_slots.rs) and the array
+// forms' pin projection (src/combinators/array.rs); the arguments are in
+// design/soundness.md, "Branch wakers" and "Array forms". Everything else is
+// denied.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -54,8 +56,9 @@ pub use cleanup::{Adopted, AsyncDrop, LocalAdopted, LocalAsyncDrop, cleanup_skip
 #[doc(hidden)]
 pub use combinators::private as __private;
 pub use combinators::{
-    Join, JoinAll, Race, RaceAll, RaceOk, Select, TryJoin, TryJoinAll, join, join_all, race,
-    race_all, race_ok, select, try_join, try_join_all,
+    ArrayForm, Join, JoinAll, JoinArray, Race, RaceAll, RaceArray, RaceOk, Select, TryJoin,
+    TryJoinAll, TryJoinArray, join, join_all, join_array, race, race_all, race_array, race_ok,
+    select, try_join, try_join_all, try_join_array,
 };
 pub use introspect::{
     ScopeSnapshot, Snapshot, SnapshotDisplay, SnapshotHandle, TaskSnapshot, TaskState,

@@ -197,3 +197,21 @@ fn the_iterator_forms_allocate_per_branch() {
         assert_eq!(allocs, 2 * n as usize + 5, "race_all of {n}");
     }
 }
+
+#[test]
+fn the_array_forms_allocate_nothing() {
+    let (allocs, out) =
+        count_allocations(|| taskscope::join_array([3, 1, 4].map(|i| work(i, i as u32))));
+    assert_eq!((allocs, out), (0, [3, 1, 4]));
+    let (allocs, out) = count_allocations(|| {
+        taskscope::race_array([50, 2, 50, 50].map(|polls| work(polls, polls as u32)))
+    });
+    assert_eq!((allocs, out), (0, 2));
+    let (allocs, out) = count_allocations(|| {
+        taskscope::try_join_array([1, 2].map(|polls| async move {
+            let value = work(polls, polls as u32).await;
+            if value == 2 { Err(value) } else { Ok(value) }
+        }))
+    });
+    assert_eq!((allocs, out), (0, Err(2)));
+}
