@@ -163,9 +163,17 @@ macro_rules! scope_deadlines {
             /// [`cancel_when`](Self::cancel_when) with a tokio timer that
             /// fires `duration` from now.
             ///
+            /// # Cancel safety
+            ///
+            /// As [`cancel_when`](Self::cancel_when): dropping the result
+            /// drops the scope future, with the effect described for
+            /// [`scope`](crate::scope).
+            ///
             /// # Panics
             ///
-            /// Outside a tokio runtime with its time driver enabled.
+            /// If called outside a tokio runtime with its time driver
+            /// enabled (tokio's rule for making a timer); otherwise as
+            /// [`cancel_when`](Self::cancel_when).
             #[cfg(feature = "tokio")]
             pub fn cancel_after(
                 self,
@@ -177,9 +185,17 @@ macro_rules! scope_deadlines {
             /// [`cancel_when`](Self::cancel_when) with a tokio timer that
             /// fires at `deadline`.
             ///
+            /// # Cancel safety
+            ///
+            /// As [`cancel_when`](Self::cancel_when): dropping the result
+            /// drops the scope future, with the effect described for
+            /// [`scope`](crate::scope).
+            ///
             /// # Panics
             ///
-            /// Outside a tokio runtime with its time driver enabled.
+            /// If called outside a tokio runtime with its time driver
+            /// enabled (tokio's rule for making a timer); otherwise as
+            /// [`cancel_when`](Self::cancel_when).
             #[cfg(feature = "tokio")]
             pub fn cancel_at(
                 self,

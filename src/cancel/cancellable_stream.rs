@@ -30,6 +30,17 @@ use super::when_cancelled::WhenCancelled;
 pub trait CancelStreamExt: Stream + Sized {
     /// Yields `Ok(item)` for each item until `token` is cancelled, then one
     /// `Err(Cancelled)`, then ends; see [`CancellableStream`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Each `next()` of the result is as cancel-safe as the inner stream's;
+    /// dropping the result drops the inner stream and unregisters from
+    /// `token`.
+    ///
+    /// # Panics
+    ///
+    /// This call does not panic. Polling the result propagates the inner
+    /// stream's panics; see [`CancellableStream`].
     fn until_cancelled(self, token: &CancelToken) -> CancellableStream<Self> {
         CancellableStream {
             stream: Some(self),

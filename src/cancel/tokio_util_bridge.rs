@@ -49,6 +49,19 @@ impl CancelToken {
     ///
     /// Or spawn the bridge on a runtime (`tokio::spawn(bridge)`): it ends
     /// when either token is cancelled, and lives until then.
+    ///
+    /// # Cancel safety
+    ///
+    /// The bridge is cancel-safe: dropping it loses nothing but the
+    /// forwarding, so the token is no longer cancelled when `ct` is
+    /// afterwards. Dropping the returned token does not stop the bridge (it
+    /// holds a clone) nor touch `ct`.
+    ///
+    /// # Panics
+    ///
+    /// This call does not panic: the token it cancels when `ct` is already
+    /// cancelled is new and has no [`on_cancel`](Self::on_cancel)
+    /// callbacks. For the bridge's polls, see [`TokioUtilBridge`].
     pub fn from_tokio_util(ct: &CancellationToken) -> (CancelToken, TokioUtilBridge) {
         let token = CancelToken::new();
         if ct.is_cancelled() {

@@ -78,6 +78,20 @@ impl Builder {
     }
 
     /// Starts a [`scope`](crate::scope) with these settings.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`scope`](crate::scope): dropping the returned future before
+    /// it completes cancels the scope's token with
+    /// [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped),
+    /// then drops every unfinished child and the body.
+    ///
+    /// # Panics
+    ///
+    /// `body` is called here, before the future exists: if the closure
+    /// itself panics (rather than the future it returns), the panic
+    /// propagates from this call and the children it spawned are dropped
+    /// unpolled. Otherwise as for [`scope`](crate::scope).
     pub fn scope<'env, F, Fut>(self, body: F) -> ScopeFuture<'env, Fut>
     where
         F: FnOnce(Scope<'env>) -> Fut,
@@ -89,6 +103,18 @@ impl Builder {
     }
 
     /// Starts a [`par_scope`](crate::par_scope) with these settings.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`par_scope`](crate::par_scope#cancel-safety).
+    ///
+    /// # Panics
+    ///
+    /// `body` is called here, before the future exists: if the closure
+    /// itself panics (rather than the future it returns), the panic
+    /// propagates from this call and the children it spawned are dropped
+    /// unpolled. Otherwise as for
+    /// [`par_scope`](crate::par_scope#panics).
     #[cfg(feature = "parallel")]
     pub fn par_scope<'env, F, Fut>(self, body: F) -> ScopeFuture<'env, Fut>
     where
@@ -101,6 +127,18 @@ impl Builder {
     }
 
     /// Starts a [`try_scope`](crate::try_scope) with these settings.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`TryScopeFuture`](crate::TryScopeFuture#cancel-safety).
+    ///
+    /// # Panics
+    ///
+    /// `body` is called here, before the future exists: if the closure
+    /// itself panics (rather than the future it returns), the panic
+    /// propagates from this call and the children it spawned are dropped
+    /// unpolled. Otherwise as for
+    /// [`try_scope`](crate::try_scope#panics).
     pub fn try_scope<'env, F, Fut, R, E>(self, body: F) -> TryScopeFuture<'env, Fut, R, E>
     where
         F: FnOnce(TryScope<'env, E>) -> Fut,
@@ -116,6 +154,20 @@ impl Builder {
     }
 
     /// Starts a [`local_scope`](crate::local_scope) with these settings.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`scope`](crate::scope): dropping the returned future before
+    /// it completes cancels the scope's token with
+    /// [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped),
+    /// then drops every unfinished child and the body.
+    ///
+    /// # Panics
+    ///
+    /// `body` is called here, before the future exists: if the closure
+    /// itself panics (rather than the future it returns), the panic
+    /// propagates from this call and the children it spawned are dropped
+    /// unpolled. Otherwise as for [`scope`](crate::scope).
     pub fn local_scope<'env, F, Fut>(self, body: F) -> LocalScopeFuture<'env, Fut>
     where
         F: FnOnce(LocalScope<'env>) -> Fut,

@@ -54,6 +54,25 @@ pin_project! {
     /// The future of a [`try_scope`](crate::try_scope): resolves to the
     /// body's `Ok` value, or to the scope's first error, once the body and
     /// every child have finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`scope`](crate::scope): dropping it before it completes
+    /// cancels the scope's token with
+    /// [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped),
+    /// then drops every unfinished child and the body. No result is
+    /// produced then: an error already recorded is dropped with the future.
+    ///
+    /// # Panics
+    ///
+    /// As for [`scope`](crate::scope): a panic of the body, or of a child
+    /// whose handle nobody awaited, is re-raised once every child has
+    /// finished. A
+    /// panic wins over errors: if the scope both failed and panicked, the
+    /// panic is raised and the first error is dropped; a panic is never
+    /// turned into an `Err`.
+    ///
+    /// Polling it again after it completed panics.
     #[must_use = "futures do nothing unless polled"]
     pub struct TryScopeFuture<'env, Fut, R, E>
     where
