@@ -171,6 +171,39 @@ pub(crate) fn current_task() -> Option<WakerArc<TaskHeader>> {
 /// so it returns a fresh token that nobody else holds and that is never
 /// cancelled unless you cancel it.
 ///
+/// # Where it does not reach
+///
+/// The ambient token belongs to the *poll* in progress on this thread, not
+/// to the future: it is set while a scope (or [`cancel_when`](crate::cancel_when),
+/// [`shield`](crate::shield), a combinator's branch) polls its task, and
+/// restored when that poll returns. Work handed to another executor is
+/// polled there, outside that poll: a future given to `tokio::spawn`, a
+/// closure run on a `std::thread`, `tokio::task::spawn_blocking` or a
+/// thread pool sees no ambient token, so there `current_token()` returns a
+/// fresh token that nobody else holds, [`checkpoint`] returns `Ok(())`,
+/// [`is_cancelled`] returns `false` and [`cancelled()`](cancelled) never
+/// completes. (A closure that a pool happens to run on the polling thread
+/// itself, as rayon may, does see it: do not rely on either.) Call
+/// `current_token()` before handing the work over and move the token in:
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// taskscope::scope(|s| async move {
+///     s.cancel();
+///     let token = taskscope::current_token(); // captured inside the scope
+///     let seen = std::thread::spawn(move || {
+///         // On another thread: no ambient token here.
+///         assert!(!taskscope::current_token().is_cancelled());
+///         token.is_cancelled()
+///     })
+///     .join()
+///     .unwrap();
+///     assert!(seen);
+/// })
+/// .await;
+/// # });
+/// ```
+///
 /// ```
 /// # futures::executor::block_on(async {
 /// let seen = taskscope::scope(|s| async move {
@@ -208,9 +241,22 @@ pub(crate) fn parent_for_new_scope() -> Option<CancelToken> {
 
 /// Completes once the current task is cancelled; see [`current_token`].
 ///
+/// The token is looked up when `cancelled()` is called, not when the future
+/// is polled: the future follows the token of the task that made it,
+/// wherever it is awaited. Called outside every scope it follows a fresh
+/// token that nobody can cancel, so it never completes (see
+/// [`current_token`]'s "Where it does not reach").
+///
 /// # Cancel safety
 ///
 /// Cancel-safe: dropping it loses nothing.
+///
+/// # Panics
+///
+/// Never panics, short of a call from a thread-local's destructor after
+/// this thread's ambient slot was torn down (where `std`'s thread-local
+/// access panics). Polling the future again after it completed returns the
+/// same error again (see [`WhenCancelled`]).
 pub fn cancelled() -> WhenCancelled {
     current_token().cancelled()
 }
