@@ -33,6 +33,8 @@ pin_project! {
     /// A poll re-raises the panic of a body once it has finished, and panics if the scope
     /// has already finished when an item is to be spawned (the future
     /// outlived its scope).
+    ///
+    /// Polling it again after it completed panics.
     #[must_use = "futures do nothing unless polled"]
     pub struct ForEachIn<St, S, F> {
         #[pin]
@@ -42,6 +44,8 @@ pin_project! {
         running: Unordered<()>,
         window: usize,
         source_done: bool,
+        // Set when it returned `Ready`: a later poll is a bug, reported as one.
+        finished: bool,
         stopped: AtomicBool,
         consumer: ConsumerWatch,
     }
@@ -70,6 +74,7 @@ where
             running: Unordered::new(),
             window,
             source_done: false,
+            finished: false,
             stopped: AtomicBool::new(false),
             consumer: ConsumerWatch::default(),
         }
@@ -107,6 +112,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        assert!(
+            !*this.finished,
+            "taskscope: `for_each_in` polled after it completed; a future must not be polled again once it returned Ready"
+        );
         if this.consumer.newly_cancelled(cx) {
             this.running.cancel_all();
         }
@@ -128,7 +137,10 @@ where
             match this.running.poll_next(cx) {
                 // A body finished: its place in the window is free again.
                 Poll::Ready(Some(())) => {}
-                Poll::Ready(None) if *this.source_done || stopped => return Poll::Ready(()),
+                Poll::Ready(None) if *this.source_done || stopped => {
+                    *this.finished = true;
+                    return Poll::Ready(());
+                }
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
@@ -247,6 +259,16 @@ mod tests {
     fn for_each_in_rejects_a_window_of_zero() {
         block_on(scope(|s| async move {
             let _all = stream::iter(0..1).for_each_in(0, &s, |_| async {});
+        }));
+    }
+
+    #[test]
+    #[should_panic(expected = "`for_each_in` polled after it completed")]
+    fn for_each_in_panics_when_polled_after_it_completed() {
+        block_on(scope(|s| async move {
+            let mut all = pin!(stream::iter(0..3).for_each_in(2, &s, |_| async {}));
+            all.as_mut().await;
+            let _ = poll!(all.as_mut());
         }));
     }
 
