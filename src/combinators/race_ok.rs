@@ -12,9 +12,12 @@ use super::engine::{Engine, Mode};
 /// Runs every future of `futures` concurrently; the first `Ok` wins, and if
 /// none succeeds, every error comes back, in the iterator's order.
 ///
-/// Once one succeeds the others are cancelled with
+/// Once one succeeds the others still running are cancelled with
 /// [`CancelReason::LostRace`](crate::CancelReason::LostRace) and awaited, as
-/// in [`race`](fn@crate::race); their outputs are dropped.
+/// in [`race`](fn@crate::race), and their outputs are dropped as they
+/// finish. The errors of those that failed before the winner succeeded are
+/// kept in the `RaceOk` and dropped with it (with `.await`, as soon as the
+/// await returns).
 ///
 /// ```
 /// # futures::executor::block_on(async {
