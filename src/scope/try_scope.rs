@@ -1,5 +1,6 @@
 //! [`try_scope`] and the [`TryScope`] handle its body gets.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
@@ -17,7 +18,9 @@ use crate::sync::Arc;
 ///
 /// The body gets a [`TryScope`]: it derefs to [`Scope`], so `spawn`,
 /// `token` and `cancel` work as usual, and adds
-/// [`spawn_try`](TryScope::spawn_try) for children returning `Result<T, E>`.
+/// [`spawn_try`](TryScope::spawn_try) and
+/// [`spawn_try_named`](TryScope::spawn_try_named) for children returning
+/// `Result<T, E>`.
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -108,13 +111,57 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
         T: Send + 'env,
         E: Send + 'env,
     {
+        self.scope.spawn(self.recording(future))
+    }
+
+    /// Spawns a child that can fail, named `name`; the name shows in
+    /// [snapshots](crate::snapshot) and, with the `tracing` feature, in the
+    /// child's span. Otherwise as [`spawn_try`](Self::spawn_try).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let result: Result<(), String> = taskscope::try_scope(|s| async move {
+    ///     s.spawn_try_named("parse", async { "7".parse::<u8>().map_err(|e| e.to_string()) });
+    ///     let tasks = &s.snapshot().scopes[0].tasks;
+    ///     assert_eq!(tasks[0].name.as_deref(), Some("parse"));
+    ///     Ok(())
+    /// })
+    /// .await;
+    /// assert_eq!(result, Ok(()));
+    /// # });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the scope has already finished (the handle outlived its scope).
+    pub fn spawn_try_named<F, T>(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        future: F,
+    ) -> JoinHandle<Result<T, Cancelled>>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'env,
+        T: Send + 'env,
+        E: Send + 'env,
+    {
+        self.scope.spawn_named(name, self.recording(future))
+    }
+
+    /// `future`, with its `Err` recorded in the scope's first-error slot.
+    fn recording<F, T>(
+        &self,
+        future: F,
+    ) -> impl Future<Output = Result<T, Cancelled>> + use<F, T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
         let errors = self.errors.clone();
-        self.scope.spawn(async move {
+        async move {
             match future.await {
                 Ok(value) => Ok(value),
                 Err(error) => Err(errors.record(error)),
             }
-        })
+        }
     }
 
     /// Runs a fallible clean-up when the scope is finishing; see
