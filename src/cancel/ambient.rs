@@ -171,6 +171,17 @@ pub(crate) fn current_task() -> Option<WakerArc<TaskHeader>> {
 /// so it returns a fresh token that nobody else holds and that is never
 /// cancelled unless you cancel it.
 ///
+/// ```
+/// # futures::executor::block_on(async {
+/// let seen = taskscope::scope(|s| async move {
+///     s.cancel();
+///     taskscope::current_token().is_cancelled()
+/// })
+/// .await;
+/// assert!(seen);
+/// # });
+/// ```
+///
 /// # Where it does not reach
 ///
 /// The ambient token belongs to the *poll* in progress on this thread, not
@@ -203,17 +214,6 @@ pub(crate) fn current_task() -> Option<WakerArc<TaskHeader>> {
 /// .await;
 /// # });
 /// ```
-///
-/// ```
-/// # futures::executor::block_on(async {
-/// let seen = taskscope::scope(|s| async move {
-///     s.cancel();
-///     taskscope::current_token().is_cancelled()
-/// })
-/// .await;
-/// assert!(seen);
-/// # });
-/// ```
 pub fn current_token() -> CancelToken {
     enum Found {
         Token(CancelToken),
@@ -243,8 +243,8 @@ pub(crate) fn parent_for_new_scope() -> Option<CancelToken> {
 ///
 /// The token is looked up when `cancelled()` is called, not when the future
 /// is polled: the future follows the token of the task that made it,
-/// wherever it is awaited. Called outside every scope it follows a fresh
-/// token that nobody can cancel, so it never completes (see
+/// wherever it is awaited. Called where no ambient token reaches, it
+/// follows a fresh token that nobody else holds, so it never completes (see
 /// [`current_token`]'s "Where it does not reach").
 ///
 /// # Cancel safety
