@@ -16,6 +16,13 @@
 //!    it rolled back, checkpointed and closed before the scope returned;
 //! 5. scores every row of the database with CPU-heavy work, serially and in a
 //!    `par_scope` whose children borrow the rows, and prints the speed-up.
+//!
+//! The timings vary from machine to machine and are only printed. The claims
+//! the story makes (both pipelines wrote the same results, the deadline
+//! stopped workers mid-run, each recorded where it stopped and nothing is
+//! half-written, the adopted connection closed before its scope returned,
+//! the parallel scores equal the serial ones) are checked: if one fails the
+//! tour says which and exits with an error.
 
 #[path = "tour/db.rs"]
 mod db;
@@ -30,6 +37,7 @@ mod report;
 #[path = "shared/sqlite_cleanup.rs"]
 mod sqlite_cleanup;
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use db::{Db, TempDir};
@@ -44,8 +52,10 @@ struct Settings {
     window: usize,
     latency: Latency,
     workers: usize,
-    invoice_items: usize,
     deadline: Duration,
+    /// Each worker's share needs at least this many times the deadline in
+    /// remote calls alone, so the deadline always lands mid-run.
+    work_per_deadline: u32,
     line_latency: Duration,
 }
 
@@ -60,17 +70,17 @@ impl Settings {
         };
         Settings {
             quick,
-            items_in_db: if quick { 2_000 } else { 5_000 },
+            items_in_db: if quick { 2_000 } else { 10_000 },
             pipeline_items: if quick { 300 } else { 2_000 },
             window: 5,
             latency,
             workers: 4,
-            invoice_items: if quick { 400 } else { 2_000 },
             deadline: if quick {
                 Duration::from_millis(300)
             } else {
                 Duration::from_millis(1_500)
             },
+            work_per_deadline: 3,
             line_latency: Duration::from_millis(1),
         }
     }
@@ -109,11 +119,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         millis(filled.elapsed())
     );
 
-    runtime.block_on(pipeline_step(&db, &settings))?;
-    runtime.block_on(deadline_step(&db, &settings))?;
+    let mut claims = Claims::default();
+    runtime.block_on(pipeline_step(&db, &settings, &mut claims))?;
+    runtime.block_on(deadline_step(&db, &settings, &mut claims))?;
 
-    runtime.block_on(cleanup_step(&dir))?;
-    parallel_step(&db)?;
+    runtime.block_on(cleanup_step(&dir, &mut claims))?;
+    parallel_step(&db, &mut claims)?;
 
     drop(db);
     drop(dir);
@@ -122,10 +133,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Done in {}; the temporary directory was removed.",
         seconds(started.elapsed())
     );
-    Ok(())
+    claims.into_result()
 }
 
-async fn pipeline_step(db: &Db, settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+/// The story's claims that hold on every machine (not the timings): each
+/// step checks its own; any that failed make the tour exit with an error.
+#[derive(Default)]
+struct Claims {
+    failed: Vec<String>,
+}
+
+impl Claims {
+    /// Records `claim` as failed unless it `holds`; returns `holds`.
+    fn check(&mut self, holds: bool, claim: impl Into<String>) -> bool {
+        if !holds {
+            self.failed.push(claim.into());
+        }
+        holds
+    }
+
+    fn into_result(self) -> Result<(), Box<dyn std::error::Error>> {
+        if self.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Box::new(StoryBroken(self.failed)))
+        }
+    }
+}
+
+/// The claims that failed (`Debug` too, as `main` prints its error that way).
+struct StoryBroken(Vec<String>);
+
+impl fmt::Display for StoryBroken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the tour's story broke; these claims failed:")?;
+        for claim in &self.0 {
+            write!(f, "\n  - {claim}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StoryBroken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for StoryBroken {}
+
+fn yes_no(holds: bool) -> &'static str {
+    if holds { "yes" } else { "NO" }
+}
+
+async fn pipeline_step(
+    db: &Db,
+    settings: &Settings,
+    claims: &mut Claims,
+) -> Result<(), Box<dyn std::error::Error>> {
     let ids: Vec<i64> = (1..=settings.pipeline_items as i64).collect();
     let window = settings.window;
     let latency = settings.latency;
@@ -187,15 +252,35 @@ async fn pipeline_step(db: &Db, settings: &Settings) -> Result<(), Box<dyn std::
     println!("   stall: how long producers sat woken (their call had answered) but unpolled,");
     println!("   because the consumer was busy; summed over all awaits of all producers.");
     let (same, count) = db.same_results("buffered", "buffered_in")?;
+    let same = claims.check(
+        same && count == ids.len() as i64,
+        format!(
+            "step 2: `buffered` and `buffered_in` wrote the same {} results in the same order",
+            ids.len()
+        ),
+    );
     println!(
         "   both runs wrote the same {count} results in the same order: {}",
-        if same { "yes" } else { "NO" }
+        yes_no(same)
     );
     Ok(())
 }
 
-async fn deadline_step(db: &Db, settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
-    let ids = db.pending_items(settings.invoice_items)?;
+async fn deadline_step(
+    db: &Db,
+    settings: &Settings,
+    claims: &mut Claims,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // Enough items that no share can be finished before the deadline,
+    // however fast the machine: their remote calls alone take longer.
+    let pending = db.pending_items()?;
+    let (ids, share_floor) = deadline::items_outlasting(
+        &pending,
+        settings.workers,
+        settings.line_latency,
+        settings.deadline * settings.work_per_deadline,
+    )
+    .ok_or("step 3: too few pending items in the database for the deadline to land mid-run")?;
     println!();
     println!(
         "3. A deadline of {} cancels a scope of {} workers invoicing {} items",
@@ -207,6 +292,12 @@ async fn deadline_step(db: &Db, settings: &Settings) -> Result<(), Box<dyn std::
         "   each item: {{1..4}} remote calls of {} ms, then one transaction; workers call \
          `checkpoint()` between items",
         settings.line_latency.as_millis()
+    );
+    println!(
+        "   each worker's share takes at least {} in remote calls alone ({}x the deadline),\n   \
+         so on any machine the deadline lands mid-run",
+        seconds(share_floor),
+        settings.work_per_deadline
     );
     println!();
     let (ends, elapsed) = deadline::run(
@@ -266,10 +357,13 @@ async fn deadline_step(db: &Db, settings: &Settings) -> Result<(), Box<dyn std::
     for (end, stop) in ends.iter().zip(&stops) {
         let (before, after) = db.invoiced_split(&end.items, stop.next_item)?;
         resumable &= stop.worker == end.worker as i64
+            && stop.next_item == end.next_item
             && before == stop.items_done
             && after == 0
             && before as usize == end.done;
     }
+    let done: usize = ends.iter().map(|end| end.done).sum();
+    let stopped = ends.iter().filter(|end| end.stopped_by_deadline).count();
     println!("   the database:");
     println!("     items marked invoiced                      {invoiced}");
     println!("     with their invoice and every line          {complete}");
@@ -282,11 +376,37 @@ async fn deadline_step(db: &Db, settings: &Settings) -> Result<(), Box<dyn std::
             "NO"
         }
     );
+    println!(
+        "   workers the deadline stopped mid-share: {stopped} of {}",
+        ends.len()
+    );
+    claims.check(
+        stopped > 0,
+        "step 3: the deadline stopped at least one worker before the end of its share",
+    );
+    claims.check(
+        invoiced == complete && invoiced as usize == done,
+        format!(
+            "step 3: every item marked invoiced has its invoice and every line \
+             ({invoiced} marked, {complete} complete, {done} reported by the workers)"
+        ),
+    );
+    claims.check(
+        half == 0,
+        format!("step 3: no half-written item ({half} found)"),
+    );
+    claims.check(
+        resumable,
+        "step 3: each worker recorded where it stopped, and the database agrees",
+    );
     Ok(())
 }
 
 /// Step 4: async clean-up of an adopted connection in a cancelled scope.
-async fn cleanup_step(dir: &TempDir) -> Result<(), Box<dyn std::error::Error>> {
+async fn cleanup_step(
+    dir: &TempDir,
+    claims: &mut Claims,
+) -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("4. A cancelled scope closes its adopted SQLite connection before it returns");
     println!("   `s.adopt(db)`: the scope runs `db.prepare_drop().await` (shielded from the");
@@ -300,9 +420,13 @@ async fn cleanup_step(dir: &TempDir) -> Result<(), Box<dyn std::error::Error>> {
         (at("db: sync drop"), at("scope returned")),
         (Some(closed), Some(returned)) if closed < returned
     );
+    let closed_first = claims.check(
+        closed_first,
+        "step 4: the adopted connection was closed before the scope returned",
+    );
     println!(
         "   closed before the scope returned: {}",
-        if closed_first { "yes" } else { "NO" }
+        yes_no(closed_first)
     );
     println!(
         "   the file reopened at once has {rows} rows: the committed batch; the cancelled one was rolled back"
@@ -311,7 +435,7 @@ async fn cleanup_step(dir: &TempDir) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Step 5: CPU-heavy work per row, serially and in a `par_scope`.
-fn parallel_step(db: &Db) -> Result<(), Box<dyn std::error::Error>> {
+fn parallel_step(db: &Db, claims: &mut Claims) -> Result<(), Box<dyn std::error::Error>> {
     use par_rows::{Row, score_chunks_in_parallel, score_rows_in_parallel, score_rows_serially};
 
     // Each item is scored under several salts, so the step lasts long
@@ -346,7 +470,10 @@ fn parallel_step(db: &Db) -> Result<(), Box<dyn std::error::Error>> {
     let (serial, serial_time) = timed(&|| score_rows_serially(&rows));
     let (per_row, per_row_time) = timed(&|| block_on(score_rows_in_parallel(&rows)));
     let (per_chunk, per_chunk_time) = timed(&|| block_on(score_chunks_in_parallel(&rows, 64)));
-    let same = serial == per_row && serial == per_chunk;
+    let same = claims.check(
+        serial == per_row && serial == per_chunk,
+        "step 5: both par_scope runs computed the same scores as the serial run",
+    );
     let speedup =
         |time: Duration| format!("{:.2}x", serial_time.as_secs_f64() / time.as_secs_f64());
     println!();
@@ -372,9 +499,6 @@ fn parallel_step(db: &Db) -> Result<(), Box<dyn std::error::Error>> {
             ],
         ],
     );
-    println!(
-        "   every run computed the same scores: {}",
-        if same { "yes" } else { "NO" }
-    );
+    println!("   every run computed the same scores: {}", yes_no(same));
     Ok(())
 }

@@ -208,13 +208,13 @@ impl Db {
         rows.collect()
     }
 
-    /// The first `limit` pending items, in id order.
-    pub(crate) fn pending_items(&self, limit: usize) -> rusqlite::Result<Vec<i64>> {
+    /// Every pending item's id and quantity (its number of lines), in id order.
+    pub(crate) fn pending_items(&self) -> rusqlite::Result<Vec<(i64, i64)>> {
         let mut statement = self
             .conn
-            .prepare("SELECT id FROM work_items WHERE status = 'pending' ORDER BY id LIMIT ?1")?;
-        let ids = statement.query_map([limit as i64], |row| row.get(0))?;
-        ids.collect()
+            .prepare("SELECT id, quantity FROM work_items WHERE status = 'pending' ORDER BY id")?;
+        let items = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        items.collect()
     }
 
     /// Writes an item's invoice, its lines and its new status in one transaction.

@@ -17,6 +17,8 @@ pub(crate) struct WorkerEnd {
     /// The first item it did not start, if it stopped early.
     pub(crate) next_item: Option<i64>,
     pub(crate) why: String,
+    /// Whether it stopped early because the deadline cancelled the scope.
+    pub(crate) stopped_by_deadline: bool,
     /// When its last transaction committed, from the start of the scope.
     pub(crate) last_write: Option<Duration>,
 }
@@ -74,7 +76,9 @@ async fn invoice(
     let mut last_write = None;
     for &id in items {
         if let Err(cancelled) = taskscope::checkpoint() {
-            let why = cancelled.reason().origin().to_string();
+            let origin = cancelled.reason().origin();
+            let why = origin.to_string();
+            let stopped_by_deadline = matches!(origin, taskscope::CancelReason::Deadline);
             db.record_stop(worker, Some(id), done, &why)
                 .expect("record where the worker stopped");
             return WorkerEnd {
@@ -83,6 +87,7 @@ async fn invoice(
                 done,
                 next_item: Some(id),
                 why,
+                stopped_by_deadline,
                 last_write,
             };
         }
@@ -109,6 +114,30 @@ async fn invoice(
         done,
         next_item: None,
         why: "finished its share".to_string(),
+        stopped_by_deadline: false,
         last_write,
     }
+}
+
+/// The fewest pending items that, cut into `workers` contiguous shares as
+/// [`run`] cuts them, give every share at least `floor` of remote calls
+/// alone (each line's call sleeps `line_latency`, and no sleep ends early):
+/// then no worker can finish its share before a deadline of `floor / k`, on
+/// any machine. Returns the ids and the smallest share's floor, or `None`
+/// if the database holds too few pending items.
+pub(crate) fn items_outlasting(
+    pending: &[(i64, i64)],
+    workers: usize,
+    line_latency: Duration,
+    floor: Duration,
+) -> Option<(Vec<i64>, Duration)> {
+    let share_floor = |share: &[(i64, i64)]| {
+        let lines: i64 = share.iter().map(|&(_, lines)| lines).sum();
+        line_latency * u32::try_from(lines).unwrap_or(u32::MAX)
+    };
+    (1..=pending.len() / workers).find_map(|share| {
+        let items = &pending[..share * workers];
+        let smallest = items.chunks(share).map(share_floor).min()?;
+        (smallest >= floor).then(|| (items.iter().map(|&(id, _)| id).collect(), smallest))
+    })
 }
