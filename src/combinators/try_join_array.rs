@@ -104,8 +104,8 @@ mod tests {
             *sibling_reason.borrow_mut() = crate::current_token().reason();
             Err("sibling's own error")
         };
-        let branches: [Pin<Box<dyn Future<Output = Result<u8, &str>> + '_>>; 2] =
-            [Box::pin(sibling), Box::pin(async { Err("first") })];
+        type Fallible<'a> = Pin<Box<dyn Future<Output = Result<u8, &'static str>> + 'a>>;
+        let branches: [Fallible<'_>; 2] = [Box::pin(sibling), Box::pin(async { Err("first") })];
         let mut fut = std::pin::pin!(try_join_array(branches));
         let output = loop {
             if let Poll::Ready(output) = fut.as_mut().poll(&mut waker.context()) {
