@@ -154,3 +154,114 @@ fn a_panicking_cancel_callback_does_not_lose_the_children_polled_after_it() {
         "every sibling was still polled and joined"
     );
 }
+
+/// An output whose destructor panics.
+struct PanicsWhenDropped;
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("output dropped");
+    }
+}
+
+#[test]
+fn an_unwanted_outputs_panicking_destructor_is_raised_by_the_scope_after_the_others_ran() {
+    let finished = AtomicUsize::new(0);
+    let finished_ref = &finished;
+    let outcome = block_on(
+        AssertUnwindSafe(scope(|s| async move {
+            // Spawned first, so that the siblings are in the same batch,
+            // behind it: its output is dropped as it finishes (no handle).
+            drop(s.spawn(async { PanicsWhenDropped }));
+            for _ in 0..3 {
+                s.spawn(async move {
+                    yield_once().await;
+                    finished_ref.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        }))
+        .catch_unwind(),
+    );
+    let payload = outcome.expect_err("the scope raises the destructor's panic");
+    assert_eq!(panic_message(&*payload), "output dropped");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        3,
+        "the siblings polled after it were not dropped unpolled"
+    );
+}
+
+/// A waker whose `wake` panics, as a broken executor's might.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        panic!("waker panicked");
+    }
+}
+
+#[test]
+fn a_handles_panicking_waker_is_raised_by_the_scope_and_the_output_is_kept() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let got = AtomicUsize::new(0);
+    let got_ref = &got;
+    let outcome = block_on(
+        AssertUnwindSafe(scope(|s| async move {
+            let mut handle = s.spawn(async {
+                yield_once().await;
+                5
+            });
+            // Registers the panicking waker with the handle, as a handle
+            // polled by another executor would, and leaves it there while
+            // the child finishes.
+            let waker = Waker::from(std::sync::Arc::new(PanickingWaker));
+            let first = std::pin::Pin::new(&mut handle).poll(&mut Context::from_waker(&waker));
+            assert!(first.is_pending());
+            while !handle.is_finished() {
+                yield_once().await;
+            }
+            got_ref.store(handle.await, Ordering::SeqCst);
+        }))
+        .catch_unwind(),
+    );
+    let payload = outcome.expect_err("the scope raises the waker's panic");
+    assert_eq!(panic_message(&*payload), "waker panicked");
+    assert_eq!(
+        got.load(Ordering::SeqCst),
+        5,
+        "the body went on and took the output"
+    );
+}
+
+#[test]
+fn a_body_closure_that_panics_after_spawning_drops_its_children_and_cancels_the_scope() {
+    let dropped = std::sync::Arc::new(AtomicUsize::new(0));
+    let probe = std::cell::RefCell::new(None);
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        scope(|s| {
+            let guard = common::DropCounter(dropped.clone());
+            s.spawn(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await;
+            });
+            *probe.borrow_mut() = Some(s.token().child());
+            panic!("closure failed");
+            #[allow(unreachable_code)]
+            async {}
+        })
+    }));
+    let payload = outcome.expect_err("the closure's panic propagates");
+    assert_eq!(panic_message(&*payload), "closure failed");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the child was dropped once"
+    );
+    let probe = probe.borrow_mut().take().expect("the closure made a probe");
+    let reason = probe.reason().expect("the scope's token was cancelled");
+    assert!(
+        matches!(reason.origin(), CancelReason::ScopeDropped),
+        "{reason}"
+    );
+}

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use super::core::Core;
-use super::driver::{Driver, run_serial};
+use super::driver::{Driver, call_body, run_serial};
 use super::first_error::FirstError;
 use super::handle::Scope;
 use super::local::LocalScope;
@@ -90,7 +90,7 @@ impl Builder {
     ///
     /// `body` is called here, before the future exists: if the closure
     /// itself panics (rather than the future it returns), the panic
-    /// propagates from this call and the children it spawned are dropped
+    /// propagates from this call once the children it spawned are dropped
     /// unpolled. Otherwise as for [`scope`](crate::scope).
     pub fn scope<'env, F, Fut>(self, body: F) -> ScopeFuture<'env, Fut>
     where
@@ -98,7 +98,7 @@ impl Builder {
         Fut: Future,
     {
         let core = Arc::new(self.core());
-        let body = body(Scope::new(core.clone()));
+        let body = call_body(&core, || body(Scope::new(core.clone())));
         ScopeFuture::new(Driver::new(body, core, run_serial))
     }
 
@@ -112,7 +112,7 @@ impl Builder {
     ///
     /// `body` is called here, before the future exists: if the closure
     /// itself panics (rather than the future it returns), the panic
-    /// propagates from this call and the children it spawned are dropped
+    /// propagates from this call once the children it spawned are dropped
     /// unpolled. Otherwise as for
     /// [`par_scope`](crate::par_scope#panics).
     #[cfg(feature = "parallel")]
@@ -122,7 +122,7 @@ impl Builder {
         Fut: Future,
     {
         let core = Arc::new(self.core());
-        let body = body(Scope::new(core.clone()));
+        let body = call_body(&core, || body(Scope::new(core.clone())));
         ScopeFuture::new(Driver::new(body, core, super::parallel::run_parallel))
     }
 
@@ -136,7 +136,7 @@ impl Builder {
     ///
     /// `body` is called here, before the future exists: if the closure
     /// itself panics (rather than the future it returns), the panic
-    /// propagates from this call and the children it spawned are dropped
+    /// propagates from this call once the children it spawned are dropped
     /// unpolled. Otherwise as for
     /// [`try_scope`](crate::try_scope#panics).
     pub fn try_scope<'env, F, Fut, R, E>(self, body: F) -> TryScopeFuture<'env, Fut, R, E>
@@ -147,7 +147,9 @@ impl Builder {
     {
         let core = Arc::new(self.core());
         let errors = Arc::new(FirstError::new(core.shared().token().clone()));
-        let body = body(TryScope::new(Scope::new(core.clone()), errors.clone()));
+        let body = call_body(&core, || {
+            body(TryScope::new(Scope::new(core.clone()), errors.clone()))
+        });
         let body = RecordBody::new(body, errors.clone());
         let inner = ScopeFuture::new(Driver::new(body, core, run_serial));
         TryScopeFuture::new(inner, errors)
@@ -166,7 +168,7 @@ impl Builder {
     ///
     /// `body` is called here, before the future exists: if the closure
     /// itself panics (rather than the future it returns), the panic
-    /// propagates from this call and the children it spawned are dropped
+    /// propagates from this call once the children it spawned are dropped
     /// unpolled. Otherwise as for [`scope`](crate::scope).
     pub fn local_scope<'env, F, Fut>(self, body: F) -> LocalScopeFuture<'env, Fut>
     where
@@ -178,7 +180,7 @@ impl Builder {
         // a second core).
         #[allow(clippy::arc_with_non_send_sync)]
         let core = Arc::new(self.core());
-        let body = body(LocalScope::new(core.clone()));
+        let body = call_body(&core, || body(LocalScope::new(core.clone())));
         LocalScopeFuture::new(Driver::new(body, core, run_serial))
     }
 

@@ -56,13 +56,17 @@ impl<F: Future> Future for ChildFuture<F> {
         // destructor is caught too.
         let dropped = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
         match (outcome, dropped) {
-            (Ok(value), Ok(())) => {
-                this.slot.complete(value);
-                Poll::Ready(TaskExit::Completed)
-            }
+            (Ok(value), Ok(())) => match this.slot.complete(value) {
+                Ok(()) => Poll::Ready(TaskExit::Completed),
+                // The handle's waker panicked: the output is stored, and the
+                // scope raises that panic once every child has finished.
+                Err(payload) => Poll::Ready(TaskExit::Panicked(PanicBox::new(payload))),
+            },
             (Err(payload), _) | (Ok(_), Err(payload)) => {
                 let panic = PanicBox::new(payload);
-                this.slot.panicked(panic.clone());
+                // A panicking waker of the handle is dropped here: the
+                // child's own panic is the one to raise.
+                let _ = this.slot.panicked(panic.clone());
                 Poll::Ready(TaskExit::Panicked(panic))
             }
         }

@@ -14,13 +14,14 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
 use super::shared::ScopeShared;
-use super::task::{TaskExit, TaskHeader};
+use super::task::{PanicBox, TaskExit, TaskHeader};
 use crate::cancel::ambient::{self, Ambient};
 use crate::cleanup::CleanupTimeout;
 use crate::cleanup::queue::CleanupQueue;
@@ -229,9 +230,16 @@ impl<T: ?Sized> Core<T> {
             // `rewake` found the child queued and must not be lost.
             FollowUp::Reschedule(index) => self.shared.schedule(index),
             FollowUp::Finished(future, exit) => {
-                drop(future);
                 if let TaskExit::Panicked(panic) = exit {
                     self.shared.record_panic(panic);
+                }
+                // The box may hold the last reference to the join slot (the
+                // handle is gone), so this drops the output: user code that
+                // may panic. Caught and raised by the scope like a child's
+                // panic, rather than unwinding out of the poll loop, which
+                // may hold the next child taken out of the slab.
+                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(future))) {
+                    self.shared.record_panic(PanicBox::new(payload));
                 }
             }
         }

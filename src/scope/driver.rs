@@ -223,6 +223,26 @@ impl<T: ?Sized> Core<T> {
     }
 }
 
+/// Calls a scope's body closure. If the closure panics, the scope is shut
+/// down as if its future had been dropped (children told, then dropped; the
+/// shared part retired) before the panic goes on: otherwise the headers
+/// registered by its spawns and the shared part would keep each other alive.
+pub(crate) fn call_body<T: ?Sized, R>(core: &Core<T>, body: impl FnOnce() -> R) -> R {
+    let guard = ShutdownOnUnwind(core);
+    let body = body();
+    std::mem::forget(guard); // holds only a reference: nothing to free
+    body
+}
+
+/// Shuts a scope down when dropped: only dropped while unwinding.
+struct ShutdownOnUnwind<'a, T: ?Sized>(&'a Core<T>);
+
+impl<T: ?Sized> Drop for ShutdownOnUnwind<'_, T> {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
 /// Retires a scope's shared part when dropped, also on unwind.
 struct RetireOnDrop<'a>(&'a ScopeShared);
 

@@ -1,9 +1,10 @@
 //! [`JoinHandle`]: the child's output, awaited from anywhere.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::mem;
-use std::panic;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -32,12 +33,14 @@ impl<T> JoinSlot<T> {
         }
     }
 
-    pub(crate) fn complete(&self, value: T) {
-        self.finish(SlotState::Done(value));
+    /// Stores the output and wakes the handle; see `finish` for the `Err`.
+    pub(crate) fn complete(&self, value: T) -> Result<(), Box<dyn Any + Send>> {
+        self.finish(SlotState::Done(value))
     }
 
-    pub(crate) fn panicked(&self, panic: WakerArc<PanicBox>) {
-        self.finish(SlotState::Panicked(panic));
+    /// Stores the panic and wakes the handle; see `finish` for the `Err`.
+    pub(crate) fn panicked(&self, panic: WakerArc<PanicBox>) -> Result<(), Box<dyn Any + Send>> {
+        self.finish(SlotState::Panicked(panic))
     }
 
     /// The child was dropped unfinished; no-op if it had finished.
@@ -53,10 +56,17 @@ impl<T> JoinSlot<T> {
         }
     }
 
-    fn finish(&self, outcome: SlotState<T>) {
+    /// The outcome is stored either way. The handle's waker belongs to
+    /// whoever awaits the handle (another executor, perhaps) and may panic;
+    /// that panic is caught and returned, so that it cannot unwind through
+    /// the scope's poll loop with a child half put back.
+    fn finish(&self, outcome: SlotState<T>) -> Result<(), Box<dyn Any + Send>> {
         let previous = mem::replace(&mut *self.state.lock(), outcome);
-        if let SlotState::Running(Some(waker)) = previous {
-            waker.wake();
+        match previous {
+            SlotState::Running(Some(waker)) => {
+                panic::catch_unwind(AssertUnwindSafe(|| waker.wake()))
+            }
+            _ => Ok(()),
         }
     }
 
