@@ -254,7 +254,7 @@ impl Lease {
     }
 
     /// The waker of branch `index`. Allocates nothing.
-    #[allow(unsafe_code)] // the crate's one `unsafe` block (W1)
+    #[allow(unsafe_code)] // the branch wakers' `unsafe` block (W1)
     pub(crate) fn branch_waker(&self, index: usize) -> Waker {
         let data = ((self.generation & GENERATION_MASK) << GENERATION_SHIFT)
             | (self.index << BRANCH_BITS)

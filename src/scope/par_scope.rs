@@ -90,23 +90,17 @@ use super::scope_future::ScopeFuture;
 /// [`on_cancel`](crate::CancelToken::on_cancel) callback run by that
 /// cancellation is caught too, and kept with the scope's panics.
 ///
-/// What can still unwind out of a child's poll is code that runs around
-/// the child rather than inside it (the same holds in
-/// [`scope`](crate::scope)): a waker that panics, registered by a
-/// [`JoinHandle`](crate::JoinHandle) awaited outside the scope and woken
-/// when its child finishes; the destructor of a child's output whose handle was
-/// dropped before the child finished; a `tracing` subscriber that panics
-/// (with the `tracing` feature). If that happens during a fan-out, on any of
-/// its threads, the other threads finish the polls they are making and go
-/// on claiming ready children until none is left; then the first such panic
-/// is resumed from the scope future's `poll`. The scope cannot be relied on after
-/// that: a child the unwinding thread held is dropped during the unwind but
-/// stays registered, and the wake-ups it had claimed are lost, so if the
-/// scope future is polled again it goes on polling the body and the other
-/// children but may never complete (after a panicking `JoinHandle` waker it
-/// never does). Drop it instead (executors drop a task whose poll
-/// panicked): that cancels and drops what is left, as under "Cancel
-/// safety".
+/// Code that runs around a child's poll rather than inside it is guarded
+/// too: a panicking waker of a [`JoinHandle`](crate::JoinHandle) awaited
+/// outside the scope, and a panicking destructor of an output whose handle
+/// was dropped, are caught and raised by the scope once every child
+/// finished. What can still unwind out of a poll is a `tracing` subscriber
+/// that panics (with the `tracing` feature). If that happens during a
+/// fan-out, the other threads finish the polls they are making first; then
+/// the panic is resumed from the scope future's `poll`, and the scope cannot
+/// complete after it (the child the unwinding thread held was dropped while
+/// still registered): drop it, which cancels and drops what is left, as
+/// under "Cancel safety".
 ///
 /// Polling the scope future again after it completed panics.
 pub fn par_scope<'env, F, Fut>(body: F) -> ScopeFuture<'env, Fut>
