@@ -13,4 +13,4 @@ RUSTFLAGS="-Zsanitizer=thread" \
 RUSTDOCFLAGS="-Zsanitizer=thread" \
 TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
     cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
-    --test par_scope --test par_scope_threads --test combinators_wakers -- "$@"
+    --test par_scope --test par_scope_threads --test par_scope_streams --test combinators_wakers -- "$@"

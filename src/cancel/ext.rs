@@ -67,6 +67,10 @@ pub trait CancelExt: Future + Sized {
     /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires
     /// `duration` from now (the clock starts when this is called).
     ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as `self`, as for [`cancel_when`](Self::cancel_when).
+    ///
     /// # Panics
     ///
     /// Outside a tokio runtime with its time driver enabled.
@@ -77,6 +81,10 @@ pub trait CancelExt: Future + Sized {
 
     /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires at
     /// `deadline`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as `self`, as for [`cancel_when`](Self::cancel_when).
     ///
     /// # Panics
     ///

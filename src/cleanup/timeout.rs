@@ -86,8 +86,11 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// The scope's clean-up panics if it is polled outside a tokio runtime
-    /// with the time driver enabled (tokio's own rule for its timers).
+    /// Not here. Outside a tokio runtime with its time driver enabled, tokio
+    /// refuses to make the timer when the clean-up starts; that panic is
+    /// caught, the clean-up runs as if the timeout had already passed (each
+    /// clean-up is cancelled, polled once more, then dropped), and the scope
+    /// raises the panic once the clean-up is over.
     #[cfg(feature = "tokio")]
     pub fn cleanup_timeout(self, limit: std::time::Duration) -> Self {
         self.cleanup_timeout_when(move || tokio::time::sleep(limit))
