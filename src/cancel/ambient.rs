@@ -263,7 +263,7 @@ pub fn cancelled() -> WhenCancelled {
 
 /// `Err(Cancelled)` once the current task is cancelled, `Ok(())` before.
 ///
-/// Cheap (an atomic load or two): call it between units of work and let `?`
+/// Cheap (a few atomic loads, no lock): call it between units of work and let `?`
 /// carry the error out through the task's ordinary error path.
 ///
 /// ```

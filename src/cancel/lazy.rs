@@ -6,6 +6,7 @@
 //! cost an allocation and a lock of the scope's node per spawn, so a child
 //! starts with this stand-in: it answers `is_cancelled` from the scope's
 //! token plus a local flag, and makes the real child token on first demand.
+//! Neither answer takes a lock (see `Made`).
 
 use std::fmt;
 
@@ -15,15 +16,16 @@ use crate::sync::{AtomicU8, Mutex, Ordering, mutant};
 
 /// `cancel` was called on this task alone.
 const REQUESTED: u8 = 1;
-/// `own` holds the real child token; it answers from now on.
-const MADE: u8 = 2;
 
 pub(crate) struct LazyToken {
     parent: CancelToken,
-    /// Mirrors what is under `own`'s lock, for lock-free checks. Written only
-    /// under that lock, so the two never disagree for a reader holding it.
+    /// `REQUESTED`, set only while `making` is held.
     flags: AtomicU8,
-    own: Mutex<Option<CancelToken>>,
+    /// The real child token, once made; it answers from then on.
+    made: Made,
+    /// Serialises `token()` and `cancel()`, so that a cancel is never lost
+    /// between the two (see `cancel`).
+    making: Mutex<()>,
 }
 
 impl LazyToken {
@@ -31,48 +33,46 @@ impl LazyToken {
         LazyToken {
             parent,
             flags: AtomicU8::new(0),
-            own: Mutex::new(None),
+            made: Made::default(),
+            making: Mutex::new(()),
         }
     }
 
+    /// Lock-free: two or three atomic loads.
     pub(crate) fn is_cancelled(&self) -> bool {
-        // Acquire pairs with the Release updates below: a reader that sees
-        // MADE also sees the token stored in `own`.
-        let flags = self.flags.load(Ordering::Acquire);
-        if flags & MADE != 0 {
-            return self
-                .own
-                .lock()
-                .as_ref()
-                .is_some_and(CancelToken::is_cancelled);
+        if let Some(cancelled) = self.made.with(CancelToken::is_cancelled) {
+            return cancelled;
         }
-        flags & REQUESTED != 0 || self.parent.is_cancelled()
+        // Relaxed: the flag carries no data, and the answer only has to be
+        // true at some instant of the call (the flag is never cleared).
+        self.flags.load(Ordering::Relaxed) & REQUESTED != 0 || self.parent.is_cancelled()
     }
 
     pub(crate) fn check(&self) -> Result<(), Cancelled> {
-        let flags = self.flags.load(Ordering::Acquire);
-        if flags & MADE != 0 {
-            return self.token().check();
+        if let Some(result) = self.made.with(CancelToken::check) {
+            return result;
         }
-        if flags & REQUESTED != 0 {
+        // Relaxed: as in `is_cancelled`; the reason is a constant.
+        if self.flags.load(Ordering::Relaxed) & REQUESTED != 0 {
             return Err(Cancelled::new(CancelReason::Requested));
         }
-        self.parent
-            .check()
-            .map_err(|c| Cancelled::new(c.reason().inherited()))
+        self.parent.check_as_child()
     }
 
     /// The task's own token, made now if this is the first request.
     pub(crate) fn token(&self) -> CancelToken {
-        let mut own = self.own.lock();
-        if let Some(token) = own.as_ref() {
-            return token.clone();
+        if let Some(token) = self.made.with(CancelToken::clone) {
+            return token;
+        }
+        let making = self.making.lock();
+        if let Some(token) = self.made.with(CancelToken::clone) {
+            return token; // made by another thread while we waited
         }
         let token = self.parent.child();
+        // Relaxed: `making` orders this read with `cancel`'s update.
         let requested = self.flags.load(Ordering::Relaxed) & REQUESTED != 0;
-        *own = Some(token.clone());
-        self.flags.fetch_or(MADE, Ordering::Release);
-        drop(own);
+        self.made.set(token.clone());
+        drop(making);
         if requested {
             token.cancel();
         }
@@ -81,17 +81,19 @@ impl LazyToken {
 
     /// Cancels this task alone.
     pub(crate) fn cancel(&self) {
-        let own = self.own.lock();
+        let making = self.making.lock();
         let outside = mutant("lazy_cancel_flags_after_unlock");
         // Under the lock, so `token()` either sees the flag or has stored
-        // the token we cancel below: the request is never lost.
+        // the token we cancel below: the request is never lost. Relaxed:
+        // `making` orders it with `token()`'s read, and lock-free readers
+        // need no data with it.
         if !outside {
-            self.flags.fetch_or(REQUESTED, Ordering::Release);
+            self.flags.fetch_or(REQUESTED, Ordering::Relaxed);
         }
-        let made = own.clone();
-        drop(own);
+        let made = self.made.with(CancelToken::clone);
+        drop(making);
         if outside {
-            self.flags.fetch_or(REQUESTED, Ordering::Release);
+            self.flags.fetch_or(REQUESTED, Ordering::Relaxed);
         }
         if let Some(token) = made {
             token.cancel();
@@ -104,6 +106,42 @@ impl fmt::Debug for LazyToken {
         f.debug_struct("LazyToken")
             .field("cancelled", &self.is_cancelled())
             .finish()
+    }
+}
+
+/// A cell written once, under `making`, and read without a lock.
+///
+/// std's `OnceLock`, whose `get` is one `Acquire` load that pairs with the
+/// `Release` of `set`: a reader that finds the token sees all of it. loom
+/// has no `OnceLock`, so loom builds use a mutex instead: the models then
+/// check the `making` protocol above, and the lock-free read is std's.
+#[derive(Default)]
+struct Made {
+    #[cfg(not(loom))]
+    cell: std::sync::OnceLock<CancelToken>,
+    #[cfg(loom)]
+    cell: Mutex<Option<CancelToken>>,
+}
+
+impl Made {
+    fn with<R>(&self, f: impl FnOnce(&CancelToken) -> R) -> Option<R> {
+        #[cfg(not(loom))]
+        let made = self.cell.get();
+        #[cfg(loom)]
+        let guard = self.cell.lock();
+        #[cfg(loom)]
+        let made = guard.as_ref();
+        made.map(f)
+    }
+
+    /// Called with `making` held, once.
+    fn set(&self, token: CancelToken) {
+        #[cfg(not(loom))]
+        let _ = self.cell.set(token);
+        #[cfg(loom)]
+        {
+            *self.cell.lock() = Some(token);
+        }
     }
 }
 
@@ -141,6 +179,20 @@ mod tests {
         assert!(matches!(
             lazy.check().unwrap_err().reason(),
             CancelReason::Requested
+        ));
+    }
+
+    #[test]
+    fn an_unmade_token_reports_the_parents_cancellation_as_inherited() {
+        let parent = CancelToken::new();
+        let lazy = LazyToken::new(parent.clone());
+        parent.cancel_with(CancelReason::Deadline);
+        let reason = lazy.check().unwrap_err().into_reason();
+        assert!(matches!(reason, CancelReason::Parent(_)));
+        assert!(matches!(reason.origin(), CancelReason::Deadline));
+        assert!(matches!(
+            lazy.token().reason(),
+            Some(CancelReason::Parent(_))
         ));
     }
 }

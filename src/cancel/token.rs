@@ -8,14 +8,21 @@
 //! whole state machine.
 //!
 //! 1. `cancelled` goes from false to true once, only while the node's lock is
-//!    held and after `reason` was written; it never goes back. A thread that
-//!    reads `true` with `Acquire` also sees the reason.
+//!    held and after `reason` was written; it never goes back (a node born
+//!    cancelled is built with both set, before any other thread can see it).
+//!    It is stored with `Release`, and lock-free readers load it with
+//!    `Acquire`, so a thread that reads `true` also sees the reason. Reads
+//!    under the lock may be `Relaxed`: every store happens under the same
+//!    lock, so the lock alone orders the read after it.
 //! 2. Once `cancelled` is true, `waiters` is empty and stays empty: every
 //!    registration re-checks the flag under the lock.
-//! 3. Once `cancelled` is true, no child is linked into `children`: `child()`
-//!    checks the flag under the lock and returns a token born cancelled. The
-//!    children linked before are popped by the cancelling thread, each once,
-//!    and each is cancelled by whichever thread marks it first.
+//! 3. Once `cancelled` is true, no child is newly linked into `children`:
+//!    `child()` checks the flag under the lock and returns a token born
+//!    cancelled. The children linked before stay linked until the thread
+//!    that marked the node pops them, each once (so a cancelled node may
+//!    still have linked children for a while); each is cancelled by
+//!    whichever thread marks it first. A child marked while it had no linked
+//!    children never gets any, so its subtree is done.
 //! 4. For every linked child `c` of `p`, `p.children[c.index] == c`; `index`
 //!    is only read or written under `p`'s lock.
 //! 5. A node stays linked in its parent while it has a handle or a linked
@@ -23,7 +30,18 @@
 //!    dropped tokens leave no residue, and a token whose own handles are gone
 //!    still carries cancellation to its live descendants.
 //! 6. Wakers and callbacks run with no lock held.
+//! 7. Cancelling allocates nothing. Descendants share one
+//!    `CancelReason::Parent(arc)`; its `arc` is `for_children`, set aside
+//!    (holding a placeholder) when a node's first child is linked. `mark`
+//!    fills it in place with the node's own reason: until the node is
+//!    cancelled nothing clones it, so the fill never needs an allocation. A
+//!    node cancelled with a `Parent` reason hands that very reason down and
+//!    leaves its spare unused.
+//! 8. Dropping a node never recurses: `Node::drop` frees, one at a time,
+//!    each ancestor it held the last reference to (a cancelled chain of a
+//!    million nodes is held together only by `parent` links).
 
+use std::any::Any;
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
@@ -38,6 +56,9 @@ use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, mutant};
 /// A callback registered with [`CancelToken::on_cancel`].
 pub(crate) type Callback = Box<dyn FnOnce(&CancelReason) + Send>;
 
+/// The first panic of a waiter, resumed once the cancellation is complete.
+type Panic = Option<Box<dyn Any + Send>>;
+
 pub(crate) enum Waiter {
     Waker(Waker),
     Callback(Callback),
@@ -50,6 +71,7 @@ pub(crate) struct Node {
     handles: AtomicUsize,
     /// (I4) Position in the parent's `children`; guarded by the parent's lock.
     index: AtomicUsize,
+    /// Taken only by `Drop` (I8).
     parent: Option<Arc<Node>>,
     inner: Mutex<Inner>,
 }
@@ -57,8 +79,23 @@ pub(crate) struct Node {
 #[derive(Default)]
 struct Inner {
     reason: Option<CancelReason>,
+    /// (I7) The `Arc` inside the `Parent` reason this node's children
+    /// inherit: a spare until `mark` fills it. The payload `Arc` of
+    /// `CancelReason` is std's, even under loom (see reason.rs).
+    for_children: Option<std::sync::Arc<CancelReason>>,
     children: Vec<Arc<Node>>,
     waiters: Slab<Waiter>,
+}
+
+/// What [`mark`] found.
+#[derive(PartialEq)]
+enum Marked {
+    /// Another thread marked the node first; it finishes the subtree (I3).
+    Before,
+    /// Marked now, with no linked child: the subtree is done (I3).
+    Leaf,
+    /// Marked now; its linked children are still to be cancelled.
+    WithChildren,
 }
 
 /// A cheap, clonable handle to a node of a cancellation tree.
@@ -92,6 +129,12 @@ impl CancelToken {
     }
 
     fn from_node(node: Arc<Node>) -> Self {
+        // Relaxed: the node is new. Only `unlink_if_dead` acts on the count,
+        // and it reaches a node from the node's own handles or children, of
+        // which it has none yet; a cancel walk that finds it in its parent
+        // never reads the count. Whoever later drops this handle got it
+        // through a synchronising hand-over, so its AcqRel decrement comes
+        // after this increment.
         node.handles.fetch_add(1, Ordering::Relaxed);
         CancelToken { node }
     }
@@ -104,14 +147,16 @@ impl CancelToken {
         let mut inner = self.node.inner.lock();
         // (I3) Under the lock the flag cannot change, so either we link the
         // child before a cancel pops it, or we see the flag and skip linking.
+        // (I1) Relaxed: read under the lock every store is made under.
         if self.node.cancelled.load(Ordering::Relaxed) && !mutant("child_skips_flag_check") {
-            let reason = inner.reason.as_ref().map(CancelReason::inherited);
+            let reason = inner.inherited();
             drop(inner);
-            let node = Node::new(None, 0);
-            node.inner.lock().reason = reason;
-            node.cancelled.store(true, Ordering::Release);
-            return Self::from_node(Arc::new(node));
+            return Self::from_node(Arc::new(Node::born_cancelled(reason)));
         }
+        // (I7) Set aside before the first child is linked, for `mark` to fill.
+        inner
+            .for_children
+            .get_or_insert_with(|| std::sync::Arc::new(CancelReason::Requested));
         let index = inner.children.len();
         let child = Arc::new(Node::new(Some(self.node.clone()), index));
         inner.children.push(child.clone());
@@ -133,9 +178,9 @@ impl CancelToken {
     /// Cancels this token and its descendants with `reason`.
     ///
     /// Does nothing if the token is already cancelled (the first reason
-    /// stays). Costs time linear in the size of the subtree and allocates at
-    /// most once, for the [`Parent`](CancelReason::Parent) reason its
-    /// descendants share.
+    /// stays). Costs time linear in the size of the subtree and allocates
+    /// nothing: the descendants share one [`Parent`](CancelReason::Parent)
+    /// reason whose allocation was set aside when the first child was made.
     ///
     /// When the call returns, every descendant is cancelled, except those
     /// below a node that a concurrent `cancel` reached first: that call
@@ -146,8 +191,10 @@ impl CancelToken {
     /// As [`cancel`](Self::cancel).
     pub fn cancel_with(&self, reason: CancelReason) {
         let mut panic = None;
-        if mark(&self.node, reason.clone(), &mut panic) {
-            cancel_descendants(&self.node, reason.inherited(), &mut panic);
+        if mark(&self.node, &reason, &mut panic) == Marked::WithChildren {
+            // (I7) `mark` filled the spare, so this allocates nothing.
+            let inherited = self.node.inner.lock().inherited();
+            cancel_descendants(&self.node, &inherited, &mut panic);
         }
         if let Some(payload) = panic {
             panic::resume_unwind(payload);
@@ -163,6 +210,12 @@ impl CancelToken {
     }
 
     /// Why the token was cancelled, or `None` while it is not.
+    ///
+    /// A token cancelled because an ancestor was reports
+    /// [`Parent`](CancelReason::Parent) carrying the reason the ancestor was
+    /// given (or the ancestor's own `Parent` reason, unchanged, if it was
+    /// cancelled through one), so [`origin`](CancelReason::origin) is the
+    /// reason the cancellation started with.
     pub fn reason(&self) -> Option<CancelReason> {
         if !self.is_cancelled() {
             return None;
@@ -176,6 +229,15 @@ impl CancelToken {
             Some(reason) => Err(Cancelled::new(reason)),
             None => Ok(()),
         }
+    }
+
+    /// What `check` on a child of this token would return, without making
+    /// the child. Allocates at most once per node (I7).
+    pub(crate) fn check_as_child(&self) -> Result<(), Cancelled> {
+        if !self.is_cancelled() {
+            return Ok(());
+        }
+        Err(Cancelled::new(self.node.inner.lock().inherited()))
     }
 
     /// A future that completes, with the reason, once the token is cancelled.
@@ -205,6 +267,7 @@ impl CancelToken {
         let seen_before_lock = mutant("on_cancel_checks_before_lock")
             .then(|| self.node.cancelled.load(Ordering::Acquire));
         let mut inner = self.node.inner.lock();
+        // (I1) Relaxed: read under the lock every store is made under.
         if seen_before_lock.unwrap_or_else(|| self.node.cancelled.load(Ordering::Relaxed)) {
             // (I2) No registration after cancellation: run it now instead.
             let reason = inner.reason.clone().unwrap_or(CancelReason::Requested);
@@ -230,8 +293,10 @@ impl CancelToken {
     /// Registers or refreshes a waker; `None` if the token is cancelled.
     pub(crate) fn register_waker(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
         let mut inner = self.node.inner.lock();
+        // (I2) Re-checked under the lock; (I1) Relaxed, as the lock orders
+        // this read after `mark`'s store, or `mark` after our registration.
         if self.node.cancelled.load(Ordering::Relaxed) && !mutant("register_skips_recheck") {
-            return None; // (I2)
+            return None;
         }
         match key.and_then(|key| inner.waiters.get_mut(key).map(|slot| (key, slot))) {
             Some((key, Waiter::Waker(current))) => {
@@ -248,7 +313,8 @@ impl CancelToken {
     pub(crate) fn unregister(&self, key: usize) {
         let mut inner = self.node.inner.lock();
         // (I2) After cancellation the slab was emptied and stays empty, so a
-        // key from before must not be looked up in it.
+        // key from before must not be looked up in it. (I1) Relaxed: read
+        // under the lock every store is made under.
         if !self.node.cancelled.load(Ordering::Relaxed) && inner.waiters.contains(key) {
             inner.waiters.remove(key);
         }
@@ -275,46 +341,116 @@ impl Node {
             inner: Mutex::new(Inner::default()),
         }
     }
+
+    /// A parentless node, cancelled from the start (I1): no store to order,
+    /// as the `Arc` that publishes the node publishes its fields.
+    fn born_cancelled(reason: CancelReason) -> Node {
+        let inner = Inner {
+            reason: Some(reason),
+            ..Inner::default()
+        };
+        Node {
+            cancelled: AtomicBool::new(true),
+            handles: AtomicUsize::new(0),
+            index: AtomicUsize::new(0),
+            parent: None,
+            inner: Mutex::new(inner),
+        }
+    }
 }
 
-/// Marks `node` cancelled and runs its waiters; false if it already was.
-fn mark(
-    node: &Node,
-    reason: CancelReason,
-    panic: &mut Option<Box<dyn std::any::Any + Send>>,
-) -> bool {
-    let waiters = {
-        let mut inner = node.inner.lock();
-        if node.cancelled.load(Ordering::Relaxed) {
-            return false;
+impl Drop for Node {
+    /// (I8) Takes over each ancestor this node held the last reference to,
+    /// so that dropping it does not recurse into the ancestor's drop.
+    fn drop(&mut self) {
+        let mut next = self.parent.take();
+        while let Some(mut parent) = next.and_then(last_reference) {
+            next = parent.parent.take();
         }
-        inner.reason = Some(reason.clone());
+    }
+}
+
+/// The node itself if `node` was its last reference; else drops `node`.
+fn last_reference(node: Arc<Node>) -> Option<Node> {
+    #[cfg(not(loom))]
+    {
+        Arc::into_inner(node)
+    }
+    // loom's `Arc` has no `into_inner`. If another thread drops its
+    // reference between our failed `try_unwrap` and our drop, this drop runs
+    // that node's `Drop`, nested once: bounded, unlike the recursion I8 avoids.
+    #[cfg(loom)]
+    {
+        Arc::try_unwrap(node).ok()
+    }
+}
+
+impl Inner {
+    /// Records `reason` (I1), filling the spare for the children (I7).
+    fn set_reason(&mut self, reason: &CancelReason) {
+        if !matches!(reason, CancelReason::Parent(_)) {
+            if let Some(spare) = &mut self.for_children {
+                match std::sync::Arc::get_mut(spare) {
+                    Some(slot) => *slot = reason.clone(),
+                    // Not reached: nothing clones the spare before (I7).
+                    None => *spare = std::sync::Arc::new(reason.clone()),
+                }
+            }
+        }
+        self.reason = Some(reason.clone());
+    }
+
+    /// The reason a child of this cancelled node inherits. Allocates only
+    /// if no child was ever linked (I7), for the first child born cancelled.
+    fn inherited(&mut self) -> CancelReason {
+        match &self.reason {
+            Some(reason @ CancelReason::Parent(_)) => reason.clone(),
+            Some(reason) => CancelReason::Parent(
+                self.for_children
+                    .get_or_insert_with(|| std::sync::Arc::new(reason.clone()))
+                    .clone(),
+            ),
+            None => unreachable!("(I1) a cancelled node has its reason"),
+        }
+    }
+}
+
+/// Marks `node` cancelled with `reason` and runs its waiters.
+fn mark(node: &Node, reason: &CancelReason, panic: &mut Panic) -> Marked {
+    let (waiters, marked) = {
+        let mut inner = node.inner.lock();
+        // (I1) Relaxed: read under the lock every store is made under.
+        if node.cancelled.load(Ordering::Relaxed) {
+            return Marked::Before;
+        }
+        inner.set_reason(reason);
         // (I1) Release: the reason written above is visible to any thread
         // that reads `true` with Acquire.
         node.cancelled.store(true, Ordering::Release);
-        mem::take(&mut inner.waiters) // (I2)
+        let marked = if inner.children.is_empty() {
+            Marked::Leaf // (I3) and none will be linked
+        } else {
+            Marked::WithChildren
+        };
+        (mem::take(&mut inner.waiters), marked) // (I2)
     };
     for (_, waiter) in waiters {
         // (I6) The lock is released; a waiter may re-enter the tree.
         let run = AssertUnwindSafe(|| match waiter {
             Waiter::Waker(waker) => waker.wake(),
-            Waiter::Callback(callback) => callback(&reason),
+            Waiter::Callback(callback) => callback(reason),
         });
         if let Err(payload) = panic::catch_unwind(run) {
             panic.get_or_insert(payload);
         }
     }
-    true
+    marked
 }
 
 /// Cancels every node below `root` (already marked), depth first, without
 /// recursion or allocation: children are popped one at a time (I3) and the
 /// walk climbs back through the `parent` links.
-fn cancel_descendants(
-    root: &Arc<Node>,
-    reason: CancelReason,
-    panic: &mut Option<Box<dyn std::any::Any + Send>>,
-) {
+fn cancel_descendants(root: &Arc<Node>, reason: &CancelReason, panic: &mut Panic) {
     let mut current = root.clone();
     loop {
         let next = if mutant("cancel_pops_in_two_steps") {
@@ -328,9 +464,10 @@ fn cancel_descendants(
         };
         match next {
             Some(child) => {
-                // Descend only into a child we marked: one marked by someone
-                // else is being finished by that thread (I3).
-                if mark(&child, reason.clone(), panic)
+                // Descend only into a child we marked with children of its
+                // own: one marked by someone else is being finished by that
+                // thread, and a leaf stays one (I3).
+                if mark(&child, reason, panic) == Marked::WithChildren
                     && (!mutant("cancel_stops_at_depth_one") || Arc::ptr_eq(&current, root))
                 {
                     current = child;

@@ -228,3 +228,94 @@ fn cancel_racing_with_child_creation_on_other_threads_misses_no_child() {
         assert!(made.iter().all(CancelToken::is_cancelled));
     }
 }
+
+/// The `Arc` inside a `Parent` reason.
+fn parent_arc(reason: Option<CancelReason>) -> StdArc<CancelReason> {
+    match reason {
+        Some(CancelReason::Parent(inner)) => inner,
+        other => panic!("expected a Parent reason, got {other:?}"),
+    }
+}
+
+#[test]
+fn descendants_and_late_children_share_one_parent_reason() {
+    let root = CancelToken::new();
+    let child = root.child();
+    let grandchild = child.child();
+    root.cancel_with(CancelReason::Deadline);
+    let shared = parent_arc(child.reason());
+    assert!(matches!(*shared, CancelReason::Deadline));
+    assert!(StdArc::ptr_eq(&shared, &parent_arc(grandchild.reason())));
+    let late = root.child();
+    assert!(StdArc::ptr_eq(&shared, &parent_arc(late.reason())));
+    assert!(StdArc::ptr_eq(
+        &shared,
+        &parent_arc(grandchild.child().reason())
+    ));
+}
+
+#[test]
+fn a_parent_reason_is_handed_down_unwrapped() {
+    let root = CancelToken::new();
+    let child = root.child();
+    let given = StdArc::new(CancelReason::LostRace);
+    root.cancel_with(CancelReason::Parent(given.clone()));
+    assert!(StdArc::ptr_eq(&given, &parent_arc(child.reason())));
+    assert!(StdArc::ptr_eq(&given, &parent_arc(root.child().reason())));
+}
+
+#[test]
+fn the_spare_is_filled_even_when_every_child_is_gone() {
+    let root = CancelToken::new();
+    drop(root.child()); // sets the spare aside, then unlinks
+    let middle = root.child();
+    drop(middle.child());
+    root.cancel_with(CancelReason::ScopeDropped);
+    for late in [root.child(), middle.child()] {
+        assert!(matches!(
+            *parent_arc(late.reason()),
+            CancelReason::ScopeDropped
+        ));
+    }
+    middle.cancel_with(CancelReason::Deadline);
+    assert!(matches!(middle.reason(), Some(CancelReason::Parent(_))));
+}
+
+#[test]
+fn a_child_check_without_the_child_shares_the_parent_reason() {
+    let root = CancelToken::new();
+    assert!(root.check_as_child().is_ok());
+    root.cancel_with(CancelReason::Deadline);
+    let reason = |r: Result<(), Cancelled>| Some(r.unwrap_err().into_reason());
+    let first = parent_arc(reason(root.check_as_child()));
+    assert!(matches!(*first, CancelReason::Deadline));
+    assert!(StdArc::ptr_eq(
+        &first,
+        &parent_arc(reason(root.check_as_child()))
+    ));
+    assert!(StdArc::ptr_eq(&first, &parent_arc(root.child().reason())));
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; the small trees above cover the same code"
+)]
+fn dropping_a_chain_of_a_million_does_not_overflow_the_stack() {
+    let mut leaf = CancelToken::new();
+    for _ in 0..1_000_000 {
+        leaf = leaf.child();
+    }
+    drop(leaf);
+
+    // Cancelled, the chain is held together by `parent` links alone (I8).
+    let root = CancelToken::new();
+    let mut leaf = root.child();
+    for _ in 0..1_000_000 {
+        leaf = leaf.child();
+    }
+    root.cancel();
+    drop(root);
+    assert!(leaf.is_cancelled());
+    drop(leaf);
+}
