@@ -73,8 +73,9 @@ impl CancelReason {
 
     /// The form a descendant receives when `self` cancels an ancestor.
     ///
-    /// Inheriting an inherited reason reuses its `Arc`, so only the first
-    /// level of a cancellation allocates.
+    /// Inheriting an inherited reason reuses its `Arc`. Allocates for any
+    /// other reason; the token's cancel walk avoids even that by filling an
+    /// allocation set aside beforehand (token.rs, I7).
     pub(crate) fn inherited(&self) -> CancelReason {
         match self {
             CancelReason::Parent(_) => self.clone(),
@@ -125,7 +126,7 @@ impl fmt::Display for CancelReason {
             CancelReason::Deadline => f.write_str("the deadline passed"),
             CancelReason::Failed(text) => write!(f, "a task in the scope failed: {text}"),
             CancelReason::Panicked(text) => write!(f, "a task in the scope panicked: {text}"),
-            CancelReason::LostRace => f.write_str("another future won the race"),
+            CancelReason::LostRace => f.write_str("the future lost a race"),
             CancelReason::SiblingFailed => f.write_str("a sibling failed"),
             CancelReason::ScopeDropped => f.write_str("the scope was dropped before it finished"),
             CancelReason::Parent(inner) => write!(f, "a parent was cancelled: {inner}"),
@@ -203,6 +204,12 @@ mod tests {
             _ => panic!("inherited reasons must be Parent: {first:?} {second:?}"),
         }
         assert!(matches!(second.origin(), CancelReason::Deadline));
+    }
+
+    #[test]
+    fn lost_race_says_so() {
+        let error = Cancelled::new(CancelReason::LostRace);
+        assert_eq!(error.to_string(), "cancelled: the future lost a race");
     }
 
     #[test]
