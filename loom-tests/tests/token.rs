@@ -18,7 +18,7 @@ use taskscope_loom_tests::check;
 /// parent is being cancelled is cancelled once both threads are done,
 /// whichever side takes the parent's lock first.
 ///
-/// Last run: 56 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 51 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `child_skips_flag_check`.
 #[test]
 fn child_created_while_parent_is_cancelled_ends_cancelled() {
@@ -45,7 +45,7 @@ fn child_created_while_parent_is_cancelled_ends_cancelled() {
 /// thread cancels the token either sees the flag or is woken (loom reports
 /// a deadlock if `block_on` parks forever).
 ///
-/// Last run: 246 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 130 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `register_skips_recheck`.
 #[test]
 fn cancelled_future_racing_cancel_is_woken() {
@@ -65,7 +65,7 @@ fn cancelled_future_racing_cancel_is_woken() {
 /// grandchild polled while the root is cancelled completes, with the
 /// inherited reason.
 ///
-/// Last run: 96 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 59 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `register_skips_recheck`.
 #[test]
 fn grandchild_waiter_racing_root_cancel_is_woken() {
@@ -87,7 +87,7 @@ fn grandchild_waiter_racing_root_cancel_is_woken() {
 /// cancels runs exactly once: either the cancel runs it or the
 /// registration sees the flag and runs it itself.
 ///
-/// Last run: 9 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 7 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `on_cancel_checks_before_lock`.
 #[test]
 fn on_cancel_racing_cancel_runs_exactly_once() {
@@ -119,7 +119,7 @@ fn on_cancel_racing_cancel_runs_exactly_once() {
 /// callback having run exactly once. Whichever call marks the child first
 /// owns its subtree; the other must not skip it.
 ///
-/// Last run: 169 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 191 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `cancel_stops_at_depth_one`.
 #[test]
 fn concurrent_cancel_of_parent_and_child_cancels_every_descendant() {
@@ -157,7 +157,7 @@ fn concurrent_cancel_of_parent_and_child_cancels_every_descendant() {
 /// nor leaves a sibling uncancelled, and leaks no node (loom checks that
 /// every one of its `Arc`s is freed at the end of each execution).
 ///
-/// Last run: 774 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 622 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `cancel_pops_in_two_steps`.
 #[test]
 fn child_dropped_while_parent_is_cancelled_leaks_nothing() {
@@ -180,7 +180,7 @@ fn child_dropped_while_parent_is_cancelled_leaks_nothing() {
 /// cancel runs unlinks every node exactly once: no panic, no leak, and the
 /// tree is usable afterwards.
 ///
-/// Last run: 2404 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 1808 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `cancel_pops_in_two_steps` (sibling left uncancelled).
 #[test]
 fn handles_dropped_on_two_threads_during_cancel_unlink_once() {
@@ -209,7 +209,7 @@ fn handles_dropped_on_two_threads_during_cancel_unlink_once() {
 /// the child's `cancelled()` completes either way, else loom reports a
 /// deadlock.
 ///
-/// Last run: 565 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 417 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `lazy_cancel_flags_after_unlock`.
 #[test]
 fn task_cancelled_while_it_makes_its_token_sees_the_cancel() {
@@ -238,7 +238,7 @@ fn task_cancelled_while_it_makes_its_token_sees_the_cancel() {
 /// linked is reported by loom's leak check ("Arc leaked") once the parent's
 /// handle is dropped too.
 ///
-/// Last run: 293 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 354 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `unlink_does_not_climb`.
 #[test]
 fn last_handles_of_child_and_grandchild_dropped_together_leak_nothing() {
@@ -264,7 +264,7 @@ fn last_handles_of_child_and_grandchild_dropped_together_leak_nothing() {
 /// demand) and waits on it: the child's `cancelled()` completes and the
 /// scope finishes, else loom reports a deadlock.
 ///
-/// Last run: 1639 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 1062 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `child_skips_flag_check`.
 #[test]
 fn scope_cancelled_from_another_thread_reaches_a_child_making_its_token() {
@@ -281,6 +281,39 @@ fn scope_cancelled_from_another_thread_reaches_a_child_making_its_token() {
                 thread::spawn(move || token.cancel())
             }));
             canceller.join().unwrap();
+        },
+    );
+}
+
+/// Property: the last handles of a cancelled chain, dropped on two threads
+/// at once, free every node exactly once. Once cancelled, the chain is held
+/// together by `parent` links alone, and `Node::drop` frees the ancestors it
+/// held the last reference to in a loop rather than recursively (I8);
+/// either thread may end up freeing the middle node. Loom's leak check
+/// ("Arc leaked") and its double-drop detection check the outcome.
+///
+/// Last run: 91 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// No mutant: a recursive drop has the same outcome on a chain this short;
+/// the depth where it fails is the unit test
+/// `dropping_a_chain_of_a_million_does_not_overflow_the_stack`.
+#[test]
+fn last_handles_of_a_cancelled_chain_dropped_together_free_every_node() {
+    check(
+        "token::last_handles_of_a_cancelled_chain_dropped_together",
+        3,
+        || {
+            let root = CancelToken::new();
+            let middle = root.child();
+            let leaf = middle.child();
+            root.cancel();
+            drop(root);
+            let first = thread::spawn(move || drop(middle));
+            let second = thread::spawn(move || {
+                assert!(leaf.is_cancelled());
+                drop(leaf);
+            });
+            first.join().unwrap();
+            second.join().unwrap();
         },
     );
 }
