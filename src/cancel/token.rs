@@ -417,7 +417,7 @@ impl Inner {
 
 /// Marks `node` cancelled with `reason` and runs its waiters.
 fn mark(node: &Node, reason: &CancelReason, panic: &mut Panic) -> Marked {
-    let (waiters, marked) = {
+    let ((lone, rest), marked) = {
         let mut inner = node.inner.lock();
         // (I1) Relaxed: read under the lock every store is made under.
         if node.cancelled.load(Ordering::Relaxed) {
@@ -432,9 +432,10 @@ fn mark(node: &Node, reason: &CancelReason, panic: &mut Panic) -> Marked {
         } else {
             Marked::WithChildren
         };
-        (mem::take(&mut inner.waiters), marked) // (I2)
+        (take_waiters(&mut inner.waiters), marked)
     };
-    for (_, waiter) in waiters {
+    let rest = rest.into_iter().map(|(_, waiter)| waiter);
+    for waiter in lone.into_iter().chain(rest) {
         // (I6) The lock is released; a waiter may re-enter the tree.
         let run = AssertUnwindSafe(|| match waiter {
             Waiter::Waker(waker) => waker.wake(),
@@ -445,6 +446,18 @@ fn mark(node: &Node, reason: &CancelReason, panic: &mut Panic) -> Marked {
         }
     }
     marked
+}
+
+/// Empties the slab of a node being marked (I2), handing its waiters out to
+/// run with no lock held (I6). A lone waiter, the common case, is moved out
+/// of the slab, which keeps its storage for the node's drop to free, so a
+/// cancel walk frees nothing either; several go with the slab.
+fn take_waiters(waiters: &mut Slab<Waiter>) -> (Option<Waiter>, Slab<Waiter>) {
+    if waiters.len() <= 1 {
+        (waiters.drain().next(), Slab::new())
+    } else {
+        (None, mem::take(waiters))
+    }
 }
 
 /// Cancels every node below `root` (already marked), depth first, without
