@@ -342,8 +342,9 @@ impl Node {
         }
     }
 
-    /// A parentless node, cancelled from the start (I1): no store to order,
-    /// as the `Arc` that publishes the node publishes its fields.
+    /// A parentless node, cancelled from the start (I1). No store to order:
+    /// the fields are initialised before the node is shared, and whatever
+    /// hands its token to another thread synchronises with that thread.
     fn born_cancelled(reason: CancelReason) -> Node {
         let inner = Inner {
             reason: Some(reason),
