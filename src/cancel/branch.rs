@@ -50,6 +50,21 @@ impl Parent {
         }
     }
 
+    /// What `check` on a child of this parent returns, allocating at most
+    /// once per token node (I7) rather than once per check.
+    fn check_as_child(&self) -> Result<(), Cancelled> {
+        match self {
+            Parent::Root => Ok(()),
+            Parent::Token(token) => token.check_as_child(),
+            // A task's reason is already a `Parent` one when its scope was
+            // cancelled, and `inherited` passes those on without allocating.
+            Parent::Task(task) => task
+                .token()
+                .check()
+                .map_err(|c| Cancelled::new(c.reason().inherited())),
+        }
+    }
+
     /// A new child token under this parent (or a root token).
     fn child(&self) -> CancelToken {
         match self {
@@ -126,9 +141,8 @@ impl BranchToken {
         if let Some(reason) = &self.reason {
             return Err(Cancelled::new(reason.clone()));
         }
-        self.parent
-            .check()
-            .map_err(|c| Cancelled::new(c.reason().inherited()))
+        // Shares the parent's inherited reason (I7): no allocation per check.
+        self.parent.check_as_child()
     }
 }
 
