@@ -4,56 +4,18 @@
 //! parallel do not disturb each other.
 
 mod common;
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use common::yield_once;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counters are
-// const-initialised thread locals without destructors, which allocate nothing.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            COUNT.with(|count| count.set(count.get() + 1));
-        }
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            COUNT.with(|count| count.set(count.get() + 1));
-        }
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
 /// Creates the future with `make` and polls it to completion with a no-op
 /// waker, counting the allocations of both.
 fn count_allocations<F: Future>(make: impl FnOnce() -> F) -> (usize, F::Output) {
-    COUNT.with(|count| count.set(0));
-    COUNTING.with(|on| on.set(true));
-    let output = {
+    counting_alloc::counted(|| {
         let mut fut = pin!(make());
         let mut cx = Context::from_waker(Waker::noop());
         let mut polls = 0;
@@ -64,9 +26,7 @@ fn count_allocations<F: Future>(make: impl FnOnce() -> F) -> (usize, F::Output) 
             polls += 1;
             assert!(polls < 100, "the future must finish");
         }
-    };
-    COUNTING.with(|on| on.set(false));
-    (COUNT.with(Cell::get), output)
+    })
 }
 
 /// Yields `polls` times, checking for cancellation before each yield.

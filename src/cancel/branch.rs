@@ -42,14 +42,6 @@ impl Parent {
         }
     }
 
-    fn check(&self) -> Result<(), Cancelled> {
-        match self {
-            Parent::Root => Ok(()),
-            Parent::Token(token) => token.check(),
-            Parent::Task(task) => task.token().check(),
-        }
-    }
-
     /// What `check` on a child of this parent returns, allocating at most
     /// once per token node (I7) rather than once per check.
     fn check_as_child(&self) -> Result<(), Cancelled> {
