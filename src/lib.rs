@@ -24,11 +24,13 @@
 //! tree, each scope's future polls its body and its woken children, and
 //! every scope owns a [`CancelToken`] that is a child of the token of the
 //! task that created it.
-// Two `unsafe` blocks in the crate, each allowed where it stands: building a
-// branch's waker from an integer (src/combinators/wake_slots.rs) and the array
-// forms' pin projection (src/combinators/array.rs); the arguments are in
-// design/soundness.md, "Branch wakers" and "Array forms". Everything else is
-// denied.
+// Three places with `unsafe` code in the crate, each allowed where it
+// stands: building a branch's waker from an integer
+// (src/combinators/wake_slots.rs), the array forms' pin projection
+// (src/combinators/array.rs) and the scope's task cells, one allocation per
+// child counted by hand (src/scope/cell.rs); the arguments are in
+// design/soundness.md, "Branch wakers", "Array forms" and "Task cells".
+// Everything else is denied.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 

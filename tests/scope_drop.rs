@@ -123,6 +123,64 @@ fn a_forgotten_scope_future_never_polls_its_children_again() {
     );
 }
 
+#[test]
+fn a_forgotten_scopes_join_handles_and_wakers_outlive_the_borrowed_data_harmlessly() {
+    // Run under Miri with leak checks off (see .ci/run): each child lives in
+    // a task cell that its handle and its wakers share with the scope. After
+    // the forget and the free, the handles and wakers are dropped: the
+    // scope's reference to each cell leaked with it, so no handle or waker
+    // is ever the last one, and nobody drops or touches the futures (Miri
+    // would report the use of the freed vector their destructors read).
+    let future_drops = Arc::new(AtomicUsize::new(0));
+    let stash: Arc<Mutex<Vec<Waker>>> = Arc::default();
+    let handles: Arc<Mutex<Vec<taskscope::JoinHandle<usize>>>> = Arc::default();
+    let outer = CountingWaker::new();
+    {
+        let data = vec![1_u8; 16];
+        let data_ref = &data;
+        let (wakers, kept, drops) = (stash.clone(), handles.clone(), future_drops.clone());
+        let mut fut = Box::pin(scope(move |s| async move {
+            for _ in 0..2 {
+                let (wakers, drops) = (wakers.clone(), drops.clone());
+                let guard = OnDrop(move || {
+                    // Reads the borrowed allocation when the future is dropped.
+                    assert_eq!(data_ref.len(), 16);
+                    drops.fetch_add(1, Ordering::SeqCst);
+                });
+                let handle = s.spawn(std::future::poll_fn(move |cx| {
+                    let _guard = &guard;
+                    wakers.lock().unwrap().push(cx.waker().clone());
+                    Poll::<usize>::Pending
+                }));
+                kept.lock().unwrap().push(handle);
+            }
+            std::future::pending::<()>().await;
+        }));
+        assert!(outer.poll(fut.as_mut()).is_pending());
+        std::mem::forget(fut);
+        drop(data);
+    }
+    let handles = std::mem::take(&mut *handles.lock().unwrap());
+    let wakers = std::mem::take(&mut *stash.lock().unwrap());
+    assert_eq!((handles.len(), wakers.len()), (2, 2));
+    for handle in &handles {
+        assert!(!handle.is_finished());
+    }
+    // Handles first for one child, wakers first for the other.
+    let mut handles = handles.into_iter();
+    let mut wakers = wakers.into_iter();
+    drop(handles.next());
+    wakers.next().unwrap().wake();
+    wakers.next().unwrap().wake_by_ref();
+    drop(wakers);
+    drop(handles);
+    assert_eq!(
+        future_drops.load(Ordering::SeqCst),
+        0,
+        "a forgotten child's future is never dropped"
+    );
+}
+
 struct OnDrop<F: FnMut()>(F);
 
 impl<F: FnMut()> Drop for OnDrop<F> {

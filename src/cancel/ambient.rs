@@ -18,8 +18,8 @@ use super::branch::BranchToken;
 use super::reason::Cancelled;
 use super::token::CancelToken;
 use super::when_cancelled::WhenCancelled;
-use crate::scope::task::TaskHeader;
-use crate::sync::{WakerArc, thread_local};
+use crate::scope::cell::TaskRef;
+use crate::sync::thread_local;
 
 /// What a scope or combinator made current for the poll in progress.
 pub(crate) enum Ambient {
@@ -42,7 +42,7 @@ pub(crate) enum Ambient {
 /// child's poll no reference-count traffic.
 struct Slot {
     ambient: Option<Ambient>,
-    task: Option<WakerArc<TaskHeader>>,
+    task: Option<TaskRef>,
 }
 
 #[cfg(not(loom))]
@@ -87,10 +87,10 @@ impl Drop for Entered {
 /// borrowed while `poll` runs, so `poll` may use it (nested scopes do).
 #[inline]
 pub(crate) fn run_as_task<R>(
-    task: WakerArc<TaskHeader>,
+    task: TaskRef,
     ambient: Ambient,
     poll: impl FnOnce() -> R,
-) -> (WakerArc<TaskHeader>, R) {
+) -> (TaskRef, R) {
     CURRENT.with(|current| {
         let previous = {
             let mut slot = current.borrow_mut();
@@ -112,11 +112,11 @@ pub(crate) fn run_as_task<R>(
 /// Puts back the previous task and ambient token, also on unwind.
 struct Restore<'a> {
     current: &'a RefCell<Slot>,
-    previous: Option<(Option<Ambient>, Option<WakerArc<TaskHeader>>)>,
+    previous: Option<(Option<Ambient>, Option<TaskRef>)>,
 }
 
 impl Restore<'_> {
-    fn restore(&mut self) -> (Option<Ambient>, Option<WakerArc<TaskHeader>>) {
+    fn restore(&mut self) -> (Option<Ambient>, Option<TaskRef>) {
         let Some((ambient, task)) = self.previous.take() else {
             return (None, None);
         };
@@ -134,7 +134,7 @@ impl Drop for Restore<'_> {
     }
 }
 
-fn with_current<R>(f: impl FnOnce(Option<&Ambient>, Option<&WakerArc<TaskHeader>>) -> R) -> R {
+fn with_current<R>(f: impl FnOnce(Option<&Ambient>, Option<&TaskRef>) -> R) -> R {
     CURRENT.with(|current| {
         let slot = current.borrow();
         f(slot.ambient.as_ref(), slot.task.as_ref())
@@ -143,7 +143,7 @@ fn with_current<R>(f: impl FnOnce(Option<&Ambient>, Option<&WakerArc<TaskHeader>
 
 /// `f` must not run user code: it holds the slot borrowed.
 pub(crate) fn with_current_mut<R>(
-    f: impl FnOnce(Option<&mut Ambient>, Option<&WakerArc<TaskHeader>>) -> R,
+    f: impl FnOnce(Option<&mut Ambient>, Option<&TaskRef>) -> R,
 ) -> R {
     CURRENT.with(|current| {
         let mut slot = current.borrow_mut();
@@ -160,7 +160,7 @@ pub(crate) fn replace_current(ambient: Option<Ambient>) -> Option<Ambient> {
 
 /// The scope task (child or body) being polled on this thread, if any;
 /// also found through wrappers that made another token current.
-pub(crate) fn current_task() -> Option<WakerArc<TaskHeader>> {
+pub(crate) fn current_task() -> Option<TaskRef> {
     CURRENT.with(|current| current.borrow().task.clone())
 }
 
@@ -217,7 +217,7 @@ pub(crate) fn current_task() -> Option<WakerArc<TaskHeader>> {
 pub fn current_token() -> CancelToken {
     enum Found {
         Token(CancelToken),
-        Task(WakerArc<TaskHeader>),
+        Task(TaskRef),
         Nothing,
     }
     // Making a branch's token runs no user code, so it may happen in place.
@@ -310,10 +310,12 @@ mod tests {
     use super::*;
     use crate::introspect::ScopeInfo;
     use crate::scope::shared::ScopeShared;
+    use crate::scope::task::TaskHeader;
+    use crate::sync::WakerArc;
 
-    fn header() -> WakerArc<TaskHeader> {
+    fn header() -> TaskRef {
         let shared = WakerArc::new(ScopeShared::new(CancelToken::new(), ScopeInfo::root()));
-        WakerArc::new(TaskHeader::new(shared, 0, 1, None))
+        TaskRef::body(TaskHeader::new(shared, 0, 1, None))
     }
 
     #[test]
@@ -323,13 +325,13 @@ mod tests {
             let wrapper = CancelToken::new();
             {
                 let _wrapped = enter(Ambient::Token(wrapper.clone()));
-                assert!(WakerArc::ptr_eq(&current_task().unwrap(), &task));
+                assert!(TaskRef::ptr_eq(&current_task().unwrap(), &task));
                 wrapper.cancel();
                 assert!(is_cancelled(), "the wrapper's token is the ambient one");
             }
             assert!(!is_cancelled(), "the task's own token is back");
         });
-        assert!(WakerArc::ptr_eq(&back, &task));
+        assert!(TaskRef::ptr_eq(&back, &task));
         assert!(current_task().is_none());
     }
 
@@ -340,12 +342,12 @@ mod tests {
         run_as_task(outer.clone(), Ambient::Task, || {
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 run_as_task(inner.clone(), Ambient::Task, || {
-                    assert!(WakerArc::ptr_eq(&current_task().unwrap(), &inner));
+                    assert!(TaskRef::ptr_eq(&current_task().unwrap(), &inner));
                     panic!("unwinding through the guard");
                 })
             }));
             assert!(caught.is_err());
-            assert!(WakerArc::ptr_eq(&current_task().unwrap(), &outer));
+            assert!(TaskRef::ptr_eq(&current_task().unwrap(), &outer));
         });
         assert!(current_task().is_none());
     }

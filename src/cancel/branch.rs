@@ -19,8 +19,7 @@ use std::mem;
 use super::ambient::{self, Ambient};
 use super::reason::{CancelReason, Cancelled};
 use super::token::CancelToken;
-use crate::scope::task::TaskHeader;
-use crate::sync::WakerArc;
+use crate::scope::cell::TaskRef;
 
 /// What a branch's token hangs under.
 #[derive(Clone, Default)]
@@ -30,7 +29,7 @@ pub(crate) enum Parent {
     Root,
     Token(CancelToken),
     /// A scope's child whose own token may not exist yet.
-    Task(WakerArc<TaskHeader>),
+    Task(TaskRef),
 }
 
 impl Parent {

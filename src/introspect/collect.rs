@@ -14,6 +14,7 @@ use super::scope_snapshot::ScopeSnapshot;
 use super::task_snapshot::TaskSnapshot;
 use super::task_state::TaskState;
 use crate::cancel::Cancelled;
+use crate::scope::cell::TaskRef;
 use crate::scope::shared::ScopeShared;
 use crate::scope::task::{DEAD, TaskHeader};
 use crate::sync::WakerArc;
@@ -33,16 +34,14 @@ pub(crate) fn scope(shared: &ScopeShared, now: Instant, depth: usize) -> Option<
     let mut nested: HashMap<usize, Vec<WakerArc<ScopeShared>>> = HashMap::new();
     for scope in shared.nested_scopes() {
         if let Some(parent) = scope.info().parent() {
-            let key = WakerArc::as_ptr(parent) as usize;
+            let key = parent.addr();
             nested.entry(key).or_default().push(scope);
         }
     }
     let mut body = None;
     let mut tasks = Vec::new();
     for header in shared.headers() {
-        let scopes = nested
-            .remove(&(WakerArc::as_ptr(&header) as usize))
-            .unwrap_or_default();
+        let scopes = nested.remove(&header.addr()).unwrap_or_default();
         let Some(task) = task(shared, &header, scopes, now, depth) else {
             continue;
         };
@@ -64,7 +63,7 @@ pub(crate) fn scope(shared: &ScopeShared, now: Instant, depth: usize) -> Option<
 
 fn task(
     shared: &ScopeShared,
-    header: &WakerArc<TaskHeader>,
+    header: &TaskRef,
     scopes: Vec<WakerArc<ScopeShared>>,
     now: Instant,
     depth: usize,

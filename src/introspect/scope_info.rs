@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use crate::cancel::CancelToken;
-use crate::scope::task::TaskHeader;
-use crate::sync::{Ordering, StatBool, StatU64, WakerArc};
+use crate::scope::cell::TaskRef;
+use crate::sync::{Ordering, StatBool, StatU64};
 
 /// Scope ids are unique in the process; 0 is never handed out.
 static NEXT_SCOPE_ID: StatU64 = StatU64::new(1);
@@ -18,7 +18,7 @@ pub(crate) struct ScopeInfo {
     epoch: Instant,
     /// The task that was being polled when the scope was created: the
     /// scope shows under it. A strong link upwards (tasks link down weakly).
-    parent: Option<WakerArc<TaskHeader>>,
+    parent: Option<TaskRef>,
     /// The scope finished or was dropped: no longer part of any tree, even
     /// if stray wakers keep this shared part alive.
     retired: StatBool,
@@ -27,10 +27,7 @@ pub(crate) struct ScopeInfo {
 }
 
 impl ScopeInfo {
-    pub(crate) fn new(
-        name: Option<Cow<'static, str>>,
-        parent: Option<WakerArc<TaskHeader>>,
-    ) -> Self {
+    pub(crate) fn new(name: Option<Cow<'static, str>>, parent: Option<TaskRef>) -> Self {
         // Relaxed: only uniqueness matters, which the read-modify-write gives.
         let id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "tracing")]
@@ -64,7 +61,7 @@ impl ScopeInfo {
         self.epoch
     }
 
-    pub(crate) fn parent(&self) -> Option<&WakerArc<TaskHeader>> {
+    pub(crate) fn parent(&self) -> Option<&TaskRef> {
         self.parent.as_ref()
     }
 

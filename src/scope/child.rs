@@ -1,4 +1,4 @@
-//! The wrapper a scope stores for each child: catches panics, fills the slot.
+//! The child future inside a task cell: catches panics, fills the slot.
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -9,40 +9,32 @@ use pin_project_lite::pin_project;
 
 use super::join_handle::JoinSlot;
 use super::task::{PanicBox, TaskExit};
-use crate::sync::Arc;
 
 pin_project! {
-    /// A child future plus the slot its output goes to.
-    ///
-    /// The user's future is dropped as soon as it completes (inside the same
-    /// `catch_unwind`), so its destructor runs once, on the polling thread.
-    pub(crate) struct ChildFuture<F: Future> {
+    /// A child future, dropped in place as soon as it completes (inside the
+    /// same `catch_unwind`), so its destructor runs once, on the polling
+    /// thread. Its output slot is its cell's (src/scope/cell.rs), passed in
+    /// by the cell's owner.
+    pub(crate) struct ChildFuture<F> {
         #[pin]
         future: Option<F>,
-        slot: Arc<JoinSlot<F::Output>>,
-    }
-
-    impl<F: Future> PinnedDrop for ChildFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            // Dropped unfinished (the scope was dropped): tell the handle.
-            this.slot.abandon();
-        }
     }
 }
 
 impl<F: Future> ChildFuture<F> {
-    pub(crate) fn new(future: F, slot: Arc<JoinSlot<F::Output>>) -> Self {
+    pub(crate) fn new(future: F) -> Self {
         ChildFuture {
             future: Some(future),
-            slot,
         }
     }
-}
 
-impl<F: Future> Future for ChildFuture<F> {
-    type Output = TaskExit;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TaskExit> {
+    /// Polls the child; once it finished, stores its outcome in `slot` (or
+    /// drops the output there, if the handle is gone).
+    pub(crate) fn poll_child(
+        self: Pin<&mut Self>,
+        slot: &JoinSlot<F::Output>,
+        cx: &mut Context<'_>,
+    ) -> Poll<TaskExit> {
         let mut this = self.project();
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(TaskExit::Completed);
@@ -53,12 +45,14 @@ impl<F: Future> Future for ChildFuture<F> {
             Err(payload) => Err(payload),
         };
         // Finished: drop the future now, once, where a panic in its
-        // destructor is caught too.
+        // destructor is caught too. (A panicking destructor leaves `None`
+        // behind all the same: assignment writes the new value on unwind.)
         let dropped = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
         match (outcome, dropped) {
-            (Ok(value), Ok(())) => match this.slot.complete(value) {
+            (Ok(value), Ok(())) => match slot.complete(value) {
                 Ok(()) => Poll::Ready(TaskExit::Completed),
-                // The handle's waker panicked: the output is stored, and the
+                // The handle's waker panicked (the output is stored), or the
+                // handle is gone and the output's destructor panicked: the
                 // scope raises that panic once every child has finished.
                 Err(payload) => Poll::Ready(TaskExit::Panicked(PanicBox::new(payload))),
             },
@@ -66,9 +60,24 @@ impl<F: Future> Future for ChildFuture<F> {
                 let panic = PanicBox::new(payload);
                 // A panicking waker of the handle is dropped here: the
                 // child's own panic is the one to raise.
-                let _ = this.slot.panicked(panic.clone());
+                let _ = slot.panicked(panic.clone());
                 Poll::Ready(TaskExit::Panicked(panic))
             }
+        }
+    }
+
+    /// The scope drops the child (unfinished, or finished: then a no-op):
+    /// tell the handle, then drop the future in place.
+    pub(crate) fn drop_future(self: Pin<&mut Self>, slot: &JoinSlot<F::Output>) {
+        let mut this = self.project();
+        if this.future.is_none() {
+            return;
+        }
+        // The handle's waker may panic: the future is dropped all the same.
+        let abandoned = panic::catch_unwind(AssertUnwindSafe(|| slot.abandon()));
+        this.future.set(None);
+        if let Err(payload) = abandoned {
+            panic::resume_unwind(payload);
         }
     }
 }

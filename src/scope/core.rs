@@ -7,19 +7,22 @@
 //! handle), which is what makes `mem::forget` of a scope future harmless:
 //! see design/soundness.md.
 //!
-//! A child's future is taken out of its slab entry while it is polled, so no
-//! lock is held during a poll (a child may spawn into its own scope) and,
-//! in a parallel scope, distinct children can be polled on distinct threads.
+//! A child's future lives in its task cell (src/scope/cell.rs); the slab
+//! holds the scope's reference to it, an `OwnedTask`. That reference is taken
+//! out of its slab entry while the child is polled, so no lock is held
+//! during a poll (a child may spawn into its own scope) and, in a parallel
+//! scope, distinct children can be polled on distinct threads.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
+use super::cell::{Holds, OwnedTask, TaskRef};
+use super::join_handle::JoinHandle;
 use super::shared::ScopeShared;
 use super::task::{PanicBox, TaskExit, TaskHeader};
 use crate::cancel::ambient::{self, Ambient};
@@ -53,8 +56,10 @@ struct Entry<T: ?Sized> {
 
 /// What polling a child needs, made once at spawn and reused for every poll.
 pub(crate) struct Parts<T: ?Sized> {
-    pub(crate) future: Pin<Box<T>>,
-    pub(crate) header: WakerArc<TaskHeader>,
+    /// The scope's reference to the child's cell: the only way to its future.
+    pub(crate) task: OwnedTask<T>,
+    /// A second count on the cell, moved into the ambient slot for each poll.
+    pub(crate) header: TaskRef,
     pub(crate) waker: Waker,
 }
 
@@ -69,7 +74,7 @@ pub(crate) struct Taken<T: ?Sized> {
 pub(crate) enum FollowUp<T: ?Sized> {
     Nothing,
     Reschedule(usize),
-    Finished(Pin<Box<T>>, TaskExit),
+    Finished(OwnedTask<T>, TaskExit),
 }
 
 impl<T: ?Sized> Core<T> {
@@ -99,16 +104,20 @@ impl<T: ?Sized> Core<T> {
         &self.cleanup
     }
 
-    /// Adds a child and schedules its first poll.
+    /// Adds a child, in a task cell of its own, and schedules its first poll.
     ///
     /// # Panics
     ///
     /// If the scope has already finished or been dropped.
-    pub(crate) fn insert(
+    pub(crate) fn insert<F>(
         &self,
-        future: Pin<Box<T>>,
+        future: F,
         name: Option<Cow<'static, str>>,
-    ) -> WakerArc<TaskHeader> {
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future,
+        T: Holds<F>,
+    {
         let mut state = self.state.lock();
         if state.closed {
             drop(state);
@@ -122,11 +131,14 @@ impl<T: ?Sized> Core<T> {
         let index = state.tasks.vacant_key();
         let seq = state.next_seq;
         state.next_seq += 1;
-        let header = WakerArc::new(TaskHeader::new(self.shared.clone(), index, seq, name));
-        let waker = Waker::from(header.clone());
+        let header = TaskHeader::new(self.shared.clone(), index, seq, name);
+        let (task, join) = OwnedTask::new(future, header);
+        let header = task.task().clone();
+        let waker = header.waker();
+        let registered = header.clone();
         let parts = Parts {
-            future,
-            header: header.clone(),
+            task,
+            header,
             waker,
         };
         state.tasks.insert(Entry {
@@ -134,8 +146,8 @@ impl<T: ?Sized> Core<T> {
             rewake: false,
         });
         drop(state);
-        self.shared.spawned(index, header.clone());
-        header
+        self.shared.spawned(index, registered);
+        JoinHandle::new(join)
     }
 
     /// Takes the child at `index` out to be polled, if it is there and idle.
@@ -229,16 +241,17 @@ impl<T: ?Sized> Core<T> {
             // Bypasses the `queued` flag on purpose: the wake that set
             // `rewake` found the child queued and must not be lost.
             FollowUp::Reschedule(index) => self.shared.schedule(index),
-            FollowUp::Finished(future, exit) => {
+            FollowUp::Finished(task, exit) => {
                 if let TaskExit::Panicked(panic) = exit {
                     self.shared.record_panic(panic);
                 }
-                // The box may hold the last reference to the join slot (the
-                // handle is gone), so this drops the output: user code that
-                // may panic. Caught and raised by the scope like a child's
-                // panic, rather than unwinding out of the poll loop, which
-                // may hold the next child taken out of the slab.
-                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(future))) {
+                // The future and an unwanted output were dropped inside the
+                // child's poll; releasing the scope's count may free the
+                // cell, whose header holds the child's token. Caught and
+                // raised by the scope like a child's panic all the same,
+                // rather than unwinding out of the poll loop, which may hold
+                // the next child taken out of the slab.
+                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
                     self.shared.record_panic(PanicBox::new(payload));
                 }
             }
@@ -272,7 +285,7 @@ impl<T: ?Sized> Core<T> {
                     .filter_map(|entry| {
                         let parts = entry.parts?;
                         parts.header.mark_dead();
-                        Some(parts.future)
+                        Some(parts.task)
                     })
                     .collect()
             };
@@ -312,9 +325,9 @@ fn put_back_locked<T: ?Sized>(
         Poll::Ready(exit) => {
             state.tasks.remove(index);
             parts.header.mark_dead();
-            // The future's destructor already ran inside the child wrapper;
-            // the box is freed after the lock is released all the same.
-            FollowUp::Finished(parts.future, exit)
+            // The future's destructor already ran inside the child's poll;
+            // the scope's count is released after the lock all the same.
+            FollowUp::Finished(parts.task, exit)
         }
     }
 }
@@ -328,7 +341,7 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
 ) -> (Taken<T>, Poll<TaskExit>) {
     let Taken { index, parts } = taken;
     let Parts {
-        mut future,
+        mut task,
         header,
         waker,
     } = parts;
@@ -340,7 +353,7 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
     #[cfg(feature = "tracing")]
     let span = header.info().span().clone().entered();
     let (header, poll) = ambient::run_as_task(header, Ambient::Task, || {
-        future.as_mut().poll(&mut Context::from_waker(&waker))
+        task.poll(&mut Context::from_waker(&waker))
     });
     #[cfg(feature = "tracing")]
     {
@@ -357,7 +370,7 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
         Taken {
             index,
             parts: Parts {
-                future,
+                task,
                 header,
                 waker,
             },

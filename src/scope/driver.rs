@@ -4,16 +4,17 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
+use super::cell::TaskRef;
 use super::core::Core;
 use super::shared::ScopeShared;
 use super::task::{BODY, PanicBox, TaskExit, TaskHeader};
 use crate::cancel::CancelReason;
 use crate::cancel::ambient::{self, Ambient};
-use crate::sync::{Arc, WakerArc, mutant};
+use crate::sync::{Arc, mutant};
 
 /// How many polls (body and children together) one `poll` of a scope makes
 /// before it yields to the executor, so that a scope with many ready
@@ -49,7 +50,7 @@ pin_project! {
         body: Option<Fut>,
         output: Option<Fut::Output>,
         core: Arc<Core<T>>,
-        body_header: WakerArc<TaskHeader>,
+        body_header: TaskRef,
         batch: Vec<usize>,
         run_batch: RunBatch<T>,
         run: BatchRun,
@@ -71,7 +72,7 @@ where
     T: ?Sized + Future<Output = TaskExit>,
 {
     pub(crate) fn new(body: Fut, core: Arc<Core<T>>, run_batch: RunBatch<T>) -> Self {
-        let body_header = WakerArc::new(TaskHeader::new(core.shared().clone(), BODY, 0, None));
+        let body_header = TaskRef::body(TaskHeader::new(core.shared().clone(), BODY, 0, None));
         // The body's first poll, as for a freshly spawned child.
         core.shared().body_started(body_header.clone());
         Driver {
@@ -161,14 +162,14 @@ where
 fn poll_body<Fut: Future>(
     mut body: Pin<&mut Option<Fut>>,
     output: &mut Option<Fut::Output>,
-    header: &WakerArc<TaskHeader>,
+    header: &TaskRef,
     shared: &ScopeShared,
 ) {
     header.clear_queued();
     let Some(future) = body.as_mut().as_pin_mut() else {
         return;
     };
-    let waker = Waker::from(header.clone());
+    let waker = header.waker();
     header.info().begin_poll(shared.info().epoch());
     let token = Ambient::Token(shared.token().clone());
     let (_, polled) = ambient::run_as_task(header.clone(), token, || {

@@ -4,11 +4,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 
-use super::child::ChildFuture;
+use super::cell::Holds;
 use super::core::Core;
-use super::join_handle::{JoinHandle, JoinSlot};
+use super::join_handle::JoinHandle;
 use super::shared::ScopeShared;
 use super::task::TaskExit;
 use crate::cancel::CancelToken;
@@ -98,15 +97,16 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
         }
     }
 
-    /// Spawns `future`, boxed into the scope's child type by `boxed`.
-    pub(crate) fn spawn_boxed<F>(
+    /// Spawns `future` in a task cell of its own; `T: Holds<F>` checks that
+    /// the scope's child type may hold it (`Send` for a `Send` scope).
+    pub(crate) fn spawn_task<F>(
         &self,
         name: Option<Cow<'static, str>>,
         future: F,
-        boxed: impl FnOnce(ChildFuture<F>) -> Pin<Box<T>>,
     ) -> JoinHandle<F::Output>
     where
         F: Future + 'env,
+        T: Holds<F>,
     {
         assert!(
             !self.core.cleanup().is_running(),
@@ -114,11 +114,7 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
              deferred future); the scope's children were already joined, so it cannot take \
              new ones: run a nested scope inside the clean-up instead"
         );
-        let slot = Arc::new(JoinSlot::new());
-        let header = self
-            .core
-            .insert(boxed(ChildFuture::new(future, slot.clone())), name);
-        JoinHandle::new(slot, header)
+        self.core.insert(future, name)
     }
 
     pub(crate) fn token(&self) -> &CancelToken {
@@ -173,8 +169,7 @@ impl<'env> Scope<'env> {
         F: Future + Send + 'env,
         F::Output: Send + 'env,
     {
-        self.handle
-            .spawn_boxed(None, future, |child| Box::pin(child))
+        self.handle.spawn_task(None, future)
     }
 
     /// Spawns `future` as a child named `name`; the name shows in
@@ -204,8 +199,7 @@ impl<'env> Scope<'env> {
         F: Future + Send + 'env,
         F::Output: Send + 'env,
     {
-        self.handle
-            .spawn_boxed(Some(name.into()), future, |child| Box::pin(child))
+        self.handle.spawn_task(Some(name.into()), future)
     }
 
     /// The scope's token: cancelling it cancels the body and every child.

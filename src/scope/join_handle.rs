@@ -8,10 +8,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use super::task::{PanicBox, TaskHeader};
-use crate::sync::{Arc, Mutex, WakerArc, mutant};
+use super::cell::JoinRef;
+use super::task::PanicBox;
+use crate::sync::{Mutex, MutexGuard, WakerArc, mutant};
 
-/// Where a child leaves its output for its [`JoinHandle`].
+/// Where a child leaves its output for its [`JoinHandle`]: a field of the
+/// child's task cell (src/scope/cell.rs).
 pub(crate) struct JoinSlot<T> {
     state: Mutex<SlotState<T>>,
 }
@@ -24,6 +26,9 @@ enum SlotState<T> {
     Abandoned,
     /// The handle already returned (or raised) the outcome.
     Taken,
+    /// The handle is gone: an output that arrives now is dropped at once by
+    /// the child's poll (C4 in design/soundness.md, "Task cells").
+    Detached,
 }
 
 impl<T> JoinSlot<T> {
@@ -34,13 +39,31 @@ impl<T> JoinSlot<T> {
     }
 
     /// Stores the output and wakes the handle; see `finish` for the `Err`.
+    /// If the handle is gone, drops the output instead: its destructor may
+    /// panic, and that panic is caught and returned too.
     pub(crate) fn complete(&self, value: T) -> Result<(), Box<dyn Any + Send>> {
-        self.finish(SlotState::Done(value))
+        let state = self.state.lock();
+        if matches!(*state, SlotState::Detached) {
+            drop(state);
+            return panic::catch_unwind(AssertUnwindSafe(|| drop(value)));
+        }
+        self.finish(state, SlotState::Done(value))
     }
 
     /// Stores the panic and wakes the handle; see `finish` for the `Err`.
     pub(crate) fn panicked(&self, panic: WakerArc<PanicBox>) -> Result<(), Box<dyn Any + Send>> {
-        self.finish(SlotState::Panicked(panic))
+        let state = self.state.lock();
+        if matches!(*state, SlotState::Detached) {
+            return Ok(()); // nobody to tell: the scope raises it
+        }
+        self.finish(state, SlotState::Panicked(panic))
+    }
+
+    /// The handle is dropped: drops the output (or the handle's waker)
+    /// outside the lock, and makes later outputs be dropped by the child.
+    pub(crate) fn detach(&self) {
+        let previous = mem::replace(&mut *self.state.lock(), SlotState::Detached);
+        drop(previous);
     }
 
     /// The child was dropped unfinished; no-op if it had finished.
@@ -60,8 +83,13 @@ impl<T> JoinSlot<T> {
     /// whoever awaits the handle (another executor, perhaps) and may panic;
     /// that panic is caught and returned, so that it cannot unwind through
     /// the scope's poll loop with a child half put back.
-    fn finish(&self, outcome: SlotState<T>) -> Result<(), Box<dyn Any + Send>> {
-        let previous = mem::replace(&mut *self.state.lock(), outcome);
+    fn finish(
+        &self,
+        mut state: MutexGuard<'_, SlotState<T>>,
+        outcome: SlotState<T>,
+    ) -> Result<(), Box<dyn Any + Send>> {
+        let previous = mem::replace(&mut *state, outcome);
+        drop(state);
         match previous {
             SlotState::Running(Some(waker)) => {
                 panic::catch_unwind(AssertUnwindSafe(|| waker.wake()))
@@ -101,13 +129,13 @@ impl<T> JoinSlot<T> {
 ///   because the handle was not awaited before the scope finished;
 /// - panics if polled again after it returned its output.
 pub struct JoinHandle<T> {
-    slot: Arc<JoinSlot<T>>,
-    header: WakerArc<TaskHeader>,
+    /// The child's cell: its header and output slot, never its future.
+    join: JoinRef<T>,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(slot: Arc<JoinSlot<T>>, header: WakerArc<TaskHeader>) -> Self {
-        JoinHandle { slot, header }
+    pub(crate) fn new(join: JoinRef<T>) -> Self {
+        JoinHandle { join }
     }
 
     /// Asks this child alone to stop: cancels its own token with
@@ -119,16 +147,16 @@ impl<T> JoinHandle<T> {
     pub fn cancel(&self) {
         #[cfg(feature = "tracing")]
         tracing::info!(
-            parent: self.header.info().span(),
+            parent: self.join.task().info().span(),
             reason = %crate::CancelReason::Requested,
             "taskscope: task cancelled through its handle"
         );
-        self.header.token().cancel();
+        self.join.task().token().cancel();
     }
 
     /// Whether the child has finished (completed, panicked or been dropped).
     pub fn is_finished(&self) -> bool {
-        self.slot.is_finished()
+        self.join.slot().is_finished()
     }
 }
 
@@ -136,17 +164,18 @@ impl<T> Future for JoinHandle<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let mut state = self.slot.state.lock();
+        let slot = self.join.slot();
+        let mut state = slot.state.lock();
         match mem::replace(&mut *state, SlotState::Taken) {
             SlotState::Done(value) => {
                 drop(state);
-                self.header.info().release();
+                self.join.task().info().release();
                 Poll::Ready(value)
             }
             SlotState::Running(waker) if mutant("join_stores_waker_after_unlock") => {
                 *state = SlotState::Running(waker);
                 drop(state);
-                *self.slot.state.lock() = SlotState::Running(Some(cx.waker().clone()));
+                *slot.state.lock() = SlotState::Running(Some(cx.waker().clone()));
                 Poll::Pending
             }
             SlotState::Running(waker) => {
@@ -162,7 +191,7 @@ impl<T> Future for JoinHandle<T> {
             }
             SlotState::Panicked(panic) => {
                 drop(state);
-                self.header.info().release();
+                self.join.task().info().release();
                 match panic.take() {
                     Some(payload) => panic::resume_unwind(payload),
                     None => panic!(
@@ -176,7 +205,7 @@ impl<T> Future for JoinHandle<T> {
                 "taskscope: the scope was dropped before this child finished, so the child \
                  was dropped too and has no output; await JoinHandles inside their scope"
             ),
-            SlotState::Taken => panic!(
+            SlotState::Taken | SlotState::Detached => panic!(
                 "taskscope: JoinHandle polled after it completed; a child's output can be \
                  taken once"
             ),
@@ -187,7 +216,7 @@ impl<T> Future for JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         // A finished child nobody will join is not worth showing any more.
-        self.header.info().release();
+        self.join.task().info().release();
     }
 }
 

@@ -64,8 +64,7 @@ impl<'env> LocalScope<'env> {
         F: Future + 'env,
         F::Output: 'env,
     {
-        self.handle
-            .spawn_boxed(None, future, |child| Box::pin(child))
+        self.handle.spawn_task(None, future)
     }
 
     /// Spawns `future` as a child named `name`; see
@@ -83,8 +82,7 @@ impl<'env> LocalScope<'env> {
         F: Future + 'env,
         F::Output: 'env,
     {
-        self.handle
-            .spawn_boxed(Some(name.into()), future, |child| Box::pin(child))
+        self.handle.spawn_task(Some(name.into()), future)
     }
 
     /// The scope's token: cancelling it cancels the body and every child.

@@ -1,6 +1,7 @@
 //! Scopes: child tasks that borrow, always joined before the scope returns.
 
 mod builder;
+pub(crate) mod cell;
 mod child;
 pub(crate) mod core;
 pub(crate) mod driver;

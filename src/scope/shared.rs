@@ -17,7 +17,8 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
-use super::task::{BODY, PanicBox, TaskHeader};
+use super::cell::TaskRef;
+use super::task::{BODY, PanicBox};
 use crate::cancel::{CancelToken, OnCancel};
 use crate::introspect::ScopeInfo;
 use crate::sync::{Mutex, WakerArc, WakerWeak, mutant};
@@ -47,8 +48,8 @@ struct Ready {
     /// because spawning takes it anyway: registering costs no extra lock.
     /// A finished child's header stays until a new child reuses its index
     /// (removing it would cost a lock per child) or the scope retires.
-    tasks: Vec<Option<WakerArc<TaskHeader>>>,
-    body: Option<WakerArc<TaskHeader>>,
+    tasks: Vec<Option<TaskRef>>,
+    body: Option<TaskRef>,
 }
 
 impl ScopeShared {
@@ -89,7 +90,7 @@ impl ScopeShared {
     }
 
     /// Registers a new child's header and queues its first poll, under one lock.
-    pub(crate) fn spawned(&self, index: usize, header: WakerArc<TaskHeader>) {
+    pub(crate) fn spawned(&self, index: usize, header: TaskRef) {
         let (replaced, waker) = {
             let mut ready = self.ready.lock();
             if ready.tasks.len() <= index {
@@ -107,7 +108,7 @@ impl ScopeShared {
     }
 
     /// Registers the body's header and queues its first poll.
-    pub(crate) fn body_started(&self, header: WakerArc<TaskHeader>) {
+    pub(crate) fn body_started(&self, header: TaskRef) {
         let waker = {
             let mut ready = self.ready.lock();
             ready.body = Some(header);
@@ -120,7 +121,7 @@ impl ScopeShared {
 
     /// The registered headers (body first), copied out so that the caller
     /// inspects them with no lock held.
-    pub(crate) fn headers(&self) -> Vec<WakerArc<TaskHeader>> {
+    pub(crate) fn headers(&self) -> Vec<TaskRef> {
         let ready = self.ready.lock();
         ready
             .body

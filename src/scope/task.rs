@@ -3,7 +3,6 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
-use std::task::Wake;
 
 use super::shared::ScopeShared;
 use crate::cancel::CancelReason;
@@ -20,7 +19,9 @@ pub(crate) const BODY: usize = usize::MAX - 1;
 ///
 /// It is `'static` (it holds nothing borrowed), because wakers may be kept
 /// anywhere and live arbitrarily long: a stray waker of a finished child
-/// reaches only this header, whose index is then [`DEAD`].
+/// reaches only this header, whose index is then [`DEAD`]. It lives at the
+/// head of the child's task cell (src/scope/cell.rs), reached through a
+/// counted `TaskRef`; a body's header is alone in its allocation.
 pub(crate) struct TaskHeader {
     shared: WakerArc<ScopeShared>,
     /// The child's slot in the scope's slab, or [`DEAD`] once it finished.
@@ -85,12 +86,9 @@ impl TaskHeader {
     }
 }
 
-impl Wake for TaskHeader {
-    fn wake(self: WakerArc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &WakerArc<Self>) {
+impl TaskHeader {
+    /// What the task's waker does: queue the task, once until its next poll.
+    pub(crate) fn wake(&self) {
         // AcqRel: release what the waking side wrote before it woke us, to
         // the poller's `clear_queued`.
         if self.queued.swap(true, Ordering::AcqRel) {
