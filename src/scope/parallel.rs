@@ -10,9 +10,11 @@
 //! `par_scope` slower than a [`scope`](crate::scope). The runner therefore
 //! polls the batch on the calling thread, one stretch of up to [`STRETCH`]
 //! children after the other, timing each stretch, and fans the rest of the
-//! batch out only once at least two children remain and their expected cost
+//! batch out only once at least two children remain, their expected cost
 //! (how many remain times the scope's running estimate of one poll) reaches
-//! [`FAN_OUT_NANOS`]. A single ready child is always polled inline. The
+//! [`FAN_OUT_NANOS`], and one poll is expected to cost at least
+//! [`MIN_FAN_OUT_POLL_NANOS`] (cheaper polls lose more to the hand-over
+//! between threads than they gain from a second core). A single ready child is always polled inline. The
 //! estimate lives in the driver across batches; a scope's first poll of a
 //! child is timed alone, so a scope of CPU-heavy children fans out from its
 //! second ready child on.
@@ -45,6 +47,15 @@ use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, mutant};
 /// that fanning out a batch that turns out lighter than expected costs
 /// little, and a batch worth this much gains close to the full speed-up.
 pub(crate) const FAN_OUT_NANOS: u64 = 50_000;
+
+/// The average poll, in nanoseconds, below which a batch is never fanned
+/// out, however many children it has.
+///
+/// Participants hand children back and forth under the core's lock, a few
+/// hundred nanoseconds per poll when two threads contend for it; polls
+/// cheaper than a few times that (children that mostly wait on I/O) run
+/// faster on one thread than on two (benches/, workload 5).
+pub(crate) const MIN_FAN_OUT_POLL_NANOS: u64 = 2_000;
 
 /// How many inline polls are timed together, at most: a scope whose
 /// children turn heavy fans out after at most this many of their polls.
@@ -81,7 +92,7 @@ pub(crate) fn run_parallel(core: &Arc<Core<SendTask<'_>>>, batch: &[usize], run:
 
 fn worth_fanning_out(remaining: usize, poll_nanos: u64) -> bool {
     let remaining = u64::try_from(remaining).unwrap_or(u64::MAX);
-    remaining.saturating_mul(poll_nanos) >= FAN_OUT_NANOS
+    poll_nanos >= MIN_FAN_OUT_POLL_NANOS && remaining.saturating_mul(poll_nanos) >= FAN_OUT_NANOS
 }
 
 /// How many helper jobs to spawn besides the calling thread's own share.
