@@ -66,6 +66,7 @@ mutants=(
     "schedule_never_wakes          buffered_in  buffered_in_keeps_its_window_and_order_with_items_woken_elsewhere"
     "unordered_registers_consumer_last buffered_in buffer_unordered_in_consumed_on_another_thread_gets_every_output"
     "finish_ignores_children       join         scope_never_completes_with_a_child_still_running"
+    "completed_child_stays         join         child_is_never_polled_after_it_completed"
     "schedule_never_wakes          join         join_handle_awaited_in_the_body_gets_the_value"
     "join_stores_waker_after_unlock join        join_handle_awaited_on_another_thread_gets_the_value"
     "claim_reclaims_position       parallel     every_child_of_a_fanned_out_batch_is_polled_once_per_wake"

@@ -135,10 +135,14 @@ impl Future for WakesItselfLate {
 /// poll spuriously (allowed: that child is still running).
 ///
 /// Last run: 30339 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
-/// No mutant: in `scope` children are only taken, polled and removed by
-/// the scope's own thread under the core's lock, so no interleaving of the
-/// stray wake can reach a removed child; see the report in the commit
-/// message.
+/// Mutant `completed_child_stays`: a finished child keeps its future and
+/// stays in the slab once, scheduled again; the model fails (the child, or
+/// the second child's `async` block, is polled after it completed). It
+/// fails in every interleaving: in `scope` children are only taken, polled
+/// and removed by the scope's own thread under the core's lock, so no
+/// variant of a synchronisation point alone breaks this property; the
+/// mutant breaks the two things that keep it (the future dropped at its
+/// completion, the child removed with it) to show the model would notice.
 #[test]
 fn child_is_never_polled_after_it_completed() {
     check("join::child_is_never_polled_after_it_completed", 3, || {

@@ -9,6 +9,7 @@ use pin_project_lite::pin_project;
 
 use super::join_handle::JoinSlot;
 use super::task::{PanicBox, TaskExit};
+use crate::sync::mutant;
 
 pin_project! {
     /// A child future, dropped in place as soon as it completes (inside the
@@ -47,7 +48,11 @@ impl<F: Future> ChildFuture<F> {
         // Finished: drop the future now, once, where a panic in its
         // destructor is caught too. (A panicking destructor leaves `None`
         // behind all the same: assignment writes the new value on unwind.)
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
+        let dropped = if mutant("completed_child_stays") {
+            Ok(()) // the broken variant keeps the finished future pollable
+        } else {
+            panic::catch_unwind(AssertUnwindSafe(|| this.future.set(None)))
+        };
         match (outcome, dropped) {
             (Ok(value), Ok(())) => match slot.complete(value) {
                 Ok(()) => Poll::Ready(TaskExit::Completed),

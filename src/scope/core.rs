@@ -323,6 +323,14 @@ fn put_back_locked<T: ?Sized>(
             }
         }
         Poll::Ready(exit) => {
+            if mutant("completed_child_stays")
+                && !std::mem::replace(&mut state.tasks[index].rewake, true)
+            {
+                // The broken variant keeps a finished child in the slab
+                // once, live and scheduled, so it is polled again.
+                state.tasks[index].parts = Some(parts);
+                return FollowUp::Reschedule(index);
+            }
             state.tasks.remove(index);
             parts.header.mark_dead();
             // The future's destructor already ran inside the child's poll;
