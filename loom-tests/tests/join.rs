@@ -87,7 +87,7 @@ fn join_handle_awaited_in_the_body_gets_the_value() {
 /// awaited on another thread races with the child's completion on the
 /// scope's thread: the waiter either finds the value or is woken to take it.
 ///
-/// Last run: 108 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 70 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `join_stores_waker_after_unlock`.
 #[test]
 fn join_handle_awaited_on_another_thread_gets_the_value() {
