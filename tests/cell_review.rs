@@ -351,8 +351,6 @@ impl Drop for ReadyThenExplodes {
 }
 
 #[test]
-#[ignore = "open: the output's panicking destructor unwinds out of the scope's poll \
-            (src/scope/child.rs, poll_child, arm (Ok(_), Err(payload)))"]
 fn an_output_dropped_after_its_futures_destructor_panicked_is_dropped_inside_catch_unwind() {
     // `ChildFuture::poll_child`: the future returned its output, then its
     // destructor panicked (caught). The arm `(Ok(_), Err(payload))` leaves
@@ -384,8 +382,6 @@ fn an_output_dropped_after_its_futures_destructor_panicked_is_dropped_inside_cat
 }
 
 #[test]
-#[ignore = "open: the body's output is dropped outside catch_unwind when the body's \
-            destructor panicked (src/scope/driver.rs, poll_body, arm (Ok(_), Err(payload)))"]
 fn a_body_output_dropped_after_the_bodys_destructor_panicked_is_dropped_inside_catch_unwind() {
     // The body's twin of the test above: `poll_body` records the body's
     // destructor's panic, then drops the output outside any `catch_unwind`.
@@ -410,8 +406,6 @@ impl std::task::Wake for OwnsScope {
 }
 
 #[test]
-#[ignore = "open: JoinHandle::poll swaps the stored waker under the slot's lock \
-            (src/scope/join_handle.rs, poll, `waker.clone_from`): this deadlocks"]
 fn a_handles_old_waker_dropped_by_a_poll_may_drop_the_scope_without_deadlocking() {
     // `JoinHandle::poll` replaces the waker stored in the slot with
     // `Waker::clone_from` while it holds the slot's lock, which drops the

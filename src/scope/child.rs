@@ -1,5 +1,6 @@
 //! The child future inside a task cell: catches panics, fills the slot.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
@@ -8,7 +9,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use super::join_handle::JoinSlot;
-use super::task::{PanicBox, TaskExit};
+use super::task::{PanicBox, TaskExit, drop_after_panic};
 use crate::sync::mutant;
 
 pin_project! {
@@ -61,16 +62,30 @@ impl<F: Future> ChildFuture<F> {
                 // scope raises that panic once every child has finished.
                 Err(payload) => Poll::Ready(TaskExit::Panicked(PanicBox::new(payload))),
             },
-            (Err(payload), _) | (Ok(_), Err(payload)) => {
-                let panic = PanicBox::new(payload);
-                // A panicking waker of the handle is dropped here: the
-                // child's own panic is the one to raise.
-                let _ = slot.panicked(panic.clone());
-                Poll::Ready(TaskExit::Panicked(panic))
-            }
+            (Ok(value), Err(payload)) => Poll::Ready(panicked(slot, payload, Some(value))),
+            (Err(payload), second) => Poll::Ready(panicked(slot, payload, second.err())),
         }
     }
+}
 
+/// The child panicked (or its destructor did): records `payload` in the
+/// slot; `leftover` (the output, or the destructor's second payload) and a
+/// panic of the handle's waker are dropped where their destructors cannot
+/// unwind out of the scope's poll: the first panic is the one to raise.
+fn panicked<T, L>(
+    slot: &JoinSlot<T>,
+    payload: Box<dyn Any + Send>,
+    leftover: Option<L>,
+) -> TaskExit {
+    drop_after_panic(leftover);
+    let panic = PanicBox::new(payload);
+    if let Err(waker_panic) = slot.panicked(panic.clone()) {
+        drop_after_panic(waker_panic);
+    }
+    TaskExit::Panicked(panic)
+}
+
+impl<F: Future> ChildFuture<F> {
     /// The scope drops the child (unfinished, or finished: then a no-op):
     /// tell the handle, then drop the future in place.
     pub(crate) fn drop_future(self: Pin<&mut Self>, slot: &JoinSlot<F::Output>) {

@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use super::cell::TaskRef;
 use super::core::Core;
 use super::shared::ScopeShared;
-use super::task::{BODY, PanicBox, TaskExit, TaskHeader};
+use super::task::{BODY, PanicBox, TaskExit, TaskHeader, drop_after_panic};
 use crate::cancel::CancelReason;
 use crate::cancel::ambient::{self, Ambient};
 use crate::sync::{Arc, mutant};
@@ -194,7 +194,15 @@ fn poll_body<Fut: Future>(
     let dropped = panic::catch_unwind(AssertUnwindSafe(|| body.set(None)));
     match (outcome, dropped) {
         (Ok(value), Ok(())) => *output = Some(value),
-        (Err(payload), _) | (Ok(_), Err(payload)) => shared.record_panic(PanicBox::new(payload)),
+        (Ok(value), Err(payload)) => {
+            // The destructor's panic is raised; the output goes quietly.
+            drop_after_panic(value);
+            shared.record_panic(PanicBox::new(payload));
+        }
+        (Err(payload), second) => {
+            drop_after_panic(second);
+            shared.record_panic(PanicBox::new(payload));
+        }
     }
 }
 

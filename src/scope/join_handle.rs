@@ -98,6 +98,23 @@ impl<T> JoinSlot<T> {
         }
     }
 
+    /// Stores `waker` for a child still running; false if it finished
+    /// meanwhile. Cloning the new waker and dropping the old one run the
+    /// executor's code, which may drop the task that owns the scope and so
+    /// reach this slot (`abandon`): neither happens under the lock.
+    fn register(&self, waker: &Waker) -> bool {
+        let new = waker.clone();
+        let mut state = self.state.lock();
+        let SlotState::Running(stored) = &mut *state else {
+            drop(state);
+            return false;
+        };
+        let old = stored.replace(new);
+        drop(state);
+        drop(old);
+        true
+    }
+
     pub(crate) fn is_finished(&self) -> bool {
         !matches!(*self.state.lock(), SlotState::Running(_))
     }
@@ -178,16 +195,18 @@ impl<T> Future for JoinHandle<T> {
                 *slot.state.lock() = SlotState::Running(Some(cx.waker().clone()));
                 Poll::Pending
             }
-            SlotState::Running(waker) => {
-                let waker = match waker {
-                    Some(mut waker) => {
-                        waker.clone_from(cx.waker());
-                        waker
-                    }
-                    None => cx.waker().clone(),
-                };
+            SlotState::Running(Some(waker)) if waker.will_wake(cx.waker()) => {
                 *state = SlotState::Running(Some(waker));
                 Poll::Pending
+            }
+            SlotState::Running(waker) => {
+                *state = SlotState::Running(waker);
+                drop(state);
+                if self.join.slot().register(cx.waker()) {
+                    Poll::Pending
+                } else {
+                    self.poll(cx) // finished meanwhile: take the outcome now
+                }
             }
             SlotState::Panicked(panic) => {
                 drop(state);

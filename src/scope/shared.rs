@@ -158,13 +158,23 @@ impl ScopeShared {
     }
 
     /// Starts a poll of the scope: remembers its waker; pushes need not wake.
+    ///
+    /// A new waker is cloned, and the old one dropped, outside the lock: both
+    /// run the executor's code, and dropping the last waker of the task that
+    /// owns this scope drops the scope, whose retirement takes this lock.
+    /// Storing it after `notified` is set loses nothing: until the poll ends
+    /// (`try_end_poll`), pushes need no wake.
     pub(crate) fn begin_poll(&self, waker: &Waker) {
-        let mut ready = self.ready.lock();
-        match &mut ready.waker {
-            Some(current) if current.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
+        {
+            let mut ready = self.ready.lock();
+            ready.notified = true;
+            if ready.waker.as_ref().is_some_and(|current| current.will_wake(waker)) {
+                return;
+            }
         }
-        ready.notified = true;
+        let new = waker.clone();
+        let old = self.ready.lock().waker.replace(new);
+        drop(old);
     }
 
     /// Moves up to `limit` ready indices into `batch`.

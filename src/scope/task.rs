@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 
 use super::shared::ScopeShared;
 use crate::cancel::CancelReason;
@@ -108,6 +109,19 @@ impl fmt::Debug for TaskHeader {
             .field("index", &self.index())
             .field("cancelled", &self.token.is_cancelled())
             .finish_non_exhaustive()
+    }
+}
+
+/// Drops what is left of a task whose panic is already being raised (its
+/// output, or a second panic's payload), where a panic of that destructor
+/// cannot unwind out of the scope's poll loop: one panic is raised per task,
+/// so a second is dropped, and a payload whose own destructor panics is
+/// leaked rather than dropped again.
+pub(crate) fn drop_after_panic<T>(value: T) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(value))) {
+        if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+            std::mem::forget(again);
+        }
     }
 }
 
