@@ -168,7 +168,11 @@ impl ScopeShared {
         {
             let mut ready = self.ready.lock();
             ready.notified = true;
-            if ready.waker.as_ref().is_some_and(|current| current.will_wake(waker)) {
+            if ready
+                .waker
+                .as_ref()
+                .is_some_and(|current| current.will_wake(waker))
+            {
                 return;
             }
         }
