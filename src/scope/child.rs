@@ -66,6 +66,21 @@ impl<F: Future> ChildFuture<F> {
             (Err(payload), second) => Poll::Ready(panicked(slot, payload, second.err())),
         }
     }
+
+    /// The scope drops the child (unfinished, or finished: then a no-op):
+    /// tell the handle, then drop the future in place.
+    pub(crate) fn drop_future(self: Pin<&mut Self>, slot: &JoinSlot<F::Output>) {
+        let mut this = self.project();
+        if this.future.is_none() {
+            return;
+        }
+        // The handle's waker may panic: the future is dropped all the same.
+        let abandoned = panic::catch_unwind(AssertUnwindSafe(|| slot.abandon()));
+        this.future.set(None);
+        if let Err(payload) = abandoned {
+            panic::resume_unwind(payload);
+        }
+    }
 }
 
 /// The child panicked (or its destructor did): records `payload` in the
@@ -83,21 +98,4 @@ fn panicked<T, L>(
         drop_after_panic(waker_panic);
     }
     TaskExit::Panicked(panic)
-}
-
-impl<F: Future> ChildFuture<F> {
-    /// The scope drops the child (unfinished, or finished: then a no-op):
-    /// tell the handle, then drop the future in place.
-    pub(crate) fn drop_future(self: Pin<&mut Self>, slot: &JoinSlot<F::Output>) {
-        let mut this = self.project();
-        if this.future.is_none() {
-            return;
-        }
-        // The handle's waker may panic: the future is dropped all the same.
-        let abandoned = panic::catch_unwind(AssertUnwindSafe(|| slot.abandon()));
-        this.future.set(None);
-        if let Err(payload) = abandoned {
-            panic::resume_unwind(payload);
-        }
-    }
 }

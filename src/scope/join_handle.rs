@@ -202,7 +202,7 @@ impl<T> Future for JoinHandle<T> {
             SlotState::Running(waker) => {
                 *state = SlotState::Running(waker);
                 drop(state);
-                if self.join.slot().register(cx.waker()) {
+                if slot.register(cx.waker()) {
                     Poll::Pending
                 } else {
                     self.poll(cx) // finished meanwhile: take the outcome now
