@@ -150,19 +150,6 @@ impl<T: ?Sized> Core<T> {
         JoinHandle::new(join)
     }
 
-    /// Takes the child at `index` out to be polled, if it is there and idle.
-    #[allow(dead_code)] // the parallel scope's batch runner uses it
-    pub(crate) fn take(&self, index: usize) -> Option<Taken<T>> {
-        take_locked(&mut self.state.lock(), index)
-    }
-
-    /// Puts a polled child back, or removes it if it finished.
-    #[allow(dead_code)] // the parallel scope's batch runner uses it
-    pub(crate) fn put_back(&self, taken: Taken<T>, exit: Poll<TaskExit>) {
-        let follow_up = put_back_locked(&mut self.state.lock(), taken, exit);
-        self.follow_up(follow_up);
-    }
-
     /// Polls the children of `batch` one after the other on this thread,
     /// putting one back and taking the next under a single lock.
     pub(crate) fn run_serial(&self, batch: &[usize])
@@ -187,50 +174,77 @@ impl<T: ?Sized> Core<T> {
         }
     }
 
-    /// Polls the children that `claim` hands out, one after the other on
-    /// this thread (a parallel scope's participant), putting one back and
-    /// taking the next under a single lock; `claim` runs with no lock held.
+    /// Polls the children that `claim` hands out, a bite at a time, one
+    /// after the other on this thread (a parallel scope's participant).
+    /// `claim` fills the bite with no lock held; the whole bite is taken out
+    /// under one lock and put back under one more, so a participant touches
+    /// the state its siblings share twice per bite rather than per child.
     /// Returns how many children it polled.
     ///
-    /// A child that finished is put back (removed) and its follow-up run
-    /// *before* the next claim: the follow-up runs user code that may panic
-    /// (the callbacks of the scope's token, when it records a panic), and a
+    /// The polled children are put back and their follow-ups run *before*
+    /// the next claim: a follow-up runs user code that may panic (the
+    /// callbacks of the scope's token, when it records a panic), and a
     /// participant unwinding from it must hold no child, neither taken (it
     /// would be dropped unpolled) nor claimed (nobody else would poll it).
     #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
-    pub(crate) fn run_claimed(&self, mut claim: impl FnMut() -> Option<usize>) -> u64
+    pub(crate) fn run_claimed(&self, mut claim: impl FnMut(&mut Vec<usize>)) -> u64
     where
         T: Future<Output = TaskExit>,
     {
-        let mut polled: Option<(Taken<T>, Poll<TaskExit>)> = None;
+        let mut bite = Vec::new();
+        let mut taken = Vec::new();
+        let mut polled = Vec::new();
+        let mut follow_ups = Vec::new();
         let mut polls = 0;
         loop {
-            if matches!(polled, Some((_, Poll::Ready(_)))) {
-                if let Some((taken, exit)) = polled.take() {
-                    self.put_back(taken, exit);
-                }
+            if !polled.is_empty() {
+                self.put_back_all(&mut polled, &mut follow_ups);
             }
-            let index = claim();
-            let (taken, follow_up) = {
+            bite.clear();
+            claim(&mut bite);
+            if bite.is_empty() {
+                return polls;
+            }
+            {
                 let mut state = self.state.lock();
-                // Still pending: only a re-schedule can follow, no user code.
-                let follow_up = match polled.take() {
-                    Some((taken, exit)) => put_back_locked(&mut state, taken, exit),
-                    None => FollowUp::Nothing,
-                };
-                let taken = index.and_then(|index| take_locked(&mut state, index));
-                (taken, follow_up)
-            };
-            self.follow_up(follow_up);
-            match taken {
-                Some(taken) => {
-                    polled = Some(poll_taken(taken));
-                    polls += 1;
-                }
-                // Being polled elsewhere (its `rewake` is set) or finished.
-                None if index.is_some() => {}
-                None => return polls,
+                // A child missing here is being polled elsewhere (its
+                // `rewake` is now set) or has finished.
+                taken.extend(
+                    bite.iter()
+                        .filter_map(|&index| take_locked(&mut state, index)),
+                );
             }
+            polls += taken.len() as u64;
+            polled.extend(taken.drain(..).map(poll_taken));
+        }
+    }
+
+    /// Puts every polled child back under one lock, then runs their
+    /// follow-ups with none held. Each follow-up runs even if one before it
+    /// panics (a lost re-schedule would leave its child unpolled); the first
+    /// panic goes on once all have run.
+    fn put_back_all(
+        &self,
+        polled: &mut Vec<(Taken<T>, Poll<TaskExit>)>,
+        follow_ups: &mut Vec<FollowUp<T>>,
+    ) {
+        {
+            let mut state = self.state.lock();
+            follow_ups.extend(
+                polled
+                    .drain(..)
+                    .map(|(taken, exit)| put_back_locked(&mut state, taken, exit)),
+            );
+        }
+        let mut first_panic = None;
+        for follow_up in follow_ups.drain(..) {
+            let run = panic::catch_unwind(AssertUnwindSafe(|| self.follow_up(follow_up)));
+            if let Err(payload) = run {
+                first_panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
         }
     }
 

@@ -98,7 +98,7 @@ use super::scope_future::ScopeFuture;
 /// that panics (with the `tracing` feature). If that happens during a
 /// fan-out, the other threads finish the polls they are making first; then
 /// the panic is resumed from the scope future's `poll`, and the scope cannot
-/// complete after it (the child the unwinding thread held was dropped while
+/// complete after it (the children the unwinding thread held were dropped while
 /// still registered): drop it, which cancels and drops what is left, as
 /// under "Cancel safety".
 ///

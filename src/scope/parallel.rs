@@ -24,14 +24,17 @@
 //! Once fanned out, the calling thread and up to one helper job per other
 //! pool thread claim the remaining children of the batch through a shared
 //! cursor, each exactly once; when the batch is used up they take children
-//! woken meanwhile (or left over) from the scope's ready queue, several at a
-//! time when polls are cheap (never the body, see
+//! woken meanwhile (or left over) from the scope's ready queue (never the
+//! body, see
 //! [`ScopeShared::take_ready_children`](super::shared::ScopeShared::take_ready_children)),
 //! until it is empty or the budget is used up: [`POLL_BUDGET`](crate::POLL_BUDGET)
 //! polls per participant, so the scope's `poll` keeps its thread about as
-//! long as a serial one. `rayon_core::in_place_scope` returns only when
-//! every helper job has returned, so no poll outlives the call; see
-//! design/soundness.md, "The parallel scope".
+//! long as a serial one. Each claim is a bite of several children, a share
+//! of what is left that shrinks to one child at the end (`FanOut::share`),
+//! taken out of the slab under one lock and put back under one more.
+//! `rayon_core::in_place_scope` returns only when every helper job has
+//! returned, so no poll outlives the call; see design/soundness.md, "The
+//! parallel scope".
 
 use std::ops::Deref;
 use std::time::Instant;
@@ -137,8 +140,8 @@ struct FanOut<C, B> {
     next: AtomicUsize,
     /// Polls still allowed beyond the batch (the driver's budget).
     spare: AtomicUsize,
-    /// How many children a participant takes from the ready queue at once.
-    bite: usize,
+    /// How many threads take part: bites are sized by it.
+    participants: usize,
     /// Total nanoseconds and count of the polls made, for the estimate.
     timing: Mutex<(u64, u64)>,
 }
@@ -165,7 +168,7 @@ where
             batch,
             next: AtomicUsize::new(0),
             spare: AtomicUsize::new(spare),
-            bite: bite_for(run.poll_nanos),
+            participants,
             timing: Mutex::new((0, 0)),
         }
     }
@@ -184,63 +187,85 @@ where
         // Timed as a whole: a participant only polls from start to end, so
         // its time per poll is the estimate's sample (lock costs included).
         let started = Instant::now();
-        let mut bite = Vec::with_capacity(self.bite);
-        let polls = self.core.run_claimed(|| self.claim(&mut bite));
+        let polls = self.core.run_claimed(|bite| self.claim(bite));
         let nanos = elapsed_nanos(started);
         let mut timing = self.timing.lock();
         timing.0 = timing.0.saturating_add(nanos);
         timing.1 += polls;
     }
 
-    /// The next child for this participant: from the batch, then from its
-    /// `bite` of the ready queue, refilled `BITE` children at a time (one
-    /// lock for several claims) within the spare budget.
-    fn claim(&self, bite: &mut Vec<usize>) -> Option<usize> {
+    /// Fills `bite` with this participant's next children: a share of what
+    /// is left of the batch, or else of the ready queue within the spare
+    /// budget; leaves it empty when there is nothing left to claim.
+    fn claim(&self, bite: &mut Vec<usize>) {
+        if !self.claim_from_batch(bite) {
+            self.claim_from_queue(bite);
+        }
+    }
+
+    /// Guided self-scheduling: a participant takes `1 / (2 × participants)`
+    /// of what remains, at most [`MAX_BITE`]. Bites start large (a claim
+    /// and a lock for many children, where one per child had the threads
+    /// trading cache lines more than polling) and shrink to one child at
+    /// the end, so no thread idles while another holds several it has not
+    /// started. At least 1 when `remaining` is.
+    fn share(&self, remaining: usize) -> usize {
+        remaining.div_ceil(2 * self.participants).min(MAX_BITE)
+    }
+
+    fn claim_from_batch(&self, bite: &mut Vec<usize>) -> bool {
         // Relaxed: the read-modify-write alone hands each position to one
         // participant; the batch itself was published to the helpers by the
         // spawn that started them.
-        let position = if mutant("claim_reclaims_position") {
-            // Broken on purpose (loom models only): two participants may read
-            // the same position, and both claim it.
-            let position = self.next.load(Ordering::Relaxed);
-            self.next.store(position + 1, Ordering::Relaxed);
-            position
-        } else {
-            self.next.fetch_add(1, Ordering::Relaxed)
-        };
-        if let Some(&index) = self.batch.get(position) {
-            return Some(index);
+        let mut next = self.next.load(Ordering::Relaxed);
+        loop {
+            let remaining = self.batch.len().saturating_sub(next);
+            if remaining == 0 {
+                return false;
+            }
+            let end = next + self.share(remaining);
+            if mutant("claim_reclaims_position") {
+                // Broken on purpose (loom models only): two participants may
+                // read the same position, and both claim it.
+                self.next.store(end, Ordering::Relaxed);
+            } else if let Err(moved) =
+                self.next
+                    .compare_exchange(next, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                next = moved;
+                continue;
+            }
+            bite.extend_from_slice(&self.batch[next..end]);
+            return true;
         }
-        if let Some(index) = bite.pop() {
-            return Some(index);
-        }
+    }
+
+    fn claim_from_queue(&self, bite: &mut Vec<usize>) {
         // Relaxed: a plain counter; nothing is published through it, and the
         // driver reads the final value after the join, which orders it.
-        let before = self
+        let Ok(spare) = self
             .spare
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |spare| {
-                (spare > 0).then(|| spare.saturating_sub(self.bite))
+                (spare > 0).then(|| spare - self.share(spare))
             })
-            .ok()?;
-        let granted = before.min(self.bite);
-        let got = self.core.shared().take_ready_children(bite, granted);
+        else {
+            return;
+        };
+        let granted = self.share(spare);
+        let got = self
+            .core
+            .shared()
+            .take_ready_children(bite, granted, 2 * self.participants);
         if got < granted {
             // Relaxed: as above.
             self.spare.fetch_add(granted - got, Ordering::Relaxed);
         }
-        // Popped from the back: reversed, the queue's order is kept.
-        bite.reverse();
-        bite.pop()
     }
 }
 
-/// How many children a participant takes from the ready queue at once:
-/// several when polls are cheap, so the queue's lock is not what the
-/// threads wait on; one when a poll costs more than the lock, so that no
-/// thread sits idle while another holds children it has not started.
-fn bite_for(poll_nanos: u64) -> usize {
-    if poll_nanos < 5_000 { 8 } else { 1 }
-}
+/// The most children a participant claims at once: bounds how long a child
+/// woken while another participant holds it waits for its next poll.
+const MAX_BITE: usize = 32;
 
 /// Polls `rest` on this thread and `helpers` pool threads; returns when
 /// every one of their polls has returned (or re-raises the first panic of
@@ -312,9 +337,8 @@ pub(crate) mod on_loom_threads {
         let helpers = HELPERS.min(batch.len() - 1);
         let participants = helpers + 1;
         // Loom replays interleavings, so nothing may depend on the clock:
-        // every batch of two fans out, and participants take one child at a
-        // time from the ready queue (the bite of dear polls), which makes
-        // the most claims race.
+        // every batch of two fans out. With so few children every bite is
+        // one child, which makes the most claims race.
         run.poll_nanos = FAN_OUT_NANOS;
         let fan = Arc::new(FanOut::new(core.clone(), batch.to_vec(), participants, run));
         let threads: Vec<_> = (0..helpers)
@@ -346,9 +370,26 @@ mod tests {
     }
 
     #[test]
-    fn cheap_polls_are_claimed_several_at_a_time_and_dear_ones_singly() {
-        assert!(bite_for(100) > 1);
-        assert_eq!(bite_for(1_000_000), 1);
+    fn bites_shrink_with_what_remains_down_to_one_child() {
+        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
+        let batch: Vec<usize> = (0..200).collect();
+        let fan = FanOut::new(&core, &batch[..], 2, &BatchRun::default());
+        let mut sizes = Vec::new();
+        loop {
+            let mut bite = Vec::new();
+            fan.claim(&mut bite);
+            if bite.is_empty() {
+                break;
+            }
+            sizes.push(bite.len());
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 200, "every position once");
+        assert_eq!(sizes[0], MAX_BITE, "a long batch starts at the cap");
+        assert!(
+            sizes.windows(2).all(|w| w[0] >= w[1]),
+            "never growing: {sizes:?}"
+        );
+        assert_eq!(sizes[sizes.len() - 1], 1, "the last bite is one child");
     }
 
     #[test]

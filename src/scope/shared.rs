@@ -189,18 +189,26 @@ impl ScopeShared {
     }
 
     /// Moves up to `limit` indices from the front of the queue into `into`,
-    /// stopping at the body, which only the driver may poll (on the scope's
-    /// thread): how a parallel scope's participants find children woken (or
-    /// left over) while a batch runs. Stopping at the body rather than
-    /// skipping it keeps the queue's order: the children behind it were woken
-    /// after it and wait for the driver's next batch. Returns how many moved.
+    /// and no more than a `1 / divisor` share of what it holds (at least
+    /// one), stopping at the body, which only the driver may poll (on the
+    /// scope's thread): how a parallel scope's participants find children
+    /// woken (or left over) while a batch runs. Stopping at the body rather
+    /// than skipping it keeps the queue's order: the children behind it were
+    /// woken after it and wait for the driver's next batch. Returns how many
+    /// moved.
     #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
-    pub(crate) fn take_ready_children(&self, into: &mut Vec<usize>, limit: usize) -> usize {
+    pub(crate) fn take_ready_children(
+        &self,
+        into: &mut Vec<usize>,
+        limit: usize,
+        divisor: usize,
+    ) -> usize {
         let mut ready = self.ready.lock();
+        let share = ready.queue.len().div_ceil(divisor.max(1));
         let count = ready
             .queue
             .iter()
-            .take(limit)
+            .take(limit.min(share))
             .take_while(|&&index| index != BODY)
             .count();
         into.extend(ready.queue.drain(..count));
