@@ -7,6 +7,11 @@
 //! starts with this stand-in: it answers `is_cancelled` from the scope's
 //! token plus a local flag, and makes the real child token on first demand.
 //! Neither answer takes a lock (see `Made`).
+//!
+//! The stand-in keeps no handle of the scope's token: the task's header
+//! reaches that token through its scope anyway, and lends it for each call
+//! ([`TaskToken`]). So a spawn and a child's end cost no reference counting
+//! on the scope's token, whose counts every child of the scope shares.
 
 use std::fmt;
 
@@ -18,7 +23,6 @@ use crate::sync::{AtomicU8, Mutex, Ordering, mutant};
 const REQUESTED: u8 = 1;
 
 pub(crate) struct LazyToken {
-    parent: CancelToken,
     /// `REQUESTED`, set only while `making` is held.
     flags: AtomicU8,
     /// The real child token, once made; it answers from then on.
@@ -29,49 +33,67 @@ pub(crate) struct LazyToken {
 }
 
 impl LazyToken {
-    pub(crate) fn new(parent: CancelToken) -> Self {
+    pub(crate) fn new() -> Self {
         LazyToken {
-            parent,
             flags: AtomicU8::new(0),
             made: Made::default(),
             making: Mutex::new(()),
         }
     }
+}
+
+/// A task's lazy token with its parent, the scope's token, lent for a call.
+///
+/// Every call must lend the same parent for one `LazyToken` (a task's
+/// header always lends its scope's token).
+#[derive(Clone, Copy)]
+pub(crate) struct TaskToken<'a> {
+    lazy: &'a LazyToken,
+    parent: &'a CancelToken,
+}
+
+impl<'a> TaskToken<'a> {
+    pub(crate) fn new(lazy: &'a LazyToken, parent: &'a CancelToken) -> Self {
+        TaskToken { lazy, parent }
+    }
 
     /// Lock-free: two or three atomic loads.
-    pub(crate) fn is_cancelled(&self) -> bool {
-        if let Some(cancelled) = self.made.with(CancelToken::is_cancelled) {
+    pub(crate) fn is_cancelled(self) -> bool {
+        let TaskToken { lazy: this, parent } = self;
+        if let Some(cancelled) = this.made.with(CancelToken::is_cancelled) {
             return cancelled;
         }
         // Relaxed: the flag carries no data, and the answer only has to be
         // true at some instant of the call (the flag is never cleared).
-        self.flags.load(Ordering::Relaxed) & REQUESTED != 0 || self.parent.is_cancelled()
+        this.flags.load(Ordering::Relaxed) & REQUESTED != 0 || parent.is_cancelled()
     }
 
-    pub(crate) fn check(&self) -> Result<(), Cancelled> {
-        if let Some(result) = self.made.with(CancelToken::check) {
+    pub(crate) fn check(self) -> Result<(), Cancelled> {
+        let TaskToken { lazy: this, parent } = self;
+        if let Some(result) = this.made.with(CancelToken::check) {
             return result;
         }
         // Relaxed: as in `is_cancelled`; the reason is a constant.
-        if self.flags.load(Ordering::Relaxed) & REQUESTED != 0 {
+        if this.flags.load(Ordering::Relaxed) & REQUESTED != 0 {
             return Err(Cancelled::new(CancelReason::Requested));
         }
-        self.parent.check_as_child()
+        parent.check_as_child()
     }
 
     /// The task's own token, made now if this is the first request.
-    pub(crate) fn token(&self) -> CancelToken {
-        if let Some(token) = self.made.with(CancelToken::clone) {
+    pub(crate) fn token(self) -> CancelToken {
+        let TaskToken { lazy: this, parent } = self;
+        if let Some(token) = this.made.with(CancelToken::clone) {
             return token;
         }
-        let making = self.making.lock();
-        if let Some(token) = self.made.with(CancelToken::clone) {
+        let making = this.making.lock();
+        if let Some(token) = this.made.with(CancelToken::clone) {
             return token; // made by another thread while we waited
         }
-        let token = self.parent.child();
+        let token = parent.child();
         // Relaxed: `making` orders this read with `cancel`'s update.
-        let requested = self.flags.load(Ordering::Relaxed) & REQUESTED != 0;
-        self.made.set(token.clone());
+        let requested = this.flags.load(Ordering::Relaxed) & REQUESTED != 0;
+        this.made.set(token.clone());
         drop(making);
         if requested {
             token.cancel();
@@ -80,20 +102,21 @@ impl LazyToken {
     }
 
     /// Cancels this task alone.
-    pub(crate) fn cancel(&self) {
-        let making = self.making.lock();
+    pub(crate) fn cancel(self) {
+        let this = self.lazy;
+        let making = this.making.lock();
         let outside = mutant("lazy_cancel_flags_after_unlock");
         // Under the lock, so `token()` either sees the flag or has stored
         // the token we cancel below: the request is never lost. Relaxed:
         // `making` orders it with `token()`'s read, and lock-free readers
         // need no data with it.
         if !outside {
-            self.flags.fetch_or(REQUESTED, Ordering::Relaxed);
+            this.flags.fetch_or(REQUESTED, Ordering::Relaxed);
         }
-        let made = self.made.with(CancelToken::clone);
+        let made = this.made.with(CancelToken::clone);
         drop(making);
         if outside {
-            self.flags.fetch_or(REQUESTED, Ordering::Relaxed);
+            this.flags.fetch_or(REQUESTED, Ordering::Relaxed);
         }
         if let Some(token) = made {
             token.cancel();
@@ -101,9 +124,9 @@ impl LazyToken {
     }
 }
 
-impl fmt::Debug for LazyToken {
+impl fmt::Debug for TaskToken<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LazyToken")
+        f.debug_struct("TaskToken")
             .field("cancelled", &self.is_cancelled())
             .finish()
     }
@@ -151,47 +174,48 @@ mod tests {
 
     #[test]
     fn follows_the_parent_before_and_after_it_is_made() {
-        let parent = CancelToken::new();
-        let lazy = LazyToken::new(parent.clone());
-        assert!(lazy.check().is_ok());
+        let (parent, lazy) = (CancelToken::new(), LazyToken::new());
+        let task = TaskToken::new(&lazy, &parent);
+        assert!(task.check().is_ok());
         parent.cancel();
-        assert!(lazy.is_cancelled());
-        assert!(lazy.token().is_cancelled());
+        assert!(task.is_cancelled());
+        assert!(task.token().is_cancelled());
     }
 
     #[test]
     fn a_cancel_before_the_token_is_made_is_kept() {
-        let parent = CancelToken::new();
-        let lazy = LazyToken::new(parent.clone());
-        lazy.cancel();
-        assert!(lazy.is_cancelled());
-        let token = lazy.token();
+        let (parent, lazy) = (CancelToken::new(), LazyToken::new());
+        let task = TaskToken::new(&lazy, &parent);
+        task.cancel();
+        assert!(task.is_cancelled());
+        let token = task.token();
         assert!(token.is_cancelled());
         assert!(!parent.is_cancelled());
     }
 
     #[test]
     fn a_cancel_after_the_token_is_made_reaches_it() {
-        let lazy = LazyToken::new(CancelToken::new());
-        let token = lazy.token();
-        lazy.cancel();
+        let (parent, lazy) = (CancelToken::new(), LazyToken::new());
+        let task = TaskToken::new(&lazy, &parent);
+        let token = task.token();
+        task.cancel();
         assert!(token.is_cancelled());
         assert!(matches!(
-            lazy.check().unwrap_err().reason(),
+            task.check().unwrap_err().reason(),
             CancelReason::Requested
         ));
     }
 
     #[test]
     fn an_unmade_token_reports_the_parents_cancellation_as_inherited() {
-        let parent = CancelToken::new();
-        let lazy = LazyToken::new(parent.clone());
+        let (parent, lazy) = (CancelToken::new(), LazyToken::new());
+        let task = TaskToken::new(&lazy, &parent);
         parent.cancel_with(CancelReason::Deadline);
-        let reason = lazy.check().unwrap_err().into_reason();
+        let reason = task.check().unwrap_err().into_reason();
         assert!(matches!(reason, CancelReason::Parent(_)));
         assert!(matches!(reason.origin(), CancelReason::Deadline));
         assert!(matches!(
-            lazy.token().reason(),
+            task.token().reason(),
             Some(CancelReason::Parent(_))
         ));
     }

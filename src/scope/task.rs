@@ -7,7 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use super::shared::ScopeShared;
 use crate::cancel::CancelReason;
-use crate::cancel::lazy::LazyToken;
+use crate::cancel::lazy::{LazyToken, TaskToken};
 use crate::introspect::TaskInfo;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, WakerArc};
 
@@ -46,7 +46,7 @@ impl TaskHeader {
         seq: u64,
         name: Option<Cow<'static, str>>,
     ) -> Self {
-        let token = LazyToken::new(shared.token().clone());
+        let token = LazyToken::new();
         let info = TaskInfo::new(seq, name, shared.info());
         TaskHeader {
             shared,
@@ -66,8 +66,9 @@ impl TaskHeader {
         &self.shared
     }
 
-    pub(crate) fn token(&self) -> &LazyToken {
-        &self.token
+    /// The task's own token, made on first demand, under its scope's.
+    pub(crate) fn token(&self) -> TaskToken<'_> {
+        TaskToken::new(&self.token, self.shared.token())
     }
 
     pub(crate) fn index(&self) -> usize {
@@ -107,7 +108,7 @@ impl fmt::Debug for TaskHeader {
         f.debug_struct("TaskHeader")
             .field("seq", &self.info.seq())
             .field("index", &self.index())
-            .field("cancelled", &self.token.is_cancelled())
+            .field("cancelled", &self.token().is_cancelled())
             .finish_non_exhaustive()
     }
 }
