@@ -1,8 +1,9 @@
-//! Helpers for the crate's unit tests: wakers that count, manual polling.
+//! Helpers for the crate's unit tests: wakers that count, manual polling,
+//! a future that yields once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
 /// A waker that counts how often it was woken.
 #[derive(Clone)]
@@ -33,4 +34,17 @@ impl CountingWaker {
     pub(crate) fn context(&self) -> Context<'_> {
         Context::from_waker(&self.waker)
     }
+}
+
+/// Returns `Pending` once (waking itself at once), then `Ready`.
+pub(crate) fn yield_now() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
 }

@@ -100,8 +100,8 @@ impl<F: Future> fmt::Debug for JoinAll<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::combinators::test_support::yield_now;
     use crate::test_util::CountingWaker;
+    use crate::test_util::yield_now;
     use std::cell::Cell;
 
     #[test]

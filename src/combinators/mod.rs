@@ -15,8 +15,6 @@ mod race_all;
 mod race_array;
 mod race_ok;
 mod select;
-#[cfg(test)]
-mod test_support;
 mod try_join;
 mod try_join_all;
 mod try_join_array;

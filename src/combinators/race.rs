@@ -109,8 +109,8 @@ impl<A: Future, B: Future> fmt::Debug for Race<A, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::combinators::test_support::yield_now;
     use crate::test_util::CountingWaker;
+    use crate::test_util::yield_now;
 
     #[test]
     fn race_waits_for_the_loser_to_finish() {

@@ -456,6 +456,7 @@ mod tests {
     use futures::executor::block_on;
 
     use crate::scope;
+    use crate::test_util::yield_now;
 
     /// Counts its drops.
     struct Output(Arc<AtomicUsize>);
@@ -494,21 +495,6 @@ mod tests {
         drop(clone); // the last count: frees the cell
     }
 
-    /// Returns `Pending` once (waking itself), then `Ready`.
-    async fn yield_once() {
-        let mut yielded = false;
-        std::future::poll_fn(|cx| {
-            if yielded {
-                Poll::Ready(())
-            } else {
-                yielded = true;
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        })
-        .await;
-    }
-
     #[test]
     fn a_handle_dropped_before_its_child_finishes_leaves_the_output_to_the_scope() {
         let drops = Arc::new(AtomicUsize::new(0));
@@ -520,7 +506,7 @@ mod tests {
                 // The child runs while the body yields (a few times: the
                 // driver polls the body first in a batch).
                 for _ in 0..3 {
-                    yield_once().await;
+                    yield_now().await;
                 }
                 drops.load(Ordering::SeqCst)
             }

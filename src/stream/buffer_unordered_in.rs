@@ -203,7 +203,8 @@ mod tests {
     use futures::poll;
     use futures::stream::{self, StreamExt};
 
-    use crate::stream::test_support::{gates, yield_now};
+    use crate::stream::test_support::gates;
+    use crate::test_util::yield_now;
     use crate::{ScopedStreamExt, local_scope, scope};
 
     #[test]

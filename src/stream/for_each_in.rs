@@ -168,7 +168,7 @@ mod tests {
     use futures::poll;
     use futures::stream::{self, StreamExt};
 
-    use crate::stream::test_support::yield_now;
+    use crate::test_util::yield_now;
     use crate::{ScopedStreamExt, local_scope, scope};
 
     #[test]
