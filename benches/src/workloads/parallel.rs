@@ -5,7 +5,9 @@
 //! stay where they are and each item is computed where it lies. The peers
 //! show what this machine allows: rayon's `par_iter`, `thread::scope` with
 //! one chunk per core, and `JoinSet` with the data behind an `Arc` (what
-//! `'static` spawning forces on the user).
+//! `'static` spawning forces on the user), in chunks and with a task per
+//! item: the latter is what a child per item costs in the runtime most
+//! async code runs on.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ const SERIAL: &str = "serial loop";
 const RAYON: &str = "rayon par_iter";
 const THREAD_SCOPE: &str = "std thread::scope, a chunk per core";
 const JOIN_SET: &str = "tokio JoinSet + Arc, chunks of 64 (multi-thread)";
+const JOIN_SET_PER_ITEM: &str = "tokio JoinSet + Arc, a task per item (multi-thread)";
 const PAR_SCOPE: &str = "taskscope par_scope, a child per item";
 const PAR_SCOPE_CHUNKS: &str = "taskscope par_scope, a child per 64 items";
 
@@ -123,6 +126,9 @@ pub fn run(config: &Config, report: &mut Report) {
             Contender::new(JOIN_SET, count as f64, |i| {
                 timed(&|| join_set(&rt, &shared), JOIN_SET, i)
             }),
+            Contender::new(JOIN_SET_PER_ITEM, count as f64, |i| {
+                timed(&|| join_set_per_item(&rt, &shared), JOIN_SET_PER_ITEM, i)
+            }),
             Contender::new(PAR_SCOPE, count as f64, |i| {
                 timed(&|| par_scope(&data, 1), PAR_SCOPE, i)
             }),
@@ -167,9 +173,37 @@ fn join_set(rt: &tokio::runtime::Runtime, data: &Arc<Vec<u32>>) -> u64 {
     })
 }
 
+/// What a task per item costs where spawning demands `'static`: the
+/// spawning loop runs on a worker (spawned, not `block_on`'s own thread), so
+/// the children go to that worker's local queue and the other worker steals
+/// them, tokio's fastest path.
+fn join_set_per_item(rt: &tokio::runtime::Runtime, data: &Arc<Vec<u32>>) -> u64 {
+    let data = data.clone();
+    let driver = rt.spawn(async move {
+        let mut set = tokio::task::JoinSet::new();
+        for index in 0..data.len() {
+            let data = data.clone();
+            set.spawn(async move { work(data[index], data[index]) });
+        }
+        let mut sum = 0_u64;
+        while let Some(part) = set.join_next().await {
+            sum = sum.wrapping_add(part.expect("no panic"));
+        }
+        sum
+    });
+    rt.block_on(driver).expect("no panic")
+}
+
 fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
     let serial = by_name(m, SERIAL);
-    for name in [RAYON, THREAD_SCOPE, JOIN_SET, PAR_SCOPE, PAR_SCOPE_CHUNKS] {
+    for name in [
+        RAYON,
+        THREAD_SCOPE,
+        JOIN_SET,
+        JOIN_SET_PER_ITEM,
+        PAR_SCOPE,
+        PAR_SCOPE_CHUNKS,
+    ] {
         report.detail(
             workload,
             &format!("{name}: speed-up over serial"),
