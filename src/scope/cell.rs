@@ -150,9 +150,14 @@ impl TaskRef {
     }
 
     /// A waker for this task, holding a count of its own.
-    #[allow(unsafe_code)] // task cells (design/soundness.md, "Task cells", C1)
     pub(crate) fn waker(&self) -> Waker {
-        let raw = self.clone().into_raw();
+        self.clone().into_waker()
+    }
+
+    /// A waker holding this reference's count.
+    #[allow(unsafe_code)] // task cells (design/soundness.md, "Task cells", C1)
+    pub(crate) fn into_waker(self) -> Waker {
+        let raw = self.into_raw();
         // SAFETY: the `RawWaker` contract: its data is a count-holding
         // pointer made by `into_raw`, valid for as long as that count is
         // held (C1), which the vtable's functions keep exactly (each clone
@@ -282,16 +287,22 @@ pub(crate) struct OwnedTask<T: ?Sized> {
 }
 
 impl<T: ?Sized> OwnedTask<T> {
-    /// Allocates the cell of `future` with `task` as its header.
-    pub(crate) fn new<F>(future: F, task: TaskHeader) -> (Self, JoinRef<F::Output>)
+    /// Allocates the cell of `future` with `task` as its header, counted
+    /// for the `OwnedTask`, the `JoinRef` and `N` more references to the
+    /// header, which the spawner needs anyway: one count set at once rather
+    /// than `N` atomic increments on every spawn.
+    pub(crate) fn new<F, const N: usize>(
+        future: F,
+        task: TaskHeader,
+    ) -> (Self, JoinRef<F::Output>, [TaskRef; N])
     where
         F: Future,
         T: Holds<F>,
     {
         let cell = Box::new(Cell {
             head: Head {
-                // The `OwnedTask` and the `JoinRef`.
-                refs: RefCount::new(2),
+                // C1: the `OwnedTask`, the `JoinRef` and the `N` others.
+                refs: RefCount::new(2 + N),
                 vtable: &Cell::<F>::VTABLE,
                 task,
             },
@@ -307,12 +318,7 @@ impl<T: ?Sized> OwnedTask<T> {
             task: TaskRef { head },
             _slot: PhantomData,
         };
-        (owned, join)
-    }
-
-    /// The task's header.
-    pub(crate) fn task(&self) -> &TaskRef {
-        &self.task
+        (owned, join, std::array::from_fn(|_| TaskRef { head }))
     }
 
     /// Polls the child (once it finished, returns `Completed` again).

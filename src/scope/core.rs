@@ -24,15 +24,17 @@ use slab::Slab;
 use super::cell::{Holds, OwnedTask, TaskRef};
 use super::join_handle::JoinHandle;
 use super::shared::ScopeShared;
-use super::task::{PanicBox, TaskExit, TaskHeader};
+use super::task::{DEAD, PanicBox, TaskExit, TaskHeader};
 use crate::cancel::ambient::{self, Ambient};
 use crate::cleanup::CleanupTimeout;
 use crate::cleanup::queue::CleanupQueue;
-use crate::sync::{Mutex, WakerArc, mutant};
+use crate::sync::{Mutex, Ordering, StatU64, WakerArc, mutant};
 
 pub(crate) struct Core<T: ?Sized> {
     shared: WakerArc<ScopeShared>,
     state: Mutex<State<T>>,
+    /// The number the next child gets in snapshots (the body is 0).
+    next_seq: StatU64,
     /// Adopted values and deferred futures, run once every child finished.
     cleanup: CleanupQueue<T>,
 }
@@ -41,8 +43,6 @@ struct State<T: ?Sized> {
     tasks: Slab<Entry<T>>,
     /// Set when the scope finished or was dropped: spawning is a bug then.
     closed: bool,
-    /// The number the next child gets in snapshots (the body is 0).
-    next_seq: u64,
 }
 
 struct Entry<T: ?Sized> {
@@ -84,8 +84,8 @@ impl<T: ?Sized> Core<T> {
             state: Mutex::new(State {
                 tasks: Slab::new(),
                 closed: false,
-                next_seq: 1,
             }),
+            next_seq: StatU64::new(1),
             cleanup: CleanupQueue::new(CleanupTimeout::default()),
         }
     }
@@ -118,10 +118,17 @@ impl<T: ?Sized> Core<T> {
         F: Future,
         T: Holds<F>,
     {
+        // The cell is made before the lock is taken, so that the allocation
+        // does not hold up the threads of a parallel scope that take and
+        // put back children under it; its slot is filled in under the lock.
+        // Relaxed: a diagnostic number (snapshots); it need only be distinct.
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let header = TaskHeader::new(self.shared.clone(), DEAD, seq, name);
+        let (task, join, [header, for_waker, registered]) = OwnedTask::new(future, header);
         let mut state = self.state.lock();
         if state.closed {
             drop(state);
-            drop(future);
+            drop((task, join, header, for_waker, registered));
             panic!(
                 "taskscope: spawn on a scope that has already finished; a scope handle \
                  must not be used after its scope returned (spawn from the scope's body \
@@ -129,17 +136,11 @@ impl<T: ?Sized> Core<T> {
             );
         }
         let index = state.tasks.vacant_key();
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let header = TaskHeader::new(self.shared.clone(), index, seq, name);
-        let (task, join) = OwnedTask::new(future, header);
-        let header = task.task().clone();
-        let waker = header.waker();
-        let registered = header.clone();
+        header.place(index);
         let parts = Parts {
             task,
             header,
-            waker,
+            waker: for_waker.into_waker(),
         };
         state.tasks.insert(Entry {
             parts: Some(parts),

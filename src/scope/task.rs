@@ -82,6 +82,15 @@ impl TaskHeader {
         self.queued.swap(false, Ordering::AcqRel);
     }
 
+    /// Gives a header made with the index [`DEAD`] its slot, before anybody
+    /// else can reach it (the spawner allocates the cell before it knows the
+    /// slot, so that the allocation stays outside the core's lock).
+    pub(crate) fn place(&self, index: usize) {
+        // Relaxed: the header is not shared yet; the core's lock, under which
+        // it is placed and inserted, publishes it with the index.
+        self.index.store(index, Ordering::Relaxed);
+    }
+
     /// The child finished: later wakes must not schedule its (reused) index.
     pub(crate) fn mark_dead(&self) {
         self.index.store(DEAD, Ordering::Release);
