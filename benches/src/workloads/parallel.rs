@@ -5,12 +5,14 @@
 //! stay where they are and each item is computed where it lies. The peers
 //! show what this machine allows: rayon's `par_iter`, `thread::scope` with
 //! one chunk per core, and `JoinSet` with the data behind an `Arc` (what
-//! `'static` spawning forces on the user), in chunks and with a task per
-//! item: the latter is what a child per item costs in the runtime most
-//! async code runs on.
+//! `'static` spawning forces on the user). Two peers spawn a task per item,
+//! as `par_scope`'s target row does: rayon (a boxed closure per item, stolen
+//! while the loop still spawns) and `JoinSet` (what a task per item costs in
+//! the runtime most async code runs on).
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -21,6 +23,7 @@ use crate::util::multi_thread;
 
 const SERIAL: &str = "serial loop";
 const RAYON: &str = "rayon par_iter";
+const RAYON_SPAWN: &str = "rayon scope, a spawn per item";
 const THREAD_SCOPE: &str = "std thread::scope, a chunk per core";
 const JOIN_SET: &str = "tokio JoinSet + Arc, chunks of 64 (multi-thread)";
 const JOIN_SET_PER_ITEM: &str = "tokio JoinSet + Arc, a task per item (multi-thread)";
@@ -74,6 +77,23 @@ fn serial(data: &[u32]) -> u64 {
     data.iter().map(|&s| work(s, s)).fold(0, u64::wrapping_add)
 }
 
+/// A task per item where tasks are plain closures: each spawn is a boxed
+/// job pushed onto the spawning worker's own deque, stolen by the other
+/// worker while the loop still spawns.
+fn rayon_spawn_per_item(data: &[u32]) -> u64 {
+    let sum = AtomicU64::new(0);
+    rayon::scope(|s| {
+        for &item in data {
+            let sum = &sum;
+            s.spawn(move |_| {
+                // Relaxed: a sum, read after the scope joined every spawn.
+                sum.fetch_add(work(item, item), Ordering::Relaxed);
+            });
+        }
+    });
+    sum.into_inner()
+}
+
 fn thread_scope(data: &[u32]) -> u64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = data.len().div_ceil(cores);
@@ -119,6 +139,9 @@ pub fn run(config: &Config, report: &mut Report) {
                     RAYON,
                     i,
                 )
+            }),
+            Contender::new(RAYON_SPAWN, count as f64, |i| {
+                timed(&|| rayon_spawn_per_item(&data), RAYON_SPAWN, i)
             }),
             Contender::new(THREAD_SCOPE, count as f64, |i| {
                 timed(&|| thread_scope(&data), THREAD_SCOPE, i)
@@ -198,6 +221,7 @@ fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
     let serial = by_name(m, SERIAL);
     for name in [
         RAYON,
+        RAYON_SPAWN,
         THREAD_SCOPE,
         JOIN_SET,
         JOIN_SET_PER_ITEM,
