@@ -321,6 +321,8 @@ fn take_locked<T: ?Sized>(state: &mut State<T>, index: usize) -> Option<Taken<T>
     }
 }
 
+// Always inlined, as `poll_taken`: see there.
+#[inline(always)]
 fn put_back_locked<T: ?Sized>(
     state: &mut State<T>,
     taken: Taken<T>,
@@ -359,6 +361,13 @@ fn put_back_locked<T: ?Sized>(
 ///
 /// The header is moved into the ambient slot and back out, so a poll costs
 /// no reference-count traffic.
+///
+/// Always inlined (with `put_back_locked`): each codegen unit that calls
+/// `Core::run_serial` makes its own copy of it, and LLVM inlined these two
+/// into `scope`'s copy but called them out of line from `par_scope`'s, which
+/// made the same serial loop 8-10% slower there (design/performance.md,
+/// workload 5).
+#[inline(always)]
 pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
     taken: Taken<T>,
 ) -> (Taken<T>, Poll<TaskExit>) {
