@@ -2,7 +2,12 @@
 
 mod common;
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 
 use common::{CountingWaker, panic_message};
 use futures::FutureExt;
@@ -20,6 +25,42 @@ fn spawning_through_a_handle_that_outlived_its_scope_panics_clearly() {
         message.contains("scope that has already finished"),
         "{message}"
     );
+}
+
+/// Records whether it was polled and how often it was dropped.
+struct Probe {
+    polled: Arc<AtomicBool>,
+    drops: Arc<AtomicUsize>,
+}
+
+impl Future for Probe {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        self.polled.store(true, Ordering::SeqCst);
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_refused_spawn_drops_its_future_once_and_never_polls_it() {
+    let escaped = block_on(scope(|s| async move { s }));
+    let polled = Arc::new(AtomicBool::new(false));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let probe = Probe {
+        polled: polled.clone(),
+        drops: drops.clone(),
+    };
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| drop(escaped.spawn(probe))));
+    assert!(outcome.is_err(), "the spawn is refused");
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped exactly once");
+    assert!(!polled.load(Ordering::SeqCst), "never polled");
 }
 
 #[test]
