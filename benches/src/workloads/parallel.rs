@@ -188,11 +188,7 @@ fn join_set(rt: &tokio::runtime::Runtime, data: &Arc<Vec<u32>>) -> u64 {
             let data = data.clone();
             set.spawn(async move { serial(&data[start..(start + 64).min(data.len())]) });
         }
-        let mut sum = 0_u64;
-        while let Some(part) = set.join_next().await {
-            sum = sum.wrapping_add(part.expect("no panic"));
-        }
-        sum
+        sum_of(set).await
     })
 }
 
@@ -208,13 +204,18 @@ fn join_set_per_item(rt: &tokio::runtime::Runtime, data: &Arc<Vec<u32>>) -> u64 
             let data = data.clone();
             set.spawn(async move { work(data[index], data[index]) });
         }
-        let mut sum = 0_u64;
-        while let Some(part) = set.join_next().await {
-            sum = sum.wrapping_add(part.expect("no panic"));
-        }
-        sum
+        sum_of(set).await
     });
     rt.block_on(driver).expect("no panic")
+}
+
+/// Joins every task of `set` and sums their outputs.
+async fn sum_of(mut set: tokio::task::JoinSet<u64>) -> u64 {
+    let mut sum = 0_u64;
+    while let Some(part) = set.join_next().await {
+        sum = sum.wrapping_add(part.expect("no panic"));
+    }
+    sum
 }
 
 fn rows(report: &mut Report, workload: &str, m: &[Measured]) {
