@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use taskscope_benches::alloc::CountingAlloc;
+use taskscope_benches::host;
 use taskscope_benches::measure::Config;
 use taskscope_benches::report::{Report, target_dir};
 use taskscope_benches::workloads;
@@ -24,6 +25,7 @@ fn main() {
     let started = Instant::now();
     let mut report = Report::default();
     let load_before = load_average();
+    let stolen_before = host::stolen();
     let all: [(&str, Workload); 6] = [
         ("spawn_join", workloads::spawn_join::run),
         ("cancel", workloads::cancel::run),
@@ -46,6 +48,7 @@ fn main() {
         load_average(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     ));
+    report.notes.push(steal_note(stolen_before));
     print!("{}", report.render());
     println!(
         "total: {elapsed:.1} s ({} mode)",
@@ -65,4 +68,18 @@ fn load_average() -> String {
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// What the host took from this VM during the run, and how many rounds
+/// were run again for it (or kept, spoiled, when re-runs ran out).
+fn steal_note(before: Option<std::time::Duration>) -> String {
+    let (rerun, kept) = host::spoiled_rounds();
+    match (before, host::stolen()) {
+        (Some(before), Some(after)) => format!(
+            "host steal during the run: {:.2} s of CPU; rounds run again for it: {rerun}, \
+             kept spoiled: {kept}",
+            after.saturating_sub(before).as_secs_f64()
+        ),
+        _ => "host steal: not reported by this kernel".into(),
+    }
 }

@@ -7,6 +7,7 @@
 //! machines drift by 30-50% between runs.
 
 pub mod alloc;
+pub mod host;
 pub mod measure;
 pub mod report;
 pub mod util;

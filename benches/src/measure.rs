@@ -1,9 +1,12 @@
 //! Interleaved sampling: every contender of a workload is measured round
 //! after round in the same process (ABAB, with the order rotated each round
 //! so nobody always runs first after a warm cache), and the median of its
-//! rounds is kept. Drift of the machine then hits all contenders alike.
+//! rounds is kept. Drift of the machine then hits all contenders alike. A
+//! round from which the host stole CPU time is run again (`host`).
 
 use std::time::{Duration, Instant};
+
+use crate::host;
 
 /// How long and how often to measure.
 #[derive(Debug, Clone)]
@@ -130,13 +133,37 @@ pub fn compare(config: &Config, mut contenders: Vec<Contender<'_>>) -> Vec<Measu
         })
         .collect();
     let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(config.rounds); contenders.len()];
-    for round in 0..config.rounds {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // At most as many re-runs as rounds: a host that steals all the time
+    // doubles the run, then its rounds are kept and counted as spoiled.
+    let mut reruns_left = config.rounds;
+    let mut round = 0;
+    let mut this_round = Vec::with_capacity(contenders.len());
+    while round < config.rounds {
+        let stolen_before = host::stolen();
+        let started = Instant::now();
+        this_round.clear();
         for k in 0..contenders.len() {
             let i = (k + round) % contenders.len();
             let c = &mut contenders[i];
             let elapsed = (c.run)(iters[i]);
-            samples[i].push(elapsed.as_nanos() as f64 / (iters[i] as f64 * c.units_per_iter));
+            this_round.push((
+                i,
+                elapsed.as_nanos() as f64 / (iters[i] as f64 * c.units_per_iter),
+            ));
         }
+        if host::spoiled(stolen_before, started.elapsed(), cores) {
+            let rerun = reruns_left > 0;
+            host::count_spoiled(rerun);
+            if rerun {
+                reruns_left -= 1;
+                continue;
+            }
+        }
+        for &(i, sample) in &this_round {
+            samples[i].push(sample);
+        }
+        round += 1;
     }
     contenders
         .iter()
