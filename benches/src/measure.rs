@@ -132,27 +132,54 @@ pub fn compare(config: &Config, mut contenders: Vec<Contender<'_>>) -> Vec<Measu
                 .unwrap_or_else(|| calibrate(c, config.sample_time))
         })
         .collect();
-    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(config.rounds); contenders.len()];
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // At most as many re-runs as rounds: a host that steals all the time
-    // doubles the run, then its rounds are kept and counted as spoiled.
-    let mut reruns_left = config.rounds;
-    let mut round = 0;
-    let mut this_round = Vec::with_capacity(contenders.len());
-    while round < config.rounds {
+    let samples = sample_rounds(&mut contenders, &iters, config.rounds, |round| {
         let stolen_before = host::stolen();
         let started = Instant::now();
+        round();
+        host::spoiled(stolen_before, started.elapsed(), cores)
+    });
+    contenders
+        .iter()
+        .zip(samples)
+        .map(|(c, s)| Measured {
+            name: c.name.clone(),
+            median_ns: percentile(&s, 50.0),
+            min_ns: percentile(&s, 0.0),
+            max_ns: percentile(&s, 100.0),
+            samples: s,
+        })
+        .collect()
+}
+
+/// Samples every contender `rounds` times, interleaved and rotated, and
+/// returns each one's samples. `watch` runs one round and says whether the
+/// host spoiled it; a spoiled round is run again, at most `rounds` times in
+/// all: a host that steals all the time doubles the run, then its rounds
+/// are kept (and counted as spoiled).
+fn sample_rounds(
+    contenders: &mut [Contender<'_>],
+    iters: &[u64],
+    rounds: usize,
+    mut watch: impl FnMut(&mut dyn FnMut()) -> bool,
+) -> Vec<Vec<f64>> {
+    let count = contenders.len();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); count];
+    let mut reruns_left = rounds;
+    let mut round = 0;
+    let mut this_round = Vec::with_capacity(count);
+    while round < rounds {
         this_round.clear();
-        for k in 0..contenders.len() {
-            let i = (k + round) % contenders.len();
-            let c = &mut contenders[i];
-            let elapsed = (c.run)(iters[i]);
-            this_round.push((
-                i,
-                elapsed.as_nanos() as f64 / (iters[i] as f64 * c.units_per_iter),
-            ));
-        }
-        if host::spoiled(stolen_before, started.elapsed(), cores) {
+        let spoiled = watch(&mut || {
+            for k in 0..count {
+                let i = (k + round) % count;
+                let c = &mut contenders[i];
+                let elapsed = (c.run)(iters[i]);
+                let per_unit = elapsed.as_nanos() as f64 / (iters[i] as f64 * c.units_per_iter);
+                this_round.push((i, per_unit));
+            }
+        });
+        if spoiled {
             let rerun = reruns_left > 0;
             host::count_spoiled(rerun);
             if rerun {
@@ -165,17 +192,7 @@ pub fn compare(config: &Config, mut contenders: Vec<Contender<'_>>) -> Vec<Measu
         }
         round += 1;
     }
-    contenders
-        .iter()
-        .zip(samples)
-        .map(|(c, s)| Measured {
-            name: c.name.clone(),
-            median_ns: percentile(&s, 50.0),
-            min_ns: percentile(&s, 0.0),
-            max_ns: percentile(&s, 100.0),
-            samples: s,
-        })
-        .collect()
+    samples
 }
 
 /// Doubles the iteration count until a sample is long enough to time, then
@@ -216,4 +233,45 @@ pub fn by_name<'m>(measured: &'m [Measured], name: &str) -> &'m Measured {
         .iter()
         .find(|m| m.name == name)
         .unwrap_or_else(|| panic!("no contender named {name:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A contender whose `n`th sample takes `n` ns per unit.
+    fn counting(name: &str) -> Contender<'static> {
+        let mut calls = 0;
+        Contender::new(name, 1.0, move |_| {
+            calls += 1;
+            Duration::from_nanos(calls)
+        })
+    }
+
+    #[test]
+    fn a_spoiled_round_is_run_again_and_its_samples_dropped() {
+        let mut contenders = vec![counting("a"), counting("b")];
+        let mut watched = 0;
+        let samples = sample_rounds(&mut contenders, &[1, 1], 3, |round| {
+            round();
+            watched += 1;
+            watched == 2 // the second round run is spoiled
+        });
+        assert_eq!(watched, 4, "three rounds and one re-run");
+        assert_eq!(samples[0], [1.0, 3.0, 4.0], "the spoiled sample 2 is gone");
+        assert_eq!(samples[1], [1.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn a_host_that_always_steals_doubles_the_rounds_then_keeps_them() {
+        let mut contenders = vec![counting("a")];
+        let mut watched = 0;
+        let samples = sample_rounds(&mut contenders, &[1], 3, |round| {
+            round();
+            watched += 1;
+            true
+        });
+        assert_eq!(watched, 6, "three re-runs at most");
+        assert_eq!(samples[0], [4.0, 5.0, 6.0], "then the rounds are kept");
+    }
 }
