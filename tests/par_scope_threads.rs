@@ -197,3 +197,37 @@ fn a_panicking_cancel_callback_on_a_pool_thread_is_kept_until_the_siblings_finis
         "the sibling finished before the scope raised the panic"
     );
 }
+
+/// A snapshot taken on another thread holds counted references to the
+/// children's headers, so a cell may be freed there, after the scope
+/// finished: that free must be ordered after every use of the cell on the
+/// scope's thread by the cell's count alone. ThreadSanitizer
+/// (scripts/tsan.sh) checks that the last release acquires what the other
+/// releases published; before it did, this test failed under it.
+#[test]
+fn a_cell_freed_last_by_a_watchdogs_snapshot_is_ordered_after_the_scopes_uses() {
+    for _ in 0..50 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut watchdog = None;
+        block_on(par_scope(|s| {
+            let handle = s.snapshot_handle();
+            let stop = stop.clone();
+            watchdog = Some(thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    drop(handle.snapshot());
+                }
+                handle.snapshot()
+            }));
+            async move {
+                s.spawn(async { vec![1, 2, 3] });
+            }
+        }));
+        stop.store(true, Ordering::SeqCst);
+        let watchdog = watchdog.expect("the body closure ran");
+        let after = watchdog.join().expect("snapshots do not panic");
+        assert!(
+            after.scopes.is_empty(),
+            "a finished scope is gone from its snapshots: {after:?}"
+        );
+    }
+}

@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 // The count is std's even under loom, as `WakerArc`'s is (see src/sync.rs):
 // loom sees the atomics and mutexes inside the header and the slot.
-use std::sync::atomic::{self, AtomicUsize as RefCount, Ordering};
+use std::sync::atomic::{AtomicUsize as RefCount, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::child::ChildFuture;
@@ -213,7 +213,14 @@ impl Drop for TaskRef {
         if self.head().refs.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
-        atomic::fence(Ordering::Acquire);
+        // An Acquire load of the count rather than an Acquire fence: it reads
+        // the value our decrement wrote, which continues the release sequence
+        // of every earlier decrement, so it synchronises with all of them as
+        // the fence would. ThreadSanitizer models loads but not fences, and
+        // reported the free as a race with the other threads' decrements
+        // (std's `Arc` makes the same swap under TSan). It runs only on the
+        // last release.
+        self.head().refs.load(Ordering::Acquire);
         let dealloc = self.head().vtable.dealloc;
         // SAFETY: C1: that was the last count, so nobody else can reach the
         // cell any more; `dealloc` is the one made for this allocation (C5).

@@ -95,7 +95,9 @@ use super::scope_future::ScopeFuture;
 /// outside the scope, and a panicking destructor of an output whose handle
 /// was dropped, are caught and raised by the scope once every child
 /// finished. What can still unwind out of a poll is a `tracing` subscriber
-/// that panics (with the `tracing` feature). If that happens during a
+/// that panics (with the `tracing` feature), or std's panic on a
+/// thread-local being destroyed, if the scope is polled from another
+/// thread-local's destructor as its thread exits. If that happens during a
 /// fan-out, the other threads finish the polls they are making first; then
 /// the panic is resumed from the scope future's `poll`, and the scope cannot
 /// complete after it (the children the unwinding thread held were dropped while
