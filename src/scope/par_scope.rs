@@ -56,6 +56,10 @@ use super::scope_future::ScopeFuture;
 /// polling, joining), part of it on the body's thread, and the pool threads
 /// are woken again for every fan-out; for items of a few microseconds of
 /// work each, spawn one child per chunk of items rather than one per item.
+/// Measured on 2 cores with items of 1 to 10 µs: a child per item runs
+/// 1.6 to 1.75 times as fast as a serial loop, a child per 64 items 1.9 to
+/// 1.97 times, rayon's `par_iter` 1.85 to 1.95 times (design/performance.md,
+/// workload 4).
 ///
 /// The body is always polled on the thread that polls the scope future, so
 /// it need not be `Send`.
