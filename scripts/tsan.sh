@@ -1,6 +1,8 @@
 #!/usr/bin/env sh
-# Runs the par_scope tests and the branch-waker tests (one wakes a branch
-# from another thread) under ThreadSanitizer, with std rebuilt
+# Runs the par_scope tests, the branch-waker tests (one wakes a branch
+# from another thread) and the snapshot tests (snapshots taken on other
+# threads hold, and may free last, the children's task cells) under
+# ThreadSanitizer, with std rebuilt
 # instrumented (-Zbuild-std). Needs the nightly toolchain with rust-src:
 #   rustup component add --toolchain nightly rust-src
 # Extra arguments go to the test binary (e.g. a test name filter).
@@ -13,4 +15,5 @@ RUSTFLAGS="-Zsanitizer=thread" \
 RUSTDOCFLAGS="-Zsanitizer=thread" \
 TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
     cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
-    --test par_scope --test par_scope_threads --test par_scope_streams --test combinators_wakers -- "$@"
+    --test par_scope --test par_scope_threads --test par_scope_streams --test combinators_wakers \
+    --test snapshot -- "$@"
