@@ -29,7 +29,9 @@
 //!    child; whichever of these goes last unlinks it, walking up the tree. So
 //!    dropped tokens leave no residue, and a token whose own handles are gone
 //!    still carries cancellation to its live descendants.
-//! 6. Wakers and callbacks run with no lock held.
+//! 6. Wakers and callbacks run, and are dropped, with no lock held: dropping
+//!    one may drop the last handle of another token, whose unlinking takes
+//!    the locks of its ancestors.
 //! 7. Cancelling allocates nothing. Descendants share one
 //!    `CancelReason::Parent(arc)`; its `arc` is `for_children`, set aside
 //!    (holding a placeholder) when a node's first child is linked. `mark`
@@ -292,32 +294,42 @@ impl CancelToken {
 
     /// Registers or refreshes a waker; `None` if the token is cancelled.
     pub(crate) fn register_waker(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
-        let mut inner = self.node.inner.lock();
-        // (I2) Re-checked under the lock; (I1) Relaxed, as the lock orders
-        // this read after `mark`'s store, or `mark` after our registration.
-        if self.node.cancelled.load(Ordering::Relaxed) && !mutant("register_skips_recheck") {
-            return None;
-        }
-        match key.and_then(|key| inner.waiters.get_mut(key).map(|slot| (key, slot))) {
-            Some((key, Waiter::Waker(current))) => {
-                if !current.will_wake(waker) {
-                    current.clone_from(waker);
-                }
-                Some(key)
+        let mut replaced = None;
+        let registered = {
+            let mut inner = self.node.inner.lock();
+            // (I2) Re-checked under the lock; (I1) Relaxed, as the lock orders
+            // this read after `mark`'s store, or `mark` after our registration.
+            if self.node.cancelled.load(Ordering::Relaxed) && !mutant("register_skips_recheck") {
+                return None;
             }
-            _ => Some(inner.waiters.insert(Waiter::Waker(waker.clone()))),
-        }
+            match key.and_then(|key| inner.waiters.get_mut(key).map(|slot| (key, slot))) {
+                Some((key, Waiter::Waker(current))) => {
+                    if !current.will_wake(waker) {
+                        replaced = Some(mem::replace(current, waker.clone()));
+                    }
+                    Some(key)
+                }
+                _ => Some(inner.waiters.insert(Waiter::Waker(waker.clone()))),
+            }
+        };
+        // (I6) Dropped with no lock held: it may hold the last handle of a
+        // token below this one, whose unlinking takes this node's lock.
+        drop(replaced);
+        registered
     }
 
     /// Removes a registration, unless cancellation already consumed it.
     pub(crate) fn unregister(&self, key: usize) {
-        let mut inner = self.node.inner.lock();
-        // (I2) After cancellation the slab was emptied and stays empty, so a
-        // key from before must not be looked up in it. (I1) Relaxed: read
-        // under the lock every store is made under.
-        if !self.node.cancelled.load(Ordering::Relaxed) && inner.waiters.contains(key) {
-            inner.waiters.remove(key);
-        }
+        let removed = {
+            let mut inner = self.node.inner.lock();
+            // (I2) After cancellation the slab was emptied and stays empty, so a
+            // key from before must not be looked up in it. (I1) Relaxed: read
+            // under the lock every store is made under.
+            let live = !self.node.cancelled.load(Ordering::Relaxed);
+            (live && inner.waiters.contains(key)).then(|| inner.waiters.remove(key))
+        };
+        // (I6) Dropped with no lock held, as in `register_waker`.
+        drop(removed);
     }
 
     #[cfg(test)]

@@ -319,3 +319,73 @@ fn dropping_a_chain_of_a_million_does_not_overflow_the_stack() {
     assert!(leaf.is_cancelled());
     drop(leaf);
 }
+
+/// Runs `f` on a thread of its own and says whether it returned: a test of
+/// a deadlock then fails instead of hanging the suite.
+fn returns(f: impl FnOnce() + Send + 'static) -> bool {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    // A bound for a hang, not a timing: the work takes microseconds.
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_ok()
+}
+
+/// A waker that owns the last handle of another token.
+struct OwnsToken(#[allow(dead_code)] CancelToken);
+
+impl std::task::Wake for OwnsToken {
+    fn wake(self: StdArc<Self>) {}
+}
+
+#[test]
+fn a_dropped_registration_drops_its_callback_outside_the_tokens_lock() {
+    // The callback owns the only handle of a child: dropping it unlinks the
+    // child from `token`, which takes `token`'s lock (I6).
+    assert!(returns(|| {
+        let token = CancelToken::new();
+        let child = token.child();
+        let registration = token.on_cancel(move |_| child.cancel());
+        drop(registration);
+        assert_eq!(token.linked_children(), 0, "the child was unlinked");
+    }));
+}
+
+#[test]
+fn a_replaced_waker_is_dropped_outside_the_tokens_lock() {
+    assert!(returns(|| {
+        let token = CancelToken::new();
+        let waker = std::task::Waker::from(StdArc::new(OwnsToken(token.child())));
+        let mut cancelled = Box::pin(token.cancelled());
+        let polled = cancelled
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        drop(waker); // the registered clone now holds the child's handle
+        let polled = cancelled
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        assert!(polled.is_pending());
+        assert_eq!(token.linked_children(), 0, "the child was unlinked");
+    }));
+}
+
+#[test]
+fn a_dropped_waiters_waker_is_dropped_outside_the_tokens_lock() {
+    assert!(returns(|| {
+        let token = CancelToken::new();
+        let waker = std::task::Waker::from(StdArc::new(OwnsToken(token.child())));
+        let mut cancelled = Box::pin(token.cancelled());
+        let polled = cancelled
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        drop(waker);
+        drop(cancelled);
+        assert_eq!(token.registered_waiters(), 0);
+        assert_eq!(token.linked_children(), 0, "the child was unlinked");
+    }));
+}
