@@ -42,8 +42,8 @@ fn dropping_the_scope_future_runs_only_the_sync_drops_and_counts_the_skips() {
     let events = entries(&log);
     assert_eq!(
         events,
-        ["child: open", "body: open", "child: drop", "body: drop"],
-        "sync drops only: no close, the deferred future never ran"
+        ["child: open", "body: open", "body: drop", "child: drop"],
+        "sync drops only, newest first: no close, the deferred future never ran"
     );
     assert_eq!(
         cleanup_skipped_count() - before,

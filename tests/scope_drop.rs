@@ -181,6 +181,63 @@ fn a_forgotten_scopes_join_handles_and_wakers_outlive_the_borrowed_data_harmless
     );
 }
 
+/// The body of a scope dropped unfinished, whose destructor spawns a child
+/// and defers a clean-up through the scope's handle.
+async fn body_that_spawns_and_defers_when_dropped(
+    s: taskscope::Scope<'_>,
+    dropped: Arc<AtomicUsize>,
+) {
+    {
+        let _on_drop = OnDrop(move || {
+            let spawned = DropCounter(dropped.clone());
+            let deferred = DropCounter(dropped.clone());
+            drop(s.spawn(async move {
+                let _spawned = &spawned;
+                unreachable!("a child spawned while its scope is dropped is never polled");
+            }));
+            s.defer(async move {
+                let _deferred = &deferred;
+                unreachable!("a clean-up deferred while its scope is dropped never runs");
+            });
+        });
+        std::future::pending::<()>().await;
+    }
+}
+
+#[test]
+fn a_body_dropped_with_its_scope_may_still_spawn_and_defer() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let mut fut = Box::pin(scope(|s| {
+        body_that_spawns_and_defers_when_dropped(s, dropped.clone())
+    }));
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    drop(fut);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        2,
+        "the late child and the late clean-up were both dropped, unpolled"
+    );
+}
+
+#[test]
+fn a_scope_dropped_while_unwinding_takes_its_bodys_late_spawn_and_defer() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut fut = Box::pin(scope(|s| {
+            body_that_spawns_and_defers_when_dropped(s, dropped.clone())
+        }));
+        assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+        panic!("the caller failed while the scope was pending");
+    }));
+    let payload = unwound.expect_err("the caller's panic goes on");
+    assert_eq!(
+        common::panic_message(&*payload),
+        "the caller failed while the scope was pending",
+        "no second panic (which would abort) from the body's destructor"
+    );
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
+
 struct OnDrop<F: FnMut()>(F);
 
 impl<F: FnMut()> Drop for OnDrop<F> {

@@ -84,7 +84,7 @@ impl Builder {
     /// As for [`scope`](crate::scope): dropping the returned future before
     /// it completes cancels the scope's token with
     /// [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped),
-    /// then drops every unfinished child and the body.
+    /// then drops the body and every unfinished child.
     ///
     /// # Panics
     ///
@@ -162,7 +162,7 @@ impl Builder {
     /// As for [`scope`](crate::scope): dropping the returned future before
     /// it completes cancels the scope's token with
     /// [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped),
-    /// then drops every unfinished child and the body.
+    /// then drops the body and every unfinished child.
     ///
     /// # Panics
     ///

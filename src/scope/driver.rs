@@ -60,7 +60,9 @@ pin_project! {
     impl<Fut: Future, T: ?Sized> PinnedDrop for Driver<Fut, T> {
         fn drop(this: Pin<&mut Self>) {
             if !this.finished {
-                this.core.shutdown();
+                let this = this.project();
+                let mut body = this.body;
+                this.core.shutdown(|| body.set(None));
             }
         }
     }
@@ -209,20 +211,26 @@ fn poll_body<Fut: Future>(
 impl<T: ?Sized> Core<T> {
     /// The scope future is dropped unfinished: tell the children through
     /// their tokens, then drop them (the only cancellation a destructor can do).
-    fn shutdown(&self) {
+    ///
+    /// `drop_body` drops the body first: its destructors may still spawn,
+    /// defer or adopt through the scope's handle, which must land while the
+    /// scope takes them (the children dropped next, the clean-up abandoned
+    /// last) rather than panic as a use after the scope's end.
+    fn shutdown(&self, drop_body: impl FnOnce()) {
         let cancel = AssertUnwindSafe(|| {
             self.shared()
                 .token()
                 .cancel_with(CancelReason::ScopeDropped)
         });
         let panicked = panic::catch_unwind(cancel);
+        let body_dropped = panic::catch_unwind(AssertUnwindSafe(drop_body));
         // Retired after the children are gone (their destructors may still
         // spawn, and register), and also if one of those destructors panics.
         let _retire = RetireOnDrop(self.shared());
         self.drop_children();
         // No async clean-up can run now: sync drops only, counted as skipped.
         let abandoned = panic::catch_unwind(AssertUnwindSafe(|| self.cleanup().abandon()));
-        if let Err(payload) = panicked.and(abandoned) {
+        if let Err(payload) = panicked.and(body_dropped).and(abandoned) {
             // A callback panicked; re-raise it unless we are already unwinding
             // (a second panic would abort the process).
             if !std::thread::panicking() {
@@ -248,7 +256,8 @@ struct ShutdownOnUnwind<'a, T: ?Sized>(&'a Core<T>);
 
 impl<T: ?Sized> Drop for ShutdownOnUnwind<'_, T> {
     fn drop(&mut self) {
-        self.0.shutdown();
+        // The body closure panicked: there is no body future to drop.
+        self.0.shutdown(|| {});
     }
 }
 

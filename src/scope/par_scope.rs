@@ -81,7 +81,7 @@ use super::scope_future::ScopeFuture;
 /// As [`scope`](crate::scope): dropping the scope future before it
 /// completes cancels the scope's token with
 /// [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped) and
-/// then drops every unfinished child and the body, on the dropping thread.
+/// then drops the body and every unfinished child, on the dropping thread.
 /// A drop cannot happen while a `poll` is running, so no child is being
 /// polled on another thread then.
 ///

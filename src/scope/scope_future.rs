@@ -44,9 +44,11 @@ use super::handle::{Scope, SendTask};
 /// # Cancel safety
 ///
 /// Dropping the scope future before it completes cancels the scope's token
-/// with [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped) and
-/// then drops every unfinished child and the body: the synchronous
-/// cancellation that is all a destructor can do. Prefer
+/// with [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped),
+/// then drops the body, then every unfinished child (also those the body's
+/// destructors spawned), then the clean-ups not yet run (also those they
+/// deferred), counting them as skipped: the synchronous cancellation that is
+/// all a destructor can do. Prefer
 /// [`Scope::cancel`](crate::Scope::cancel) and awaiting the scope.
 ///
 /// # Panics

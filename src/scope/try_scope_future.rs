@@ -60,7 +60,7 @@ pin_project! {
     /// As for [`scope`](crate::scope): dropping it before it completes
     /// cancels the scope's token with
     /// [`CancelReason::ScopeDropped`](crate::CancelReason::ScopeDropped),
-    /// then drops every unfinished child and the body. No result is
+    /// then drops the body and every unfinished child. No result is
     /// produced then: an error already recorded is dropped with the future.
     ///
     /// # Panics
