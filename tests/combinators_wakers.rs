@@ -206,3 +206,82 @@ fn a_branch_that_wakes_itself_while_polled_wakes_the_task_once_and_runs_again() 
         "the idle branch ran only at the start and when it woke"
     );
 }
+
+/// A task's waker whose destructor wakes a branch of the combinator that
+/// held the waker last, as an executor's task freed with its last waker may
+/// complete a channel a branch waits on.
+struct WakesBranchOnDrop(std::sync::Arc<std::sync::Mutex<Option<Waker>>>);
+
+impl std::task::Wake for WakesBranchOnDrop {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+impl Drop for WakesBranchOnDrop {
+    fn drop(&mut self) {
+        if let Some(branch) = self.0.lock().expect("not poisoned").as_ref() {
+            branch.wake_by_ref();
+        }
+    }
+}
+
+/// Runs `f` on a thread of its own; true if it returned. A deadlock then
+/// fails the test instead of hanging the suite (the bound is for a hang,
+/// not a timing: the work takes microseconds).
+fn returns(f: impl FnOnce() + Send + 'static) -> bool {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_ok()
+}
+
+type Saved = std::sync::Arc<std::sync::Mutex<Option<Waker>>>;
+
+/// A pending branch that saves its waker where `WakesBranchOnDrop` finds it.
+fn saving_branch(saved: Saved) -> impl Future<Output = ()> + Send {
+    poll_fn(move |cx| {
+        *saved.lock().expect("not poisoned") = Some(cx.waker().clone());
+        Poll::Pending
+    })
+}
+
+/// Polls `combinator` with a first task waker, drops the caller's copy, and
+/// polls again with a second: the combinator then drops the first waker's
+/// last reference, whose destructor wakes one of the combinator's branches.
+fn poll_with_two_wakers(combinator: impl Future, saved: &Saved) {
+    let first = Waker::from(std::sync::Arc::new(WakesBranchOnDrop(saved.clone())));
+    let second = CountingWaker::new();
+    let mut combinator = pin!(combinator);
+    assert!(
+        combinator
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&first))
+            .is_pending()
+    );
+    drop(first);
+    assert!(second.poll(combinator.as_mut()).is_pending());
+    assert_eq!(second.count(), 1, "the branch's wake reached the new waker");
+    saved.lock().expect("not poisoned").take();
+}
+
+#[test]
+fn a_replaced_task_waker_of_join_is_dropped_outside_its_lock() {
+    assert!(returns(|| {
+        let saved = Saved::default();
+        let join = taskscope::join(saving_branch(saved.clone()), std::future::pending::<()>());
+        poll_with_two_wakers(join, &saved);
+    }));
+}
+
+#[test]
+fn a_replaced_task_waker_of_join_all_is_dropped_outside_its_lock() {
+    assert!(returns(|| {
+        let saved = Saved::default();
+        let join =
+            taskscope::join_all([saving_branch(saved.clone()), saving_branch(saved.clone())]);
+        poll_with_two_wakers(join, &saved);
+    }));
+}

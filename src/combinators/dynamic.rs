@@ -110,12 +110,17 @@ pub(crate) fn poll_dynamic<F: Future>(
 ) -> Poll<Option<usize>> {
     engine.start_if_needed(list);
     let wakers = wakers.get_or_insert_with(|| Wakers::new(list.len()));
-    {
+    let replaced = {
         let mut slot = wakers.shared.waker.lock();
-        if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *slot = Some(cx.waker().clone());
+        if slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            None
+        } else {
+            slot.replace(cx.waker().clone())
         }
-    }
+    };
+    // Outside the lock: dropping a waker runs executor code, which may wake
+    // one of these branches, and that takes this lock.
+    drop(replaced);
     loop {
         wakers.batch.clear();
         mem::swap(&mut *wakers.shared.ready.lock(), &mut wakers.batch);

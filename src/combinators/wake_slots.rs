@@ -50,6 +50,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::mem;
 use std::ptr;
 use std::task::{Context, RawWaker, RawWakerVTable, Waker};
 
@@ -154,7 +155,11 @@ impl Slot {
             return;
         }
         *registered = Some(waker.clone());
-        *self.waker.lock() = Some(waker.clone());
+        let new = Some(waker.clone());
+        let old = mem::replace(&mut *self.waker.lock(), new);
+        // Outside the lock: dropping a waker runs executor code, which may
+        // wake one of this combinator's branches, and that locks this slot.
+        drop(old);
     }
 
     /// W3, W4, the waker's half: check the generation, set the bit, then
