@@ -241,6 +241,131 @@ fn a_branch_panic_cancels_the_siblings_awaits_them_then_resumes() {
     );
 }
 
+/// A future that is ready at once and panics when dropped, or pending
+/// forever and panics when dropped.
+struct PanicsOnDrop {
+    ready: bool,
+    message: &'static str,
+}
+
+impl Future for PanicsOnDrop {
+    type Output = u8;
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<u8> {
+        if self.ready {
+            Poll::Ready(1)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.message);
+    }
+}
+
+/// A sibling that finishes once its token is cancelled, and records why.
+async fn until_cancelled_records(why: &RefCell<Option<CancelReason>>) -> u8 {
+    let cancelled = taskscope::cancelled().await;
+    *why.borrow_mut() = Some(cancelled.reason().clone());
+    2
+}
+
+#[test]
+fn a_finished_branchs_panicking_destructor_counts_as_the_branchs_panic() {
+    let why = RefCell::new(None);
+    let joined = taskscope::join(
+        PanicsOnDrop {
+            ready: true,
+            message: "destructor of a finished branch",
+        },
+        until_cancelled_records(&why),
+    );
+    let mut joined = pin!(joined);
+    let waker = CountingWaker::new();
+    let first = panic::catch_unwind(AssertUnwindSafe(|| waker.poll(joined.as_mut())));
+    let payload = first.expect_err("the destructor's panic is resumed");
+    assert_eq!(panic_message(&*payload), "destructor of a finished branch");
+    assert!(
+        matches!(why.borrow().as_ref(), Some(CancelReason::Panicked(_))),
+        "the sibling was cancelled for the panic and finished before it was resumed"
+    );
+    let again = panic::catch_unwind(AssertUnwindSafe(|| waker.poll(joined.as_mut())));
+    assert!(
+        panic_message(&*again.expect_err("no hang")).contains("after it completed"),
+        "a later poll says the join completed rather than waiting for a wake"
+    );
+}
+
+#[test]
+fn join_all_resumes_a_finished_branchs_panicking_destructor_after_the_others() {
+    let why = RefCell::new(None);
+    let branches: Vec<std::pin::Pin<Box<dyn Future<Output = u8> + '_>>> = vec![
+        Box::pin(PanicsOnDrop {
+            ready: true,
+            message: "destructor in join_all",
+        }),
+        Box::pin(until_cancelled_records(&why)),
+    ];
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| run(taskscope::join_all(branches), 5)));
+    assert_eq!(
+        panic_message(&*caught.unwrap_err()),
+        "destructor in join_all"
+    );
+    assert!(matches!(
+        why.borrow().as_ref(),
+        Some(CancelReason::Panicked(_))
+    ));
+}
+
+#[test]
+fn a_select_losers_panicking_destructor_is_resumed_instead_of_the_winner() {
+    let selected = taskscope::select(
+        PanicsOnDrop {
+            ready: false,
+            message: "destructor of a select loser",
+        },
+        std::future::ready(5_u8),
+    );
+    let mut selected = pin!(selected);
+    let waker = CountingWaker::new();
+    let first = panic::catch_unwind(AssertUnwindSafe(|| waker.poll(selected.as_mut())));
+    assert_eq!(
+        panic_message(&*first.expect_err("the loser's panic is not lost")),
+        "destructor of a select loser"
+    );
+    let again = panic::catch_unwind(AssertUnwindSafe(|| waker.poll(selected.as_mut())));
+    assert!(
+        panic_message(&*again.expect_err("no hang")).contains("after it completed"),
+        "a later poll says the select completed rather than waiting for a wake"
+    );
+}
+
+#[test]
+fn a_branchs_panicking_cancel_callback_is_resumed_once_that_branch_finished() {
+    let cancelled_branch_done = Cell::new(false);
+    let joined = taskscope::try_join(
+        async {
+            let _callback = taskscope::current_token().on_cancel(|_| panic!("callback failed"));
+            let _ = taskscope::cancelled().await;
+            cancelled_branch_done.set(true);
+            Ok::<(), &str>(())
+        },
+        async {
+            yield_once().await;
+            Err::<(), _>("failed")
+        },
+    );
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| run(joined, 10)));
+    assert_eq!(panic_message(&*caught.unwrap_err()), "callback failed");
+    assert!(
+        cancelled_branch_done.get(),
+        "the callback's panic waited for the branch it cancelled"
+    );
+}
+
 #[test]
 fn a_branch_panic_in_select_drops_the_other_branch_and_resumes_at_once() {
     let drops = Arc::new(AtomicUsize::new(0));

@@ -72,9 +72,12 @@ pub trait BranchDyn {
     fn is_running(&self) -> bool;
     /// Polls the future with its token ambient, catching a panic.
     fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Step;
-    fn cancel(self: Pin<&mut Self>, reason: CancelReason);
-    /// Drops the output (a race's loser) or the future (a select's loser).
-    fn discard(self: Pin<&mut Self>);
+    /// Cancels the branch's token; the panic of one of its `on_cancel`
+    /// callbacks, caught once every callback ran.
+    fn cancel(self: Pin<&mut Self>, reason: CancelReason) -> Option<Box<dyn Any + Send>>;
+    /// Drops the output (a race's loser) or the future (a select's loser);
+    /// the panic of its destructor, caught.
+    fn discard(self: Pin<&mut Self>) -> Option<Box<dyn Any + Send>>;
     fn mark_won(self: Pin<&mut Self>);
 }
 
@@ -155,8 +158,19 @@ impl<F: Future> BranchDyn for Branch<F> {
             Ok(Poll::Pending) => Step::Pending,
             Ok(Poll::Ready(output)) => {
                 let flagged = (this.flag)(&output);
-                this.state.set(State::Done { output });
-                Step::Finished { flagged }
+                // The finished future is dropped here; its destructor may
+                // panic, which counts as the branch's panic (the output is
+                // written all the same, as assignment completes on unwind,
+                // and goes with it).
+                let done = AssertUnwindSafe(|| this.state.set(State::Done { output }));
+                match panic::catch_unwind(done) {
+                    Ok(()) => Step::Finished { flagged },
+                    Err(payload) => {
+                        let _ =
+                            panic::catch_unwind(AssertUnwindSafe(|| this.state.set(State::Gone)));
+                        Step::Panicked(payload)
+                    }
+                }
             }
             Err(payload) => {
                 // A panic while dropping the broken future is dropped: the
@@ -167,14 +181,17 @@ impl<F: Future> BranchDyn for Branch<F> {
         }
     }
 
-    fn cancel(self: Pin<&mut Self>, reason: CancelReason) {
-        if self.is_running() {
-            self.project().token.cancel(reason);
+    fn cancel(self: Pin<&mut Self>, reason: CancelReason) -> Option<Box<dyn Any + Send>> {
+        if !self.is_running() {
+            return None;
         }
+        let token = self.project().token;
+        panic::catch_unwind(AssertUnwindSafe(|| token.cancel(reason))).err()
     }
 
-    fn discard(self: Pin<&mut Self>) {
-        self.project().state.set(State::Gone);
+    fn discard(self: Pin<&mut Self>) -> Option<Box<dyn Any + Send>> {
+        let mut state = self.project().state;
+        panic::catch_unwind(AssertUnwindSafe(|| state.set(State::Gone))).err()
     }
 
     fn mark_won(self: Pin<&mut Self>) {

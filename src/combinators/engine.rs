@@ -153,27 +153,42 @@ impl Engine {
                 }
                 // A loser of a race: its output is dropped now, as documented.
                 if matches!(self.mode, Mode::Race | Mode::RaceOk) && self.chosen.is_some() {
-                    list.branch(index).discard();
+                    let dropped = list.branch(index).discard();
+                    self.keep_first_panic(dropped);
                 }
                 false
             }
         }
     }
 
+    /// Cancels every branch but `winner`. A panic of one of their tokens'
+    /// callbacks is kept (if it is the first) and raised once every branch
+    /// finished, like a branch's own panic, rather than unwinding out of
+    /// the pass with the other branches' wake-ups taken and not acted on.
     fn cancel_others(
-        &self,
+        &mut self,
         winner: usize,
         reason: CancelReason,
         list: &mut (impl BranchList + ?Sized),
     ) {
         for index in (0..list.count()).filter(|&i| i != winner) {
-            list.branch(index).cancel(reason.clone());
+            let panicked = list.branch(index).cancel(reason.clone());
+            self.keep_first_panic(panicked);
         }
     }
 
-    fn drop_others(&self, winner: usize, list: &mut (impl BranchList + ?Sized)) {
+    /// Drops every branch but `winner`; a destructor's panic is kept as in
+    /// `cancel_others`.
+    fn drop_others(&mut self, winner: usize, list: &mut (impl BranchList + ?Sized)) {
         for index in (0..list.count()).filter(|&i| i != winner) {
-            list.branch(index).discard();
+            let panicked = list.branch(index).discard();
+            self.keep_first_panic(panicked);
+        }
+    }
+
+    fn keep_first_panic(&mut self, payload: Option<Box<dyn Any + Send>>) {
+        if self.panic.is_none() {
+            self.panic = payload;
         }
     }
 
