@@ -154,9 +154,12 @@ impl Slot {
         {
             return;
         }
-        *registered = Some(waker.clone());
-        let new = Some(waker.clone());
-        let old = mem::replace(&mut *self.waker.lock(), new);
+        // Both clones first: a clone that panics (executor code) then
+        // changes neither copy, so the next pass registers again.
+        let for_slot = waker.clone();
+        let for_lessee = waker.clone();
+        let old = mem::replace(&mut *self.waker.lock(), Some(for_slot));
+        *registered = Some(for_lessee);
         // Outside the lock: dropping a waker runs executor code, which may
         // wake one of this combinator's branches, and that locks this slot.
         drop(old);
