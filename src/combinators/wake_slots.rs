@@ -50,7 +50,6 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::mem;
 use std::ptr;
 use std::task::{Context, RawWaker, RawWakerVTable, Waker};
 
@@ -158,7 +157,7 @@ impl Slot {
         // changes neither copy, so the next pass registers again.
         let for_slot = waker.clone();
         let for_lessee = waker.clone();
-        let old = mem::replace(&mut *self.waker.lock(), Some(for_slot));
+        let old = self.waker.lock().replace(for_slot);
         *registered = Some(for_lessee);
         // Outside the lock: dropping a waker runs executor code, which may
         // wake one of this combinator's branches, and that locks this slot.
