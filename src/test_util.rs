@@ -48,3 +48,15 @@ pub(crate) fn yield_now() -> impl Future<Output = ()> {
         Poll::Pending
     })
 }
+
+/// Polls `future` with a counting waker until it is ready, at most `limit`
+/// times; `None` if it was still pending (a test of a hang then fails
+/// instead of hanging the suite).
+pub(crate) fn poll_until_ready<F: Future>(future: F, limit: usize) -> Option<F::Output> {
+    let waker = CountingWaker::new();
+    let mut future = std::pin::pin!(future);
+    (0..limit).find_map(|_| match future.as_mut().poll(&mut waker.context()) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    })
+}

@@ -30,6 +30,11 @@ impl WhenCancelled {
     pub(crate) fn new(token: CancelToken) -> Self {
         WhenCancelled { token, key: None }
     }
+
+    /// The token this future waits on.
+    pub(crate) fn token(&self) -> &CancelToken {
+        &self.token
+    }
 }
 
 impl Future for WhenCancelled {

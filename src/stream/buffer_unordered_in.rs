@@ -203,9 +203,43 @@ mod tests {
     use futures::poll;
     use futures::stream::{self, StreamExt};
 
+    use std::panic::AssertUnwindSafe;
+
+    use futures::FutureExt;
+
     use crate::stream::test_support::gates;
-    use crate::test_util::yield_now;
+    use crate::test_util::{poll_until_ready, yield_now};
     use crate::{ScopedStreamExt, local_scope, scope};
+
+    #[test]
+    fn a_caught_item_panic_frees_its_place_and_the_stream_still_ends() {
+        let mut outputs = poll_until_ready(
+            scope(|s| async move {
+                let mut items = Box::pin(
+                    stream::iter(0..4)
+                        .map(|i| async move {
+                            assert_ne!(i, 1, "item 1 fails");
+                            i
+                        })
+                        .buffer_unordered_in(2, &s),
+                );
+                let mut outputs = Vec::new();
+                loop {
+                    match AssertUnwindSafe(items.next()).catch_unwind().await {
+                        Ok(Some(output)) => outputs.push(Ok(output)),
+                        Ok(None) => break,
+                        Err(_) => outputs.push(Err("panicked")),
+                    }
+                    assert!(items.in_flight() <= 2, "the window holds");
+                }
+                outputs
+            }),
+            100,
+        )
+        .expect("the stream ends after the items behind the panic");
+        outputs.sort();
+        assert_eq!(outputs, [Ok(0), Ok(2), Ok(3), Err("panicked")]);
+    }
 
     #[test]
     fn buffer_unordered_in_yields_in_completion_order() {

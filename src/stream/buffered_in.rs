@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -168,12 +169,19 @@ where
             }
         }
         match this.in_flight.front_mut() {
-            Some(head) => match Pin::new(head).poll(cx) {
-                Poll::Ready(output) => {
+            Some(head) => match panic::catch_unwind(AssertUnwindSafe(|| Pin::new(head).poll(cx))) {
+                Ok(Poll::Ready(output)) => {
                     this.in_flight.pop_front();
                     Poll::Ready(Some(output))
                 }
-                Poll::Pending => Poll::Pending,
+                Ok(Poll::Pending) => Poll::Pending,
+                // The head re-raised its item's panic and is spent: drop it
+                // before the panic goes on, so that a caller that catches it
+                // gets the items behind it rather than a spent handle.
+                Err(payload) => {
+                    this.in_flight.pop_front();
+                    panic::resume_unwind(payload);
+                }
             },
             None if *this.source_done || stopped => Poll::Ready(None),
             // The source is pending and registered the waker.
@@ -232,8 +240,12 @@ mod tests {
     use futures::stream::{self, StreamExt};
 
     use crate::stream::test_support::gates;
-    use crate::test_util::yield_now;
-    use crate::{ScopedStreamExt, local_scope, scope};
+    use std::panic::AssertUnwindSafe;
+
+    use futures::FutureExt;
+
+    use crate::test_util::{poll_until_ready, yield_now};
+    use crate::{CancelExt, ScopedStreamExt, local_scope, scope};
 
     #[test]
     fn buffered_in_never_pulls_more_than_window() {
@@ -394,6 +406,82 @@ mod tests {
                 .iter()
                 .all(|reason| matches!(reason, crate::CancelReason::Requested))
         );
+    }
+
+    #[test]
+    fn a_consumer_moved_to_another_task_is_watched_there() {
+        let outputs = poll_until_ready(
+            scope(|s| async move {
+                let items_scope = s.clone();
+                let mut items = Box::pin(
+                    stream::iter(0..3)
+                        .map(|_| async { crate::cancelled().await.reason().origin().clone() })
+                        .buffered_in(3, &items_scope),
+                );
+                // Polled first by the body, then moved into a child.
+                assert!(poll!(items.next()).is_pending());
+                let consumer = s.spawn(async move { items.collect::<Vec<_>>().await });
+                yield_now().await;
+                consumer.cancel();
+                consumer.await
+            }),
+            100,
+        )
+        .expect("the moved consumer's cancellation reached its items");
+        assert_eq!(outputs.len(), 3);
+        assert!(
+            outputs
+                .iter()
+                .all(|reason| matches!(reason, crate::CancelReason::Requested))
+        );
+    }
+
+    #[test]
+    fn a_deadline_on_one_next_cancels_only_the_items_started_under_it() {
+        let outputs = block_on(scope(|s| async move {
+            let mut items = Box::pin(
+                stream::iter(0..4)
+                    .map(|i| async move {
+                        yield_now().await;
+                        (i, crate::is_cancelled())
+                    })
+                    .buffered_in(1, &s),
+            );
+            // A deadline that has already passed, on the first call only.
+            let first = items.next().cancel_when(async {}).await;
+            let mut outputs = vec![first.expect("an item")];
+            outputs.extend(items.collect::<Vec<_>>().await);
+            outputs
+        }));
+        assert_eq!(outputs, [(0, true), (1, false), (2, false), (3, false)]);
+    }
+
+    #[test]
+    fn a_caught_item_panic_leaves_the_items_behind_it_to_be_yielded() {
+        let outputs = poll_until_ready(
+            scope(|s| async move {
+                let mut items = Box::pin(
+                    stream::iter(0..4)
+                        .map(|i| async move {
+                            assert_ne!(i, 1, "item 1 fails");
+                            i
+                        })
+                        .buffered_in(2, &s),
+                );
+                let mut outputs = Vec::new();
+                loop {
+                    match AssertUnwindSafe(items.next()).catch_unwind().await {
+                        Ok(Some(output)) => outputs.push(Ok(output)),
+                        Ok(None) => break,
+                        Err(_) => outputs.push(Err("panicked")),
+                    }
+                }
+                outputs
+            }),
+            100,
+        )
+        .expect("the stream ends after the items behind the panic");
+        assert_eq!(outputs, [Ok(0), Err("panicked"), Ok(2), Ok(3)]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -23,37 +24,61 @@ pub(crate) fn check_window(window: usize, method: &str) {
     );
 }
 
-/// Watches the token of the task that polls an adapter (the ambient token
-/// at its first poll), so that cancelling that task reaches the items it
-/// started, even when they were spawned into a scope that is not its own.
+/// Watches the token of the task that polls an adapter, so that cancelling
+/// that task reaches the items it started, even when they were spawned into
+/// a scope that is not its own.
+///
+/// The token is the ambient one *at each poll*: an adapter may be polled by
+/// different tasks over its life (moved into another child), or inside a
+/// wrapper that makes another token current for one call (`shield`, a
+/// deadline on a single `next()`). Watching the first poll's token for good
+/// made a deadline on one call cancel every later item, and made a moved
+/// consumer's cancellation never reach the items.
 ///
 /// It keeps the consumer's waker registered with that token, so a consumer
 /// blocked on an item that waits for cancellation is woken, and the adapter
 /// can pass the cancellation on.
 #[derive(Debug, Default)]
 pub(crate) struct ConsumerWatch {
+    /// The watched token's `cancelled()` future; `None` when the adapter is
+    /// polled outside every scope and combinator (nothing can cancel it).
     when: Option<WhenCancelled>,
+    /// The watched token was seen cancelled: items pulled now start cancelled.
     cancelled: bool,
 }
 
 impl ConsumerWatch {
-    /// True only on the poll that first sees the consumer cancelled: the
-    /// adapter then cancels what it has in flight.
+    /// True only on the poll that first sees the current consumer's token
+    /// cancelled: the adapter then cancels what it has in flight.
     pub(crate) fn newly_cancelled(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.cancelled {
+        self.follow_current_token();
+        let Some(when) = self.when.as_mut().filter(|_| !self.cancelled) else {
             return false;
-        }
-        let when = self.when.get_or_insert_with(crate::cancel::cancelled);
+        };
         if Pin::new(when).poll(cx).is_pending() {
             return false;
         }
-        self.when = None;
         self.cancelled = true;
         true
     }
 
-    /// Whether the consumer has been seen cancelled: items spawned from now
-    /// on start cancelled.
+    /// Watches the ambient token if it is not the one watched already; a
+    /// new token starts uncancelled (its own cancellation is seen at once).
+    fn follow_current_token(&mut self) {
+        let current = crate::cancel::ambient::current_token_in_task();
+        let same = match (&self.when, &current) {
+            (Some(when), Some(token)) => when.token() == token,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.when = current.map(|token| token.cancelled());
+            self.cancelled = false;
+        }
+    }
+
+    /// Whether the current consumer has been seen cancelled: items spawned
+    /// from now on start cancelled.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled
     }
@@ -173,9 +198,23 @@ impl<T> Unordered<T> {
                 continue;
             };
             let mut child_cx = Context::from_waker(&child.waker);
-            if let Poll::Ready(output) = Pin::new(&mut child.handle).poll(&mut child_cx) {
-                self.children.remove(index);
-                return Poll::Ready(Some(output));
+            let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+                Pin::new(&mut child.handle).poll(&mut child_cx)
+            }));
+            match polled {
+                Ok(Poll::Pending) => {}
+                Ok(Poll::Ready(output)) => {
+                    self.children.remove(index);
+                    return Poll::Ready(Some(output));
+                }
+                // The handle re-raised the child's panic: the child is gone
+                // (its handle is spent), so the set must forget it before the
+                // panic goes on, or a caller that catches it would find the
+                // set waiting for that child for ever.
+                Err(payload) => {
+                    self.children.remove(index);
+                    panic::resume_unwind(payload);
+                }
             }
         }
         if self.is_empty() {
@@ -189,11 +228,16 @@ impl<T> Unordered<T> {
     }
 
     fn register_consumer(&self, cx: &Context<'_>) {
-        let mut state = self.woken.state.lock();
-        match &mut state.consumer {
-            Some(current) if current.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        let replaced = {
+            let mut state = self.woken.state.lock();
+            match &mut state.consumer {
+                Some(current) if current.will_wake(cx.waker()) => None,
+                slot => slot.replace(cx.waker().clone()),
+            }
+        };
+        // Outside the lock: dropping a waker runs executor code, which may
+        // wake one of the children, and that takes this lock.
+        drop(replaced);
     }
 
     /// Asks every unfinished child to stop.
