@@ -79,3 +79,45 @@ fn a_stream_in_a_child_ends_with_one_error_when_its_scope_is_cancelled() {
     );
     assert!(oks.iter().all(Result::is_ok));
 }
+
+#[test]
+fn a_handle_cancel_after_the_scope_was_cancelled_keeps_the_scopes_reason() {
+    let reasons = block_on(scope(|s| async move {
+        let child = s.spawn(async {
+            yield_once().await;
+            // Asked before, while and after the child's own token is made.
+            let before = taskscope::checkpoint().unwrap_err().reason().clone();
+            let token = taskscope::current_token().reason().expect("cancelled");
+            let after = taskscope::checkpoint().unwrap_err().reason().clone();
+            [before, token, after]
+        });
+        s.token().cancel_with(CancelReason::Deadline);
+        child.cancel();
+        child.await
+    }));
+    for reason in reasons {
+        assert!(
+            matches!(reason, CancelReason::Parent(_))
+                && matches!(reason.origin(), CancelReason::Deadline),
+            "the scope's earlier deadline stays the reason: {reason:?}"
+        );
+    }
+}
+
+#[test]
+fn a_handle_cancel_before_the_scope_is_cancelled_stays_the_childs_reason() {
+    let reasons = block_on(scope(|s| async move {
+        let child = s.spawn(async {
+            yield_once().await;
+            let before = taskscope::checkpoint().unwrap_err().reason().clone();
+            let token = taskscope::current_token().reason().expect("cancelled");
+            [before, token]
+        });
+        child.cancel();
+        s.token().cancel_with(CancelReason::Deadline);
+        child.await
+    }));
+    for reason in reasons {
+        assert!(matches!(reason, CancelReason::Requested), "{reason:?}");
+    }
+}

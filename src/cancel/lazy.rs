@@ -90,21 +90,34 @@ impl<'a> TaskToken<'a> {
         if let Some(token) = this.made.with(CancelToken::clone) {
             return token; // made by another thread while we waited
         }
-        let token = parent.child();
         // Relaxed: `making` orders this read with `cancel`'s update.
         let requested = this.flags.load(Ordering::Relaxed) & REQUESTED != 0;
+        // A request made before the token keeps its reason even if the scope
+        // was cancelled since: the first reason stays, as on a real token.
+        let token = if requested {
+            CancelToken::born_cancelled(CancelReason::Requested)
+        } else {
+            parent.child()
+        };
         this.made.set(token.clone());
         drop(making);
-        if requested {
-            token.cancel();
-        }
         token
     }
 
     /// Cancels this task alone.
+    ///
+    /// A request that comes after the scope's own cancellation changes
+    /// nothing, as for a real token, whose first reason stays: without the
+    /// token made, the request would otherwise be reported (`Requested`)
+    /// before the scope's earlier reason, and the reason would change once
+    /// the token is made. (A scope cancelled during this call may still be
+    /// reported second: the two happened at once.)
     pub(crate) fn cancel(self) {
-        let this = self.lazy;
+        let TaskToken { lazy: this, parent } = self;
         let making = this.making.lock();
+        if this.made.with(|_| ()).is_none() && parent.is_cancelled() {
+            return; // `token()` makes a child born with the scope's reason
+        }
         let outside = mutant("lazy_cancel_flags_after_unlock");
         // Under the lock, so `token()` either sees the flag or has stored
         // the token we cancel below: the request is never lost. Relaxed:

@@ -166,6 +166,12 @@ impl CancelToken {
         Self::from_node(child)
     }
 
+    /// A token cancelled from the start with `reason`, linked to no parent
+    /// (cancellation is final, so no parent could add anything).
+    pub(crate) fn born_cancelled(reason: CancelReason) -> CancelToken {
+        Self::from_node(Arc::new(Node::born_cancelled(reason)))
+    }
+
     /// Cancels this token and its descendants with [`CancelReason::Requested`].
     ///
     /// # Panics
