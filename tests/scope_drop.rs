@@ -238,6 +238,28 @@ fn a_scope_dropped_while_unwinding_takes_its_bodys_late_spawn_and_defer() {
     assert_eq!(dropped.load(Ordering::SeqCst), 2);
 }
 
+#[test]
+fn every_poll_of_a_handle_whose_scope_was_dropped_says_why() {
+    let kept = Arc::new(Mutex::new(None));
+    let mut fut = Box::pin(scope(|s| {
+        *kept.lock().unwrap() = Some(s.spawn(std::future::pending::<u8>()));
+        async { std::future::pending::<()>().await }
+    }));
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    drop(fut);
+    let mut handle = kept.lock().unwrap().take().expect("the body spawned");
+    for poll in 0..2 {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            CountingWaker::new().poll(std::pin::Pin::new(&mut handle))
+        }));
+        let message = common::panic_message(&*caught.expect_err("no output to give"));
+        assert!(
+            message.contains("the scope was dropped before this child finished"),
+            "poll {poll}: {message}"
+        );
+    }
+}
+
 struct OnDrop<F: FnMut()>(F);
 
 impl<F: FnMut()> Drop for OnDrop<F> {

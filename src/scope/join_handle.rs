@@ -220,10 +220,16 @@ impl<T> Future for JoinHandle<T> {
                     ),
                 }
             }
-            SlotState::Abandoned => panic!(
-                "taskscope: the scope was dropped before this child finished, so the child \
-                 was dropped too and has no output; await JoinHandles inside their scope"
-            ),
+            SlotState::Abandoned => {
+                // Kept, so that every poll says why (not "polled after it
+                // completed" from the second on).
+                *state = SlotState::Abandoned;
+                drop(state);
+                panic!(
+                    "taskscope: the scope was dropped before this child finished, so the child \
+                     was dropped too and has no output; await JoinHandles inside their scope"
+                )
+            }
             SlotState::Taken | SlotState::Detached => panic!(
                 "taskscope: JoinHandle polled after it completed; a child's output can be \
                  taken once"
