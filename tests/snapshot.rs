@@ -373,3 +373,38 @@ fn local_scopes_take_named_children_and_snapshots() {
          └─ task \"rc\": pending, 0 polls\n"
     );
 }
+
+#[test]
+fn a_running_scope_shows_under_its_creator_after_the_creator_finished() {
+    let (started_tx, started_rx) = oneshot::channel::<()>();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let (seen_tx, seen_rx) = oneshot::channel::<String>();
+    block_on(Builder::new().name("outer").scope(|s| async move {
+        // Created by the body, awaited by a child; the body returns first.
+        let inner = Builder::new().name("inner").scope(|i| async move {
+            i.spawn_named("leaf", async move {
+                started_tx.send(()).unwrap();
+                release_rx.await.unwrap();
+            })
+            .await
+        });
+        s.spawn_named("runner", inner);
+        s.spawn_named("watcher", async move {
+            started_rx.await.unwrap();
+            seen_tx.send(plain(&taskscope::snapshot())).unwrap();
+            release_tx.send(()).unwrap();
+        });
+    }));
+    let seen = block_on(seen_rx).unwrap();
+    assert_eq!(
+        seen,
+        "scope \"outer\"\n\
+         ├─ body: finished, 1 poll\n\
+         │  └─ scope \"inner\"\n\
+         │     ├─ body: pending, 1 poll\n\
+         │     └─ task \"leaf\": pending, 1 poll\n\
+         ├─ task \"runner\": pending, 1 poll\n\
+         └─ task \"watcher\": being polled, 1 poll\n",
+        "the body returned, but the scope it created still runs"
+    );
+}

@@ -30,18 +30,27 @@ pub(crate) fn scope(shared: &ScopeShared, now: Instant, depth: usize) -> Option<
         return None;
     }
     // Nested scopes, by the address of the header of the task they were
-    // created in.
-    let mut nested: HashMap<usize, Vec<WakerArc<ScopeShared>>> = HashMap::new();
+    // created in, with that header.
+    let mut nested: HashMap<usize, (TaskRef, Vec<WakerArc<ScopeShared>>)> = HashMap::new();
     for scope in shared.nested_scopes() {
         if let Some(parent) = scope.info().parent() {
-            let key = parent.addr();
-            nested.entry(key).or_default().push(scope);
+            let (_, scopes) = nested
+                .entry(parent.addr())
+                .or_insert_with(|| (parent.clone(), Vec::new()));
+            scopes.push(scope);
         }
     }
     let mut body = None;
     let mut tasks = Vec::new();
-    for header in shared.headers() {
-        let scopes = nested.remove(&header.addr()).unwrap_or_default();
+    let registered = shared.headers().into_iter().map(|header| {
+        let scopes = nested.remove(&header.addr()).map(|(_, scopes)| scopes);
+        (header, scopes.unwrap_or_default())
+    });
+    // A creator no longer registered (its slot went to a newer child) still
+    // shows, with the scopes it created that still run.
+    let registered: Vec<_> = registered.collect();
+    let unregistered = nested.into_values();
+    for (header, scopes) in registered.into_iter().chain(unregistered) {
         let Some(task) = task(shared, &header, scopes, now, depth) else {
             continue;
         };
@@ -71,10 +80,19 @@ fn task(
     let info = header.info();
     let finished = header.index() == DEAD;
     let is_body = info.seq() == 0;
-    if finished && (is_body || info.is_released()) {
+    let scopes: Vec<ScopeSnapshot> = scopes
+        .iter()
+        .filter_map(|nested| scope(nested, now, depth + 1))
+        .collect();
+    // A finished task is no longer worth showing, unless a scope it created
+    // still runs (awaited elsewhere): that scope shows under its creator.
+    let returned = finished && (is_body || info.is_released());
+    if returned && scopes.is_empty() {
         return None;
     }
-    let state = if finished {
+    let state = if returned {
+        TaskState::Returned
+    } else if finished {
         TaskState::Finished
     } else if info.is_polling() {
         TaskState::Polling
@@ -89,10 +107,6 @@ fn task(
     let since_last_poll = info
         .last_poll(shared.info().epoch())
         .map(|at| now.saturating_duration_since(at));
-    let scopes = scopes
-        .iter()
-        .filter_map(|nested| scope(nested, now, depth + 1))
-        .collect();
     Some(TaskSnapshot {
         id: info.seq(),
         name: info.name().cloned(),

@@ -107,7 +107,7 @@ impl<'a> SnapshotDisplay<'a> {
         // Only a task that still runs can be winding down. What the scope's
         // line already says is not repeated on every task.
         match &task.cancelled {
-            _ if task.state == TaskState::Finished => {}
+            _ if matches!(task.state, TaskState::Finished | TaskState::Returned) => {}
             None => {}
             Some(_) if task.is_body() => {}
             Some(CancelReason::Parent(_)) if scope.cancelled.is_some() => {

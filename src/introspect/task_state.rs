@@ -17,6 +17,10 @@ pub enum TaskState {
     /// Finished, but its [`JoinHandle`](crate::JoinHandle) has neither
     /// taken the output nor been dropped.
     Finished,
+    /// Finished and joined (or, for a body, returned), and shown only
+    /// because a scope it created still runs: a scope future created in one
+    /// task and awaited by another shows under the task that created it.
+    Returned,
 }
 
 impl fmt::Display for TaskState {
@@ -25,6 +29,7 @@ impl fmt::Display for TaskState {
             TaskState::Pending => "pending",
             TaskState::Polling => "being polled",
             TaskState::Finished => "finished, not joined",
+            TaskState::Returned => "finished",
         })
     }
 }
@@ -38,5 +43,6 @@ mod tests {
         assert_eq!(TaskState::Pending.to_string(), "pending");
         assert_eq!(TaskState::Polling.to_string(), "being polled");
         assert_eq!(TaskState::Finished.to_string(), "finished, not joined");
+        assert_eq!(TaskState::Returned.to_string(), "finished");
     }
 }
