@@ -96,6 +96,62 @@ impl<F, D> CancelWhen<F, D> {
     }
 }
 
+impl<F: Future, D: Future> CancelWhen<F, D> {
+    /// A second deadline on the same token: the earlier of the two cancels.
+    ///
+    /// An inherent method, so that a deadline chained onto a scope future's
+    /// deadline (`scope(..).cancel_after(a).cancel_after(b)`) still cancels
+    /// the scope's own token; [`CancelExt::cancel_when`] would cancel a new
+    /// token that the scope, made before it, never reads. On other futures
+    /// the two behave alike: before the first poll there is no token yet,
+    /// and the new adapter makes one whose child the inner one becomes.
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as `self`.
+    ///
+    /// # Panics
+    ///
+    /// Panics of `self` and `deadline` propagate.
+    pub fn cancel_when<D2: Future>(self, deadline: D2) -> CancelWhen<Self, D2> {
+        let token = self.token.clone();
+        CancelWhen::new(self, deadline, token)
+    }
+
+    /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires
+    /// `duration` from now.
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as `self`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with its time driver enabled.
+    #[cfg(feature = "tokio")]
+    pub fn cancel_after(
+        self,
+        duration: std::time::Duration,
+    ) -> CancelWhen<Self, tokio::time::Sleep> {
+        self.cancel_when(tokio::time::sleep(duration))
+    }
+
+    /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires at
+    /// `deadline`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel-safe as `self`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with its time driver enabled.
+    #[cfg(feature = "tokio")]
+    pub fn cancel_at(self, deadline: tokio::time::Instant) -> CancelWhen<Self, tokio::time::Sleep> {
+        self.cancel_when(tokio::time::sleep_until(deadline))
+    }
+}
+
 impl<F: Future, D: Future> Future for CancelWhen<F, D> {
     type Output = F::Output;
 
@@ -241,6 +297,26 @@ mod tests {
             Poll::Ready(cancelled) => assert!(matches!(cancelled.reason(), CancelReason::Deadline)),
             Poll::Pending => panic!("the future saw the deadline through checkpoint"),
         }
+    }
+
+    #[test]
+    fn a_second_deadline_on_a_scope_cancels_the_scopes_own_token() {
+        let (fire, second) = futures::channel::oneshot::channel::<()>();
+        let scoped = crate::scope(|_| async { crate::cancelled().await.reason().clone() });
+        let scope_token = scoped.token().clone();
+        let mut fut = Box::pin(
+            scoped
+                .cancel_when(std::future::pending::<()>())
+                .cancel_when(second),
+        );
+        let waker = CountingWaker::new();
+        assert!(fut.as_mut().poll(&mut waker.context()).is_pending());
+        fire.send(()).unwrap();
+        match fut.as_mut().poll(&mut waker.context()) {
+            Poll::Ready(reason) => assert!(matches!(reason, CancelReason::Deadline)),
+            Poll::Pending => panic!("the second deadline did not reach the scope"),
+        }
+        assert!(scope_token.is_cancelled());
     }
 
     #[test]

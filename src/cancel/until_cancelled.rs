@@ -55,6 +55,13 @@ impl<F: Future> Future for UntilCancelled<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        // Both gone only after `Ok` (after `Err` the token's future stays and
+        // answers): a poll then is the misuse the docs promise to report,
+        // even if the token has fired since.
+        assert!(
+            this.future.is_some() || this.cancelled.is_some(),
+            "taskscope: UntilCancelled polled after it completed; await it once"
+        );
         let cancelled = this
             .cancelled
             .get_or_insert_with(|| ambient::current_token().cancelled());
@@ -70,6 +77,7 @@ impl<F: Future> Future for UntilCancelled<F> {
             .expect("taskscope: UntilCancelled polled after it completed; await it once");
         let output = std::task::ready!(future.poll(cx));
         this.future.set(None);
+        *this.cancelled = None;
         Poll::Ready(Ok(output))
     }
 }
@@ -132,6 +140,24 @@ mod tests {
             fut.as_mut().poll(&mut waker.context()),
             Poll::Ready(Ok(5))
         ));
+    }
+
+    #[test]
+    fn a_poll_after_ok_panics_even_once_the_token_fired() {
+        let token = CancelToken::new();
+        let mut fut = Box::pin(UntilCancelled::new(async { 5 }, Some(&token)));
+        let waker = CountingWaker::new();
+        assert!(matches!(
+            fut.as_mut().poll(&mut waker.context()),
+            Poll::Ready(Ok(5))
+        ));
+        token.cancel();
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fut.as_mut().poll(&mut waker.context())
+        }));
+        let payload = again.expect_err("the documented misuse panic");
+        let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(message.contains("polled after it completed"), "{message}");
     }
 
     #[test]
