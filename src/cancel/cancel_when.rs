@@ -101,7 +101,7 @@ impl<F: Future, D: Future> CancelWhen<F, D> {
     ///
     /// An inherent method, so that a deadline chained onto a scope future's
     /// deadline (`scope(..).cancel_after(a).cancel_after(b)`) still cancels
-    /// the scope's own token; [`CancelExt::cancel_when`] would cancel a new
+    /// the scope's own token; [`CancelExt::cancel_when`](crate::CancelExt::cancel_when) would cancel a new
     /// token that the scope, made before it, never reads. On other futures
     /// the two behave alike: before the first poll there is no token yet,
     /// and the new adapter makes one whose child the inner one becomes.
