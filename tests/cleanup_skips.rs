@@ -154,6 +154,33 @@ async fn the_tokio_clean_up_timeout_cuts_off_a_stuck_clean_up() {
 }
 
 #[test]
+fn a_scope_with_nothing_to_clean_up_makes_no_timer() {
+    let made = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = made.clone();
+    let output = futures::executor::block_on(
+        Builder::new()
+            .cleanup_timeout_when(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::future::pending::<()>()
+            })
+            .scope(|_| async { 5 }),
+    );
+    assert_eq!(output, 5);
+    assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn a_tokio_clean_up_timeout_needs_no_runtime_when_there_is_nothing_to_clean_up() {
+    let output = futures::executor::block_on(
+        Builder::new()
+            .cleanup_timeout(std::time::Duration::from_secs(1))
+            .scope(|_| async { 5 }),
+    );
+    assert_eq!(output, 5);
+}
+
+#[test]
 fn dropping_the_scope_future_during_clean_up_drops_the_running_and_waiting_ones() {
     let _counting = skip_counter_lock();
     let log = new_log();

@@ -20,6 +20,9 @@ pub(crate) struct Run<T: ?Sized> {
     /// whole point is to run after a cancelled scope); only the timeout does.
     token: CancelToken,
     timer: Option<TimeoutFuture>,
+    /// Made with the first clean-up, so that a scope with nothing to clean
+    /// up makes no timer (and needs no runtime for one).
+    timer_made: bool,
     timed_out: bool,
     /// The clean-up being run, between two polls.
     current: Option<Pin<Box<T>>>,
@@ -53,7 +56,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
         };
         let mut run = match parked {
             Some(run) => run,
-            None => self.start(shared),
+            None => self.start(),
         };
         let mut budget = POLL_BUDGET;
         loop {
@@ -64,6 +67,11 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     Some(task) => {
                         #[cfg(feature = "tracing")]
                         tracing::debug!("taskscope: running a clean-up of the scope");
+                        if !run.timer_made {
+                            run.timer_made = true;
+                            run.timer = self.make_timer(shared);
+                            run.poll_timer(cx, shared);
+                        }
                         task
                     }
                     None => break,
@@ -111,8 +119,20 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
         Poll::Ready(())
     }
 
-    fn start(&self, shared: &ScopeShared) -> Run<T> {
-        let timer = match panic::catch_unwind(AssertUnwindSafe(|| self.timeout.start())) {
+    fn start(&self) -> Run<T> {
+        Run {
+            token: CancelToken::new(),
+            timer: None,
+            timer_made: false,
+            timed_out: false,
+            current: None,
+        }
+    }
+
+    /// The timeout's timer, if one was set, made as the first clean-up
+    /// starts (the clock starts then).
+    fn make_timer(&self, shared: &ScopeShared) -> Option<TimeoutFuture> {
+        match panic::catch_unwind(AssertUnwindSafe(|| self.timeout.start())) {
             Ok(timer) => timer,
             Err(payload) => {
                 shared.record_panic(PanicBox::new(payload));
@@ -120,12 +140,6 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                 let fired: TimeoutFuture = Box::pin(std::future::ready(()));
                 Some(fired)
             }
-        };
-        Run {
-            token: CancelToken::new(),
-            timer,
-            timed_out: false,
-            current: None,
         }
     }
 

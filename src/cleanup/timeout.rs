@@ -46,8 +46,10 @@ impl Builder {
     /// sync `Drop` runs) and counted by
     /// [`cleanup_skipped_count`](crate::cleanup_skipped_count).
     ///
-    /// Any timer works; it is made when the clean-up starts so the clock
-    /// starts then, and each scope made from this builder gets its own.
+    /// Any timer works; it is made when the clean-up starts (as its first
+    /// clean-up is taken up) so the clock starts then, each scope made from
+    /// this builder gets its own, and a scope with nothing to clean up makes
+    /// none.
     ///
     /// ```
     /// use std::future::Future;
@@ -90,7 +92,8 @@ impl Builder {
     /// refuses to make the timer when the clean-up starts; that panic is
     /// caught, the clean-up runs as if the timeout had already passed (each
     /// clean-up is cancelled, polled once more, then dropped), and the scope
-    /// raises the panic once the clean-up is over.
+    /// raises the panic once the clean-up is over. A scope with nothing to
+    /// clean up makes no timer, so it needs no runtime.
     #[cfg(feature = "tokio")]
     pub fn cleanup_timeout(self, limit: std::time::Duration) -> Self {
         self.cleanup_timeout_when(move || tokio::time::sleep(limit))
