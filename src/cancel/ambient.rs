@@ -78,6 +78,47 @@ impl Drop for Entered {
     }
 }
 
+/// Empties the thread's slot (ambient token and task) until the returned
+/// guard is dropped, also on unwind.
+///
+/// For a parallel scope's fan-out: while the calling thread waits in
+/// rayon's scope for its helpers, a pool thread runs other pool work
+/// (stolen jobs), which must not see the task that happens to be polling
+/// the scope (its token, its place in snapshots). The fan-out's own child
+/// polls set the slot for each poll, as everywhere.
+pub(crate) fn detach() -> Detached {
+    let previous = CURRENT.with(|current| {
+        let mut slot = current.borrow_mut();
+        (slot.ambient.take(), slot.task.take())
+    });
+    Detached {
+        previous: Some(previous),
+    }
+}
+
+/// Restores what [`detach`] took out of the slot.
+#[must_use = "the slot is restored as soon as the guard is dropped"]
+pub(crate) struct Detached {
+    previous: Option<(Option<Ambient>, Option<TaskRef>)>,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let Some((ambient, task)) = self.previous.take() else {
+            return;
+        };
+        let replaced = CURRENT.with(|current| {
+            let mut slot = current.borrow_mut();
+            (
+                std::mem::replace(&mut slot.ambient, ambient),
+                std::mem::replace(&mut slot.task, task),
+            )
+        });
+        // Dropped outside the borrow: dropping a token may run arbitrary code.
+        drop(replaced);
+    }
+}
+
 /// Runs `poll` with `task` as the current scope task and `ambient` as its
 /// ambient token (`Ambient::Task` for a child, the scope's token for a
 /// body), then restores what was there and gives `task` back.

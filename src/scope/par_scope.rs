@@ -43,7 +43,11 @@ use super::scope_future::ScopeFuture;
 /// are woken meanwhile; it returns only after every one of those polls has
 /// returned. So the thread that polls the scope is busy for as long as the
 /// longest child poll of the batch: short for children that mostly wait,
-/// and exactly the parallelism asked for with CPU-heavy children.
+/// and exactly the parallelism asked for with CPU-heavy children. As with
+/// `rayon::join` called from outside the pool, a fan-out also waits until
+/// the pool has taken up each helper job it spawned: on a pool saturated
+/// with other long jobs, the scope's poll waits for one of them to end, and
+/// pool jobs that wait for the executor polling a `par_scope` deadlock it.
 ///
 /// A batch is fanned out only when at least two children are ready and
 /// their expected work (the scope's running estimate of one poll, times

@@ -273,12 +273,16 @@ const MAX_BITE: usize = 32;
 fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
     let participants = helpers + 1;
     let fan = FanOut::new(core, rest, participants, run);
+    // While this thread waits for its helpers it may run other pool work,
+    // which must not see the task polling this scope as current.
+    let detached = crate::cancel::ambient::detach();
     rayon_core::in_place_scope(|scope| {
         for _ in 0..helpers {
             scope.spawn(|_| fan.work());
         }
         fan.work();
     });
+    drop(detached);
     fan.finish(participants, run);
 }
 
