@@ -300,3 +300,61 @@ fn pool_work_stolen_during_a_fan_out_sees_no_task_of_the_scope() {
         "no unrelated job ran as part of a task of the scope"
     );
 }
+
+/// Two children that must be inside their polls at the same time.
+fn pair_that_needs_two_threads(s: &taskscope::Scope<'_>, arrived: &Arc<AtomicUsize>) {
+    for _ in 0..2 {
+        let arrived = arrived.clone();
+        s.spawn(async move {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            spin_until_count(&arrived, 2, "the other child never ran meanwhile");
+        });
+    }
+}
+
+#[test]
+fn two_heavy_children_of_a_new_scope_run_at_once_after_a_heavy_scope_on_its_thread() {
+    if !two_threads_available() {
+        eprintln!("skipped: rayon's pool has a single thread");
+        return;
+    }
+    // This thread's last parallel scope had heavy children...
+    block_on(par_scope(|s| async move {
+        s.spawn(async { spin_for(Duration::from_millis(3)) });
+    }));
+    // ...so a new one fans its first two ready children out at once,
+    // rather than polling the first alone to learn what they cost (a
+    // divide-and-conquer step would otherwise never run in parallel).
+    let arrived = Arc::new(AtomicUsize::new(0));
+    block_on(par_scope(|s| {
+        pair_that_needs_two_threads(&s, &arrived);
+        async {}
+    }));
+    assert_eq!(arrived.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn single_light_wake_ups_between_heavy_batches_keep_the_estimate_heavy() {
+    if !two_threads_available() {
+        eprintln!("skipped: rayon's pool has a single thread");
+        return;
+    }
+    let arrived = Arc::new(AtomicUsize::new(0));
+    block_on(par_scope(|s| {
+        let arrived = arrived.clone();
+        async move {
+            // A heavy child teaches the scope that its children are heavy.
+            s.spawn(async { spin_for(Duration::from_millis(3)) }).await;
+            // Thirty polls of a light child, each the only one ready.
+            s.spawn(async {
+                for _ in 0..30 {
+                    common::yield_once().await;
+                }
+            })
+            .await;
+            // Then two heavy ones together: still worth a fan-out.
+            pair_that_needs_two_threads(&s, &arrived);
+        }
+    }));
+    assert_eq!(arrived.load(Ordering::SeqCst), 2);
+}

@@ -42,6 +42,9 @@ pub(crate) struct BatchRun {
     /// The runner's memory across the batches of one scope: the parallel
     /// runner's estimate of one child poll, in nanoseconds (0: not known yet).
     pub(crate) poll_nanos: u64,
+    /// `poll_nanos` is another scope's (the parallel runner's prior): the
+    /// scope's first own sample replaces it rather than blending with it.
+    pub(crate) prior: bool,
 }
 
 pin_project! {

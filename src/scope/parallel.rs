@@ -14,10 +14,15 @@
 //! (how many remain times the scope's running estimate of one poll) reaches
 //! [`FAN_OUT_NANOS`], and one poll is expected to cost at least
 //! [`MIN_FAN_OUT_POLL_NANOS`] (cheaper polls lose more to the hand-over
-//! between threads than they gain from a second core). A single ready child is always polled inline. The
-//! estimate lives in the driver across batches; a scope's first poll of a
-//! child is timed alone, so a scope of CPU-heavy children fans out from its
-//! second ready child on.
+//! between threads than they gain from a second core). A single ready child
+//! is always polled inline, and untimed: a trickle of single light wake-ups
+//! between heavy batches must not talk the estimate down. The estimate lives
+//! in the driver across batches. A new scope starts from the estimate its
+//! thread's last parallel scope left, if that one was heavy, so that a
+//! scope of two heavy children (a divide-and-conquer step) runs both at
+//! once; otherwise its first poll of a child is timed alone, and a scope of
+//! CPU-heavy children fans out from its second ready child on. The scope's
+//! first own sample replaces a borrowed estimate.
 //!
 //! # Who polls what
 //!
@@ -36,6 +41,7 @@
 //! returned, so no poll outlives the call; see design/soundness.md, "The
 //! parallel scope".
 
+use std::cell::Cell;
 use std::ops::Deref;
 use std::time::Instant;
 
@@ -66,6 +72,14 @@ pub(crate) const STRETCH: usize = 32;
 
 /// Polls `batch` inline or across rayon's pool; see the module docs.
 pub(crate) fn run_parallel(core: &Arc<Core<SendTask<'_>>>, batch: &[usize], run: &mut BatchRun) {
+    if run.poll_nanos == 0 {
+        borrow_recent_estimate(run);
+    }
+    if batch.len() == 1 && run.poll_nanos != 0 {
+        // Nothing to decide; see the module docs.
+        core.run_serial(batch);
+        return;
+    }
     let mut next = 0;
     while next < batch.len() {
         let remaining = batch.len() - next;
@@ -88,9 +102,34 @@ pub(crate) fn run_parallel(core: &Arc<Core<SendTask<'_>>>, batch: &[usize], run:
         };
         let started = Instant::now();
         core.run_serial(&batch[next..next + stretch]);
-        run.poll_nanos = blend(run.poll_nanos, elapsed_nanos(started), stretch as u64);
+        learn(run, elapsed_nanos(started), stretch as u64);
         next += stretch;
     }
+}
+
+std::thread_local! {
+    /// The estimate the last parallel scope polled on this thread left.
+    static RECENT_POLL_NANOS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Starts a scope from its thread's recent estimate, if that was heavy
+/// enough to fan out; a light one would only let the first stretch of a
+/// heavy scope run inline, where timing one poll first costs one poll.
+fn borrow_recent_estimate(run: &mut BatchRun) {
+    let recent = RECENT_POLL_NANOS.with(Cell::get);
+    if recent >= MIN_FAN_OUT_POLL_NANOS {
+        run.poll_nanos = recent;
+        run.prior = true;
+    }
+}
+
+/// Folds a sample of `polls` polls that took `nanos` into the scope's
+/// estimate, and leaves the result for the thread's next scope.
+fn learn(run: &mut BatchRun, nanos: u64, polls: u64) {
+    let estimate = if run.prior { 0 } else { run.poll_nanos };
+    run.prior = false;
+    run.poll_nanos = blend(estimate, nanos, polls);
+    RECENT_POLL_NANOS.with(|recent| recent.set(run.poll_nanos));
 }
 
 fn worth_fanning_out(remaining: usize, poll_nanos: u64) -> bool {
@@ -179,7 +218,7 @@ where
         // Relaxed: every participant has returned; the join ordered their writes.
         run.spare = self.spare.load(Ordering::Relaxed) / participants;
         let (nanos, polls) = *self.timing.lock();
-        run.poll_nanos = blend(run.poll_nanos, nanos, polls);
+        learn(run, nanos, polls);
     }
 
     /// One participant: polls claimed children until none is left.
