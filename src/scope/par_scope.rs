@@ -54,7 +54,11 @@ use super::scope_future::ScopeFuture;
 /// their number) is some tens of microseconds; otherwise its children are
 /// polled one after the other on the calling thread, as in
 /// [`scope`](crate::scope), so children that mostly wait on I/O cost about
-/// what they cost there. A single ready child is always polled inline.
+/// what they cost there. A single ready child is always polled inline. A
+/// new scope learns the cost of a poll from its first one, timed alone,
+/// unless the last `par_scope` polled on its thread had heavy children:
+/// then it starts from that estimate, so that even two heavy children (a
+/// divide-and-conquer step) run at once.
 ///
 /// Each child costs a few hundred nanoseconds of bookkeeping (spawning,
 /// polling, joining), part of it on the body's thread, and the pool threads
