@@ -177,13 +177,8 @@ struct FanOut<C, B> {
     batch: B,
     /// The next unclaimed position in `batch`.
     next: AtomicUsize,
-    /// Polls still allowed beyond the batch (the driver's budget), all
-    /// participants together.
+    /// Polls still allowed beyond the batch (the driver's budget).
     spare: AtomicUsize,
-    /// Polls one participant may make (batch and queue together) before it
-    /// stops taking children from the queue: the budget is per participant,
-    /// so the calling thread alone (its helpers late) keeps to it too.
-    each: usize,
     /// How many threads take part: bites are sized by it.
     participants: usize,
     /// Total nanoseconds and count of the polls made, for the estimate.
@@ -207,13 +202,11 @@ where
             .saturating_add(batch.len())
             .saturating_mul(participants);
         let spare = allowed - batch.len();
-        let each = run.spare.saturating_add(batch.len());
         FanOut {
             core,
             batch,
             next: AtomicUsize::new(0),
             spare: AtomicUsize::new(spare),
-            each,
             participants,
             timing: Mutex::new((0, 0)),
         }
@@ -233,8 +226,7 @@ where
         // Timed as a whole: a participant only polls from start to end, so
         // its time per poll is the estimate's sample (lock costs included).
         let started = Instant::now();
-        let mut left = self.each;
-        let polls = self.core.run_claimed(|bite| self.claim(bite, &mut left));
+        let polls = self.core.run_claimed(|bite| self.claim(bite));
         let nanos = elapsed_nanos(started);
         let mut timing = self.timing.lock();
         timing.0 = timing.0.saturating_add(nanos);
@@ -243,14 +235,11 @@ where
 
     /// Fills `bite` with this participant's next children: a share of what
     /// is left of the batch, or else of the ready queue within the spare
-    /// budget and the `left` polls of its own; leaves it empty when there is
-    /// nothing left to claim. The batch is polled whatever the budget: its
-    /// children were taken off the queue for this very poll.
-    fn claim(&self, bite: &mut Vec<usize>, left: &mut usize) {
-        if !self.claim_from_batch(bite) && *left > 0 {
-            self.claim_from_queue(bite, *left);
+    /// budget; leaves it empty when there is nothing left to claim.
+    fn claim(&self, bite: &mut Vec<usize>) {
+        if !self.claim_from_batch(bite) {
+            self.claim_from_queue(bite);
         }
-        *left = left.saturating_sub(bite.len());
     }
 
     /// Guided self-scheduling: a participant takes `1 / (2 × participants)`
@@ -290,7 +279,7 @@ where
         }
     }
 
-    fn claim_from_queue(&self, bite: &mut Vec<usize>, most: usize) {
+    fn claim_from_queue(&self, bite: &mut Vec<usize>) {
         // Relaxed: a plain counter; nothing is published through it, and the
         // driver reads the final value after the join, which orders it.
         let Ok(spare) = self
@@ -302,10 +291,10 @@ where
             return;
         };
         let granted = self.share(spare);
-        let got =
-            self.core
-                .shared()
-                .take_ready_children(bite, granted.min(most), 2 * self.participants);
+        let got = self
+            .core
+            .shared()
+            .take_ready_children(bite, granted, 2 * self.participants);
         if got < granted {
             // Relaxed: as above.
             self.spare.fetch_add(granted - got, Ordering::Relaxed);
@@ -429,10 +418,9 @@ mod tests {
         let batch: Vec<usize> = (0..200).collect();
         let fan = FanOut::new(&core, &batch[..], 2, &BatchRun::default());
         let mut sizes = Vec::new();
-        let mut left = usize::MAX;
         loop {
             let mut bite = Vec::new();
-            fan.claim(&mut bite, &mut left);
+            fan.claim(&mut bite);
             if bite.is_empty() {
                 break;
             }
@@ -445,31 +433,6 @@ mod tests {
             "never growing: {sizes:?}"
         );
         assert_eq!(sizes[sizes.len() - 1], 1, "the last bite is one child");
-    }
-
-    #[test]
-    fn a_participant_alone_keeps_to_its_own_budget() {
-        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
-        let _handles: Vec<_> = (0..100).map(|_| core.insert(async {}, None)).collect();
-        let batch = [100, 101, 102, 103]; // claimed, never polled here
-        let run = BatchRun {
-            spare: 10,
-            ..BatchRun::default()
-        };
-        // Two participants may make 2 × 14 polls together, but one whose
-        // helper never came may make 14 (the batch's 4 and 10 more).
-        let fan = FanOut::new(&core, &batch[..], 2, &run);
-        let mut left = fan.each;
-        let mut claimed = 0;
-        loop {
-            let mut bite = Vec::new();
-            fan.claim(&mut bite, &mut left);
-            if bite.is_empty() {
-                break;
-            }
-            claimed += bite.len();
-        }
-        assert_eq!(claimed, 14);
     }
 
     #[test]
