@@ -22,6 +22,8 @@ use crate::sync::{Arc, mutant};
 ///
 /// A `par_scope` counts it per thread that takes part in a fan-out: its
 /// `poll` keeps the executor's thread about as long as a `scope`'s does.
+/// The threads share their budgets, so when the pool is slow to take a
+/// helper up, the executor's thread may make that helper's polls too.
 pub const POLL_BUDGET: usize = 128;
 
 /// Polls a batch of ready children: one after the other, or fanned out.
