@@ -86,6 +86,7 @@ impl Drop for Entered {
 /// (stolen jobs), which must not see the task that happens to be polling
 /// the scope (its token, its place in snapshots). The fan-out's own child
 /// polls set the slot for each poll, as everywhere.
+#[cfg_attr(not(feature = "parallel"), allow(dead_code))]
 pub(crate) fn detach() -> Detached {
     let previous = CURRENT.with(|current| {
         let mut slot = current.borrow_mut();
@@ -98,6 +99,7 @@ pub(crate) fn detach() -> Detached {
 
 /// Restores what [`detach`] took out of the slot.
 #[must_use = "the slot is restored as soon as the guard is dropped"]
+#[cfg_attr(not(feature = "parallel"), allow(dead_code))]
 pub(crate) struct Detached {
     previous: Option<(Option<Ambient>, Option<TaskRef>)>,
 }

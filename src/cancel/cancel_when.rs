@@ -96,6 +96,52 @@ impl<F, D> CancelWhen<F, D> {
     }
 }
 
+/// `cancel_after` and `cancel_at` in terms of the `cancel_when` of the
+/// impl they are expanded in, with its cancel-safety sentence.
+macro_rules! tokio_deadlines {
+    ($cancel_safety:literal) => {
+        /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires
+        /// `duration` from now (the clock starts when this is called).
+        ///
+        /// # Cancel safety
+        ///
+        #[doc = $cancel_safety]
+        ///
+        /// # Panics
+        ///
+        /// If called outside a tokio runtime with its time driver enabled
+        /// (tokio's rule for making a timer); otherwise as
+        /// [`cancel_when`](Self::cancel_when).
+        #[cfg(feature = "tokio")]
+        pub fn cancel_after(
+            self,
+            duration: std::time::Duration,
+        ) -> CancelWhen<Self, tokio::time::Sleep> {
+            self.cancel_when(tokio::time::sleep(duration))
+        }
+
+        /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires
+        /// at `deadline`.
+        ///
+        /// # Cancel safety
+        ///
+        #[doc = $cancel_safety]
+        ///
+        /// # Panics
+        ///
+        /// If called outside a tokio runtime with its time driver enabled
+        /// (tokio's rule for making a timer); otherwise as
+        /// [`cancel_when`](Self::cancel_when).
+        #[cfg(feature = "tokio")]
+        pub fn cancel_at(
+            self,
+            deadline: tokio::time::Instant,
+        ) -> CancelWhen<Self, tokio::time::Sleep> {
+            self.cancel_when(tokio::time::sleep_until(deadline))
+        }
+    };
+}
+
 impl<F: Future, D: Future> CancelWhen<F, D> {
     /// A second deadline on the same token: the earlier of the two cancels.
     ///
@@ -118,38 +164,7 @@ impl<F: Future, D: Future> CancelWhen<F, D> {
         CancelWhen::new(self, deadline, token)
     }
 
-    /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires
-    /// `duration` from now.
-    ///
-    /// # Cancel safety
-    ///
-    /// As cancel-safe as `self`.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime with its time driver enabled.
-    #[cfg(feature = "tokio")]
-    pub fn cancel_after(
-        self,
-        duration: std::time::Duration,
-    ) -> CancelWhen<Self, tokio::time::Sleep> {
-        self.cancel_when(tokio::time::sleep(duration))
-    }
-
-    /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires at
-    /// `deadline`.
-    ///
-    /// # Cancel safety
-    ///
-    /// As cancel-safe as `self`.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime with its time driver enabled.
-    #[cfg(feature = "tokio")]
-    pub fn cancel_at(self, deadline: tokio::time::Instant) -> CancelWhen<Self, tokio::time::Sleep> {
-        self.cancel_when(tokio::time::sleep_until(deadline))
-    }
+    tokio_deadlines!("As cancel-safe as `self`.");
 }
 
 impl<F: Future, D: Future> Future for CancelWhen<F, D> {
@@ -216,49 +231,10 @@ macro_rules! scope_deadlines {
                 CancelWhen::new(self, deadline, Some(token))
             }
 
-            /// [`cancel_when`](Self::cancel_when) with a tokio timer that
-            /// fires `duration` from now.
-            ///
-            /// # Cancel safety
-            ///
-            /// As [`cancel_when`](Self::cancel_when): dropping the result
-            /// drops the scope future, with the effect described for
-            /// [`scope`](crate::scope).
-            ///
-            /// # Panics
-            ///
-            /// If called outside a tokio runtime with its time driver
-            /// enabled (tokio's rule for making a timer); otherwise as
-            /// [`cancel_when`](Self::cancel_when).
-            #[cfg(feature = "tokio")]
-            pub fn cancel_after(
-                self,
-                duration: std::time::Duration,
-            ) -> CancelWhen<Self, tokio::time::Sleep> {
-                self.cancel_when(tokio::time::sleep(duration))
-            }
-
-            /// [`cancel_when`](Self::cancel_when) with a tokio timer that
-            /// fires at `deadline`.
-            ///
-            /// # Cancel safety
-            ///
-            /// As [`cancel_when`](Self::cancel_when): dropping the result
-            /// drops the scope future, with the effect described for
-            /// [`scope`](crate::scope).
-            ///
-            /// # Panics
-            ///
-            /// If called outside a tokio runtime with its time driver
-            /// enabled (tokio's rule for making a timer); otherwise as
-            /// [`cancel_when`](Self::cancel_when).
-            #[cfg(feature = "tokio")]
-            pub fn cancel_at(
-                self,
-                deadline: tokio::time::Instant,
-            ) -> CancelWhen<Self, tokio::time::Sleep> {
-                self.cancel_when(tokio::time::sleep_until(deadline))
-            }
+            tokio_deadlines!(
+                "As [`cancel_when`](Self::cancel_when): dropping the result drops the \
+                 scope future, with the effect described for [`scope`](crate::scope)."
+            );
         }
     };
 }
