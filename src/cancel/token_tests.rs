@@ -354,17 +354,25 @@ fn a_dropped_registration_drops_its_callback_outside_the_tokens_lock() {
     }));
 }
 
+/// `token.cancelled()`, registered with a waker whose only other copy is
+/// gone: the registration holds the last handle of a child of `token`.
+fn waiting_with_the_last_handle_of_a_child(
+    token: &CancelToken,
+) -> std::pin::Pin<Box<WhenCancelled>> {
+    let waker = std::task::Waker::from(StdArc::new(OwnsToken(token.child())));
+    let mut cancelled = Box::pin(token.cancelled());
+    let polled = cancelled
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker));
+    assert!(polled.is_pending());
+    cancelled
+}
+
 #[test]
 fn a_replaced_waker_is_dropped_outside_the_tokens_lock() {
     assert!(returns(|| {
         let token = CancelToken::new();
-        let waker = std::task::Waker::from(StdArc::new(OwnsToken(token.child())));
-        let mut cancelled = Box::pin(token.cancelled());
-        let polled = cancelled
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(&waker));
-        assert!(polled.is_pending());
-        drop(waker); // the registered clone now holds the child's handle
+        let mut cancelled = waiting_with_the_last_handle_of_a_child(&token);
         let polled = cancelled
             .as_mut()
             .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
@@ -377,14 +385,7 @@ fn a_replaced_waker_is_dropped_outside_the_tokens_lock() {
 fn a_dropped_waiters_waker_is_dropped_outside_the_tokens_lock() {
     assert!(returns(|| {
         let token = CancelToken::new();
-        let waker = std::task::Waker::from(StdArc::new(OwnsToken(token.child())));
-        let mut cancelled = Box::pin(token.cancelled());
-        let polled = cancelled
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(&waker));
-        assert!(polled.is_pending());
-        drop(waker);
-        drop(cancelled);
+        drop(waiting_with_the_last_handle_of_a_child(&token));
         assert_eq!(token.registered_waiters(), 0);
         assert_eq!(token.linked_children(), 0, "the child was unlinked");
     }));

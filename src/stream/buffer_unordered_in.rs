@@ -203,11 +203,7 @@ mod tests {
     use futures::poll;
     use futures::stream::{self, StreamExt};
 
-    use std::panic::AssertUnwindSafe;
-
-    use futures::FutureExt;
-
-    use crate::stream::test_support::gates;
+    use crate::stream::test_support::{drain_catching_panics, gates, items_where_1_panics};
     use crate::test_util::{poll_until_ready, yield_now};
     use crate::{ScopedStreamExt, local_scope, scope};
 
@@ -215,24 +211,11 @@ mod tests {
     fn a_caught_item_panic_frees_its_place_and_the_stream_still_ends() {
         let mut outputs = poll_until_ready(
             scope(|s| async move {
-                let mut items = Box::pin(
-                    stream::iter(0..4)
-                        .map(|i| async move {
-                            assert_ne!(i, 1, "item 1 fails");
-                            i
-                        })
-                        .buffer_unordered_in(2, &s),
-                );
-                let mut outputs = Vec::new();
-                loop {
-                    match AssertUnwindSafe(items.next()).catch_unwind().await {
-                        Ok(Some(output)) => outputs.push(Ok(output)),
-                        Ok(None) => break,
-                        Err(_) => outputs.push(Err("panicked")),
-                    }
+                let items = Box::pin(items_where_1_panics().buffer_unordered_in(2, &s));
+                drain_catching_panics(items, |items| {
                     assert!(items.in_flight() <= 2, "the window holds");
-                }
-                outputs
+                })
+                .await
             }),
             100,
         )

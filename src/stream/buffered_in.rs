@@ -239,11 +239,7 @@ mod tests {
     use futures::poll;
     use futures::stream::{self, StreamExt};
 
-    use crate::stream::test_support::gates;
-    use std::panic::AssertUnwindSafe;
-
-    use futures::FutureExt;
-
+    use crate::stream::test_support::{drain_catching_panics, gates, items_where_1_panics};
     use crate::test_util::{poll_until_ready, yield_now};
     use crate::{CancelExt, ScopedStreamExt, local_scope, scope};
 
@@ -384,14 +380,28 @@ mod tests {
         assert_eq!(pulled.load(SeqCst), 3, "nothing was pulled after cancel");
     }
 
+    /// Three items that each wait to be cancelled and yield why.
+    fn items_yielding_why_they_were_cancelled<'env>(
+        s: &crate::Scope<'env>,
+    ) -> impl futures::Stream<Item = crate::CancelReason> + Send + 'env {
+        stream::iter(0..3)
+            .map(|_| async { crate::cancelled().await.reason().origin().clone() })
+            .buffered_in(3, s)
+    }
+
+    fn all_requested(reasons: &[crate::CancelReason]) -> bool {
+        reasons.len() == 3
+            && reasons
+                .iter()
+                .all(|reason| matches!(reason, crate::CancelReason::Requested))
+    }
+
     #[test]
     fn cancelling_the_consumer_cancels_the_items_it_started() {
         let outputs = block_on(scope(|s| async move {
             let items_scope = s.clone();
             let consumer = s.spawn(async move {
-                stream::iter(0..3)
-                    .map(|_| async { crate::cancelled().await.reason().origin().clone() })
-                    .buffered_in(3, &items_scope)
+                items_yielding_why_they_were_cancelled(&items_scope)
                     .collect::<Vec<_>>()
                     .await
             });
@@ -400,24 +410,14 @@ mod tests {
             consumer.cancel();
             consumer.await
         }));
-        assert_eq!(outputs.len(), 3);
-        assert!(
-            outputs
-                .iter()
-                .all(|reason| matches!(reason, crate::CancelReason::Requested))
-        );
+        assert!(all_requested(&outputs), "{outputs:?}");
     }
 
     #[test]
     fn a_consumer_moved_to_another_task_is_watched_there() {
         let outputs = poll_until_ready(
             scope(|s| async move {
-                let items_scope = s.clone();
-                let mut items = Box::pin(
-                    stream::iter(0..3)
-                        .map(|_| async { crate::cancelled().await.reason().origin().clone() })
-                        .buffered_in(3, &items_scope),
-                );
+                let mut items = Box::pin(items_yielding_why_they_were_cancelled(&s));
                 // Polled first by the body, then moved into a child.
                 assert!(poll!(items.next()).is_pending());
                 let consumer = s.spawn(async move { items.collect::<Vec<_>>().await });
@@ -428,12 +428,7 @@ mod tests {
             100,
         )
         .expect("the moved consumer's cancellation reached its items");
-        assert_eq!(outputs.len(), 3);
-        assert!(
-            outputs
-                .iter()
-                .all(|reason| matches!(reason, crate::CancelReason::Requested))
-        );
+        assert!(all_requested(&outputs), "{outputs:?}");
     }
 
     #[test]
@@ -460,23 +455,8 @@ mod tests {
     fn a_caught_item_panic_leaves_the_items_behind_it_to_be_yielded() {
         let outputs = poll_until_ready(
             scope(|s| async move {
-                let mut items = Box::pin(
-                    stream::iter(0..4)
-                        .map(|i| async move {
-                            assert_ne!(i, 1, "item 1 fails");
-                            i
-                        })
-                        .buffered_in(2, &s),
-                );
-                let mut outputs = Vec::new();
-                loop {
-                    match AssertUnwindSafe(items.next()).catch_unwind().await {
-                        Ok(Some(output)) => outputs.push(Ok(output)),
-                        Ok(None) => break,
-                        Err(_) => outputs.push(Err("panicked")),
-                    }
-                }
-                outputs
+                let items = Box::pin(items_where_1_panics().buffered_in(2, &s));
+                drain_catching_panics(items, |_| {}).await
             }),
             100,
         )
