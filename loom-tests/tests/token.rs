@@ -11,7 +11,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use taskscope::{CancelReason, CancelToken};
-use taskscope_loom_tests::check;
+use taskscope_loom_tests::{Flag, check};
 
 /// Property: a cancellation is observed by every token created before or
 /// after it. A child (and its child) created on another thread while the
@@ -316,4 +316,55 @@ fn last_handles_of_a_cancelled_chain_dropped_together_free_every_node() {
             second.join().unwrap();
         },
     );
+}
+
+/// Property: the first reason a child reports stays its reason, also when a
+/// request through its handle races its scope's cancellation. The child
+/// looks once, waits for both cancels, and looks again: the two answers
+/// agree (the scope's `Deadline` or the handle's `Requested`, whichever the
+/// child's lazy token settled on first).
+///
+/// Found by a review: `cancel` checked the scope before setting its flag,
+/// and `check` read both without `making`, so a child that saw
+/// `Parent(Deadline)` in between later reported `Requested`.
+///
+/// Last run: 10717 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// No mutant: the code before that fix is the failing variant.
+#[test]
+fn a_reason_a_child_saw_stays_when_its_cancel_races_the_scopes() {
+    check("token::a_reason_a_child_saw_stays", 3, || {
+        let (handle_done, scope_done) = (Flag::new(), Flag::new());
+        let (by_handle, by_scope) = loom::future::block_on(taskscope::scope(|s| async move {
+            let (seen_handle, seen_scope) = (handle_done.clone(), scope_done.clone());
+            let child = s.spawn(async move {
+                let first = taskscope::checkpoint().err().map(|c| c.reason().clone());
+                seen_handle.wait().await;
+                seen_scope.wait().await;
+                let second = taskscope::checkpoint().err().map(|c| c.reason().clone());
+                (first, second)
+            });
+            let token = s.token().clone();
+            let by_handle = thread::spawn(move || {
+                child.cancel();
+                handle_done.set();
+                child
+            });
+            let by_scope = thread::spawn(move || {
+                token.cancel_with(CancelReason::Deadline);
+                scope_done.set();
+            });
+            (by_handle, by_scope)
+        }));
+        let child = by_handle.join().unwrap();
+        by_scope.join().unwrap();
+        let (first, second) = loom::future::block_on(child);
+        if let Some(first) = first {
+            let second = second.expect("cancelled by then");
+            assert_eq!(
+                format!("{:?}", first.origin()),
+                format!("{:?}", second.origin()),
+                "a reason the child saw changed"
+            );
+        }
+    });
 }

@@ -21,6 +21,9 @@ use crate::sync::{AtomicU8, Mutex, Ordering, mutant};
 
 /// `cancel` was called on this task alone.
 const REQUESTED: u8 = 1;
+/// `check` reported the scope's cancellation as this task's reason: a
+/// request made after that changes nothing (the first reason stays).
+const SAW_PARENT: u8 = 2;
 
 pub(crate) struct LazyToken {
     /// `REQUESTED`, set only while `making` is held.
@@ -74,10 +77,37 @@ impl<'a> TaskToken<'a> {
             return result;
         }
         // Relaxed: as in `is_cancelled`; the reason is a constant.
-        if this.flags.load(Ordering::Relaxed) & REQUESTED != 0 {
+        let flags = this.flags.load(Ordering::Relaxed);
+        if flags & REQUESTED != 0 {
             return Err(Cancelled::new(CancelReason::Requested));
         }
-        parent.check_as_child()
+        let result = parent.check_as_child();
+        if result.is_ok() || flags & SAW_PARENT != 0 {
+            return result;
+        }
+        self.first_sight_of_the_scopes_cancel(result)
+    }
+
+    /// Settles, under `making`, which reason the task reports from now on,
+    /// the first time it sees its scope cancelled: a request that got the
+    /// lock first wins; else the scope's reason stays, and `cancel` finds
+    /// `SAW_PARENT`. Without the lock a request racing the scope's cancel
+    /// could change a reason the task had already seen.
+    #[cold]
+    fn first_sight_of_the_scopes_cancel(
+        self,
+        parent_said: Result<(), Cancelled>,
+    ) -> Result<(), Cancelled> {
+        let this = self.lazy;
+        let _making = this.making.lock();
+        if let Some(result) = this.made.with(CancelToken::check) {
+            return result;
+        }
+        // Relaxed: `making` orders it with `cancel`'s update.
+        if this.flags.fetch_or(SAW_PARENT, Ordering::Relaxed) & REQUESTED != 0 {
+            return Err(Cancelled::new(CancelReason::Requested));
+        }
+        parent_said
     }
 
     /// The task's own token, made now if this is the first request.
@@ -110,12 +140,16 @@ impl<'a> TaskToken<'a> {
     /// nothing, as for a real token, whose first reason stays: without the
     /// token made, the request would otherwise be reported (`Requested`)
     /// before the scope's earlier reason, and the reason would change once
-    /// the token is made. (A scope cancelled during this call may still be
-    /// reported second: the two happened at once.)
+    /// the token is made. A scope cancelled during this call counts as
+    /// after it unless the task saw that cancellation first (`SAW_PARENT`):
+    /// the two happened at once, and either order is a true one, as long as
+    /// the task is never told both.
     pub(crate) fn cancel(self) {
         let TaskToken { lazy: this, parent } = self;
         let making = this.making.lock();
-        if this.made.with(|_| ()).is_none() && parent.is_cancelled() {
+        // Relaxed: `making` orders it with `check`'s update.
+        let saw_parent = this.flags.load(Ordering::Relaxed) & SAW_PARENT != 0;
+        if this.made.with(|_| ()).is_none() && (saw_parent || parent.is_cancelled()) {
             return; // `token()` makes a child born with the scope's reason
         }
         let outside = mutant("lazy_cancel_flags_after_unlock");
