@@ -275,9 +275,9 @@ fn pool_work_stolen_during_a_fan_out_sees_no_task_of_the_scope() {
                 s.spawn(async {
                     // Nested fan-outs, made on pool threads whose slot
                     // holds this cancelled child while they wait.
-                    for _ in 0..5 {
+                    for _ in 0..20 {
                         par_scope(|nested| async move {
-                            for _ in 0..4 {
+                            for _ in 0..6 {
                                 nested.spawn(async { spin_for(Duration::from_millis(1)) });
                             }
                         })
