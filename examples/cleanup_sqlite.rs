@@ -26,6 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     assert!(position("db: rolled back") < position("db: WAL checkpointed"));
     assert!(position("db: WAL checkpointed") < position("db: sync drop"));
     assert!(position("db: sync drop") < position("scope returned"));
+    assert!(
+        position("scope returned") < position("after the scope: no -wal file"),
+        "SQLite removed the -wal file: the connection really closed"
+    );
     assert_eq!(
         rows, 3,
         "batch 1 was committed, the cancelled batch 2 rolled back"

@@ -19,8 +19,8 @@
 //!
 //! The timings vary from machine to machine and are only printed. The claims
 //! the story makes (both pipelines wrote the same results, the deadline
-//! stopped workers mid-run, each recorded where it stopped and nothing is
-//! half-written, the adopted connection closed before its scope returned,
+//! stopped workers mid-run, each finished the item it had begun and recorded
+//! where it stopped, the adopted connection closed before its scope returned,
 //! the parallel scores equal the serial ones) are checked: if one fails the
 //! tour says which and exits with an error.
 
@@ -363,11 +363,15 @@ async fn deadline_step(
             && before as usize == end.done;
     }
     let done: usize = ends.iter().map(|end| end.done).sum();
+    let started: usize = ends.iter().map(|end| end.started).sum();
     let stopped = ends.iter().filter(|end| end.stopped_by_deadline).count();
     println!("   the database:");
     println!("     items marked invoiced                      {invoiced}");
     println!("     with their invoice and every line          {complete}");
-    println!("     half-written items                         {half}");
+    println!(
+        "     half-written items                         {half} (one transaction per item: \
+         0 however the workers stop)"
+    );
     println!(
         "     each worker's recorded stop point matches  {}",
         if resumable {
@@ -379,6 +383,10 @@ async fn deadline_step(
     println!(
         "   workers the deadline stopped mid-share: {stopped} of {}",
         ends.len()
+    );
+    println!(
+        "   items whose remote calls were made: {started}, written: {done} (a dropped \
+         future would have thrown the calls for the items in flight away)"
     );
     claims.check(
         stopped > 0,
@@ -398,6 +406,12 @@ async fn deadline_step(
     claims.check(
         resumable,
         "step 3: each worker recorded where it stopped, and the database agrees",
+    );
+    claims.check(
+        started == done,
+        format!(
+            "step 3: no worker abandoned an item it had begun ({started} begun, {done} written)"
+        ),
     );
     Ok(())
 }
@@ -427,6 +441,15 @@ async fn cleanup_step(
     println!(
         "   closed before the scope returned: {}",
         yes_no(closed_first)
+    );
+    let wal_gone = claims.check(
+        at("after the scope: no -wal file").is_some(),
+        "step 4: no -wal file right after the scope returned: SQLite saw the connection close",
+    );
+    println!(
+        "   no -wal file right after the scope returned (SQLite removes it on a clean \
+         close): {}",
+        yes_no(wal_gone)
     );
     println!(
         "   the file reopened at once has {rows} rows: the committed batch; the cancelled one was rolled back"

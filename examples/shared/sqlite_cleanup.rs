@@ -150,6 +150,15 @@ pub(crate) async fn run(path: &Path) -> Result<(Vec<String>, i64), Error> {
         Ok(()) => events.push("scope returned Ok"),
         Err(e) => events.push(format!("scope returned: {e}")),
     }
+    // Evidence from the file system, not from our own log: SQLite removes
+    // the `-wal` file when the last connection to a WAL database closes
+    // cleanly. A connection still open (or leaked) would leave it there.
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    events.push(if wal.exists() {
+        "after the scope: the -wal file is still there (a connection is open)"
+    } else {
+        "after the scope: no -wal file (the connection closed cleanly)"
+    });
     // Opening the file again right away: the previous connection is closed,
     // its WAL checkpointed, the cancelled batch rolled back.
     let again = Connection::open(path)?;

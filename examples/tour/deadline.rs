@@ -14,6 +14,9 @@ pub(crate) struct WorkerEnd {
     pub(crate) worker: usize,
     pub(crate) items: Vec<i64>,
     pub(crate) done: usize,
+    /// Items it began pricing (remote calls made): equal to `done` unless
+    /// it dropped one half-way, which voluntary cancellation never does.
+    pub(crate) started: usize,
     /// The first item it did not start, if it stopped early.
     pub(crate) next_item: Option<i64>,
     pub(crate) why: String,
@@ -73,6 +76,7 @@ async fn invoice(
     mut on_item: impl FnMut(),
 ) -> WorkerEnd {
     let mut done = 0;
+    let mut started = 0;
     let mut last_write = None;
     for &id in items {
         if let Err(cancelled) = taskscope::checkpoint() {
@@ -85,6 +89,7 @@ async fn invoice(
                 worker,
                 items: items.to_vec(),
                 done,
+                started,
                 next_item: Some(id),
                 why,
                 stopped_by_deadline,
@@ -94,6 +99,7 @@ async fn invoice(
         // Price each line with a remote call: several awaits per item, the
         // points where a dropped future would lose work half-way.
         let item = db.item(id).expect("select the work item");
+        started += 1;
         let mut lines = Vec::new();
         for line in 0..item.quantity {
             sleep(line_latency).await;
@@ -112,6 +118,7 @@ async fn invoice(
         worker,
         items: items.to_vec(),
         done,
+        started,
         next_item: None,
         why: "finished its share".to_string(),
         stopped_by_deadline: false,

@@ -58,6 +58,9 @@ impl<'env> Scope<'env> {
     /// If the scope future is dropped before it finishes, no async work can
     /// run: the value's sync `Drop` still runs, `prepare_drop` does not, and
     /// [`cleanup_skipped_count`](crate::cleanup_skipped_count) counts it.
+    /// The same holds for a guard that leaves the scope (returned from the
+    /// body, or sent to another task) and is dropped after the scope
+    /// returned: the scope ran its clean-up without it.
     ///
     /// # Panics
     ///
