@@ -106,6 +106,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         "par_scope, a child per 64 rows: {chunked_time:>10.2?}  ({:.2}x)",
         speedup(chunked_time)
     );
+    println!(
+        "(one timing each: on a busy machine the ratios are noise; benches/ measures them \
+         in alternating rounds)"
+    );
     Ok(())
 }
 

@@ -523,5 +523,9 @@ fn parallel_step(db: &Db, claims: &mut Claims) -> Result<(), Box<dyn std::error:
         ],
     );
     println!("   every run computed the same scores: {}", yes_no(same));
+    println!(
+        "   (one timing of each, for the story; on a busy machine the speed-ups are noise: \
+         benches/ measures them in alternating rounds)"
+    );
     Ok(())
 }
