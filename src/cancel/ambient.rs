@@ -277,14 +277,10 @@ pub fn current_token() -> CancelToken {
     }
 }
 
-/// The token a new scope should hang under, if any task is being polled.
-pub(crate) fn parent_for_new_scope() -> Option<CancelToken> {
-    current_token_in_task()
-}
-
 /// The current token if a scope's task, a combinator's branch or a token
 /// wrapper is being polled on this thread; `None` outside all of them,
-/// where [`current_token`] would make a fresh root token every call.
+/// where [`current_token`] would make a fresh root token every call. A new
+/// scope hangs under it.
 pub(crate) fn current_token_in_task() -> Option<CancelToken> {
     with_current(|ambient, _| ambient.is_some()).then(current_token)
 }

@@ -173,7 +173,7 @@ impl<F: Future, D: Future> Future for CancelWhen<F, D> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         let token = this.token.get_or_insert_with(|| {
-            ambient::parent_for_new_scope().map_or_else(CancelToken::new, |parent| parent.child())
+            ambient::current_token_in_task().map_or_else(CancelToken::new, |parent| parent.child())
         });
         if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
             if token.is_cancelled() {

@@ -147,9 +147,11 @@ impl<'a> TaskToken<'a> {
     pub(crate) fn cancel(self) {
         let TaskToken { lazy: this, parent } = self;
         let making = this.making.lock();
+        // Read once: the token is only ever made with `making` held.
+        let made = this.made.with(CancelToken::clone);
         // Relaxed: `making` orders it with `check`'s update.
         let saw_parent = this.flags.load(Ordering::Relaxed) & SAW_PARENT != 0;
-        if this.made.with(|_| ()).is_none() && (saw_parent || parent.is_cancelled()) {
+        if made.is_none() && (saw_parent || parent.is_cancelled()) {
             return; // `token()` makes a child born with the scope's reason
         }
         let outside = mutant("lazy_cancel_flags_after_unlock");
@@ -160,7 +162,6 @@ impl<'a> TaskToken<'a> {
         if !outside {
             this.flags.fetch_or(REQUESTED, Ordering::Relaxed);
         }
-        let made = this.made.with(CancelToken::clone);
         drop(making);
         if outside {
             this.flags.fetch_or(REQUESTED, Ordering::Relaxed);

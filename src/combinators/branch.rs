@@ -165,19 +165,10 @@ impl<F: Future> BranchDyn for Branch<F> {
                 let done = AssertUnwindSafe(|| this.state.set(State::Done { output }));
                 match panic::catch_unwind(done) {
                     Ok(()) => Step::Finished { flagged },
-                    Err(payload) => {
-                        let _ =
-                            panic::catch_unwind(AssertUnwindSafe(|| this.state.set(State::Gone)));
-                        Step::Panicked(payload)
-                    }
+                    Err(payload) => panicked(this.state, payload),
                 }
             }
-            Err(payload) => {
-                // A panic while dropping the broken future is dropped: the
-                // first panic is the one worth re-raising.
-                let _ = panic::catch_unwind(AssertUnwindSafe(|| this.state.set(State::Gone)));
-                Step::Panicked(payload)
-            }
+            Err(payload) => panicked(this.state, payload),
         }
     }
 
@@ -190,13 +181,26 @@ impl<F: Future> BranchDyn for Branch<F> {
     }
 
     fn discard(self: Pin<&mut Self>) -> Option<Box<dyn Any + Send>> {
-        let mut state = self.project().state;
-        panic::catch_unwind(AssertUnwindSafe(|| state.set(State::Gone))).err()
+        clear(self.project().state)
     }
 
     fn mark_won(self: Pin<&mut Self>) {
         *self.project().won = true;
     }
+}
+
+/// Drops what a branch holds (its future or its output) in place; the
+/// panic of a destructor, caught.
+fn clear<F: Future>(mut state: Pin<&mut State<F>>) -> Option<Box<dyn Any + Send>> {
+    panic::catch_unwind(AssertUnwindSafe(|| state.set(State::Gone))).err()
+}
+
+/// The branch panicked with `payload`: what is left of it is dropped, and a
+/// panic of that drop is dropped too (the first panic is the one worth
+/// re-raising).
+fn panicked<F: Future>(state: Pin<&mut State<F>>, payload: Box<dyn Any + Send>) -> Step {
+    drop(clear(state));
+    Step::Panicked(payload)
 }
 
 impl<F: Future> fmt::Debug for Branch<F> {

@@ -42,13 +42,16 @@ pub(crate) fn scope(shared: &ScopeShared, now: Instant, depth: usize) -> Option<
     }
     let mut body = None;
     let mut tasks = Vec::new();
-    let registered = shared.headers().into_iter().map(|header| {
-        let scopes = nested.remove(&header.addr()).map(|(_, scopes)| scopes);
-        (header, scopes.unwrap_or_default())
-    });
+    let registered: Vec<_> = shared
+        .headers()
+        .into_iter()
+        .map(|header| {
+            let scopes = nested.remove(&header.addr()).map(|(_, scopes)| scopes);
+            (header, scopes.unwrap_or_default())
+        })
+        .collect();
     // A creator no longer registered (its slot went to a newer child) still
     // shows, with the scopes it created that still run.
-    let registered: Vec<_> = registered.collect();
     let unregistered = nested.into_values();
     for (header, scopes) in registered.into_iter().chain(unregistered) {
         let Some(task) = task(shared, &header, scopes, now, depth) else {

@@ -189,7 +189,7 @@ impl Builder {
     }
 
     pub(crate) fn shared(&self) -> WakerArc<ScopeShared> {
-        let parent = self.parent.clone().or_else(ambient::parent_for_new_scope);
+        let parent = self.parent.clone().or_else(ambient::current_token_in_task);
         let token = parent.map_or_else(CancelToken::new, |parent| parent.child());
         // In the tree, the scope belongs to the task that creates it, even
         // when its token hangs under another one (`parent`).

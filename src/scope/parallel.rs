@@ -39,8 +39,9 @@
 //! calling thread may make up to `participants ×` [`POLL_BUDGET`](crate::POLL_BUDGET)
 //! polls itself. A cap per participant would bound that, but it left the
 //! first thread to reach its cap idle while the other finished its share:
-//! workload 4 fell from 1.67x to 1.45x (design/performance.md). Each claim is a bite of several children, a share
-//! of what is left that shrinks to one child at the end (`FanOut::share`),
+//! workload 4 fell from 1.67x to 1.45x (design/performance.md). Each claim
+//! is a bite of several children, a share of what is left that shrinks to
+//! one child at the end (`FanOut::share`),
 //! taken out of the slab under one lock and put back under one more.
 //! `rayon_core::in_place_scope` returns only when every helper job has
 //! returned, so no poll outlives the call; see design/soundness.md, "The

@@ -66,12 +66,7 @@ impl ConsumerWatch {
     /// new token starts uncancelled (its own cancellation is seen at once).
     fn follow_current_token(&mut self) {
         let current = crate::cancel::ambient::current_token_in_task();
-        let same = match (&self.when, &current) {
-            (Some(when), Some(token)) => when.token() == token,
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
+        if self.when.as_ref().map(WhenCancelled::token) != current.as_ref() {
             self.when = current.map(|token| token.cancelled());
             self.cancelled = false;
         }
