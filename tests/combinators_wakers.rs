@@ -9,7 +9,7 @@ use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::task::{Poll, Waker};
 
-use common::CountingWaker;
+use common::{CountingWaker, returns};
 
 /// A branch that counts its polls, keeps its latest waker, and finishes
 /// once `done` is set.
@@ -222,20 +222,6 @@ impl Drop for WakesBranchOnDrop {
             branch.wake_by_ref();
         }
     }
-}
-
-/// Runs `f` on a thread of its own; true if it returned. A deadlock then
-/// fails the test instead of hanging the suite (the bound is for a hang,
-/// not a timing: the work takes microseconds).
-fn returns(f: impl FnOnce() + Send + 'static) -> bool {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        f();
-        let _ = done.send(());
-    });
-    finished
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .is_ok()
 }
 
 type Saved = std::sync::Arc<std::sync::Mutex<Option<Waker>>>;

@@ -29,9 +29,10 @@
 //!    child; whichever of these goes last unlinks it, walking up the tree. So
 //!    dropped tokens leave no residue, and a token whose own handles are gone
 //!    still carries cancellation to its live descendants.
-//! 6. Wakers and callbacks run, and are dropped, with no lock held: dropping
-//!    one may drop the last handle of another token, whose unlinking takes
-//!    the locks of its ancestors.
+//! 6. Wakers and callbacks run, and are cloned and dropped, with no lock
+//!    held: dropping one may drop the last handle of another token, whose
+//!    unlinking takes the locks of its ancestors, and a waker's clone is
+//!    executor code that may use this very token.
 //! 7. Cancelling allocates nothing. Descendants share one
 //!    `CancelReason::Parent(arc)`; its `arc` is `for_children`, set aside
 //!    (holding a placeholder) when a node's first child is linked. `mark`
@@ -300,28 +301,50 @@ impl CancelToken {
 
     /// Registers or refreshes a waker; `None` if the token is cancelled.
     pub(crate) fn register_waker(&self, key: Option<usize>, waker: &Waker) -> Option<usize> {
-        let mut replaced = None;
-        let registered = {
+        if let Some(key) = key {
+            match self.still_registered(key, waker) {
+                Some(true) => return Some(key),
+                Some(false) => {}
+                None => return None,
+            }
+        }
+        // (I6) Cloned with no lock held: a clone is executor code, which may
+        // take this node's lock (cancel this token, link a child to it).
+        let new = waker.clone();
+        let (registered, unused) = {
             let mut inner = self.node.inner.lock();
             // (I2) Re-checked under the lock; (I1) Relaxed, as the lock orders
             // this read after `mark`'s store, or `mark` after our registration.
             if self.node.cancelled.load(Ordering::Relaxed) && !mutant("register_skips_recheck") {
-                return None;
-            }
-            match key.and_then(|key| inner.waiters.get_mut(key).map(|slot| (key, slot))) {
-                Some((key, Waiter::Waker(current))) => {
-                    if !current.will_wake(waker) {
-                        replaced = Some(mem::replace(current, waker.clone()));
+                (None, Some(new))
+            } else {
+                match key.and_then(|key| inner.waiters.get_mut(key).map(|slot| (key, slot))) {
+                    Some((key, Waiter::Waker(current))) => {
+                        (Some(key), Some(mem::replace(current, new)))
                     }
-                    Some(key)
+                    _ => (Some(inner.waiters.insert(Waiter::Waker(new))), None),
                 }
-                _ => Some(inner.waiters.insert(Waiter::Waker(waker.clone()))),
             }
         };
         // (I6) Dropped with no lock held: it may hold the last handle of a
         // token below this one, whose unlinking takes this node's lock.
-        drop(replaced);
+        drop(unused);
         registered
+    }
+
+    /// Whether registration `key` already holds a waker that wakes the same
+    /// task as `waker` (`Some(false)`: it needs the new one); `None` once
+    /// the token is cancelled. Takes no clone, so the common re-poll with
+    /// an unchanged waker costs one lock.
+    fn still_registered(&self, key: usize, waker: &Waker) -> Option<bool> {
+        let inner = self.node.inner.lock();
+        // (I2), (I1) as in `register_waker`.
+        if self.node.cancelled.load(Ordering::Relaxed) && !mutant("register_skips_recheck") {
+            return None;
+        }
+        Some(
+            matches!(inner.waiters.get(key), Some(Waiter::Waker(current)) if current.will_wake(waker)),
+        )
     }
 
     /// Removes a registration, unless cancellation already consumed it.

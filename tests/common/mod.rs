@@ -108,3 +108,17 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "<non-string panic>".to_string()
     }
 }
+
+/// Runs `f` on a thread of its own; true if it returned. A deadlock then
+/// fails the test instead of hanging the suite (the bound is for a hang,
+/// not a timing: the work takes microseconds).
+pub fn returns(f: impl FnOnce() + Send + 'static) -> bool {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_ok()
+}
