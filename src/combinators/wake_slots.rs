@@ -174,6 +174,12 @@ impl Slot {
         if self.ready.fetch_or(1 << bit, Ordering::Release) != 0 {
             return; // W6: someone else wakes the task
         }
+        // The clone (executor code) runs under the lock. A clone that wakes a
+        // branch of this slot cannot deadlock: that wake finds our bit in
+        // `ready` and returns above (W6). Only polling or dropping the
+        // combinator itself from inside a clone of its task's waker would
+        // take this lock again; taking the waker out instead would let a
+        // wake meanwhile find none and be lost (W4).
         let waker = self.waker.lock().clone();
         if let Some(waker) = waker {
             waker.wake(); // outside the lock: it runs executor code
