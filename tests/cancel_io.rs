@@ -26,6 +26,42 @@ fn futures_io_reads_and_writes_fail_after_the_token_fires_but_close_works() {
     });
 }
 
+#[test]
+fn close_after_cancellation_flushes_a_buffer_inside_the_wrapper() {
+    use futures::io::{AsyncWriteExt, BufWriter, Cursor};
+    block_on(async {
+        let token = CancelToken::new();
+        let buffered = BufWriter::new(Cursor::new(Vec::new()));
+        let mut io = CancellableIo::new(buffered, &token);
+        io.write_all(b"buffered").await.unwrap();
+        assert!(
+            io.get_ref().get_ref().get_ref().is_empty(),
+            "still buffered"
+        );
+        token.cancel();
+        assert!(is_cancellation(&io.flush().await.unwrap_err()));
+        io.close().await.expect("closing is not refused");
+        let written = io.into_inner().into_inner().into_inner();
+        assert_eq!(written, b"buffered", "close wrote what the buffer held");
+    });
+}
+
+#[test]
+fn a_buffered_reader_inside_the_wrapper_reads_lines_until_the_token_fires() {
+    use futures::io::{AsyncBufReadExt, BufReader, Cursor};
+    block_on(async {
+        let token = CancelToken::new();
+        let lines = BufReader::new(Cursor::new(b"one\ntwo\n".to_vec()));
+        let mut io = CancellableIo::new(lines, &token);
+        let mut line = String::new();
+        io.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "one\n");
+        token.cancel();
+        let error = io.read_line(&mut line).await.unwrap_err();
+        assert!(is_cancellation(&error), "fill_buf fails once cancelled");
+    });
+}
+
 #[cfg(feature = "tokio")]
 mod on_tokio {
     use super::*;
@@ -65,6 +101,22 @@ mod on_tokio {
             received, b"partial",
             "the peer sees the data, then a clean end"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tokio_buffered_reader_inside_the_wrapper_fails_its_next_fill_once_cancelled() {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let token = CancelToken::new();
+        let (near, mut far) = duplex(64);
+        let mut near = CancellableIo::new(BufReader::new(near), &token);
+        far.write_all(b"one\ntwo\n").await.unwrap();
+        let mut line = String::new();
+        near.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "one\n");
+        token.cancel();
+        assert!(is_cancellation(
+            &near.read_line(&mut line).await.unwrap_err()
+        ));
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ pin_project! {
     /// [`io::Error`] wrapping [`Cancelled`](crate::Cancelled) once a token
     /// fires: cancellation reaches code that only knows I/O errors.
     ///
-    /// It implements `futures_io`'s `AsyncRead`/`AsyncWrite` when the inner
+    /// It implements `futures_io`'s `AsyncRead`/`AsyncBufRead`/`AsyncWrite` when the inner
     /// object does, and with the `tokio` feature tokio's as well.
     ///
     /// - The token is checked before every operation; an operation that is
@@ -25,6 +25,18 @@ pin_project! {
     ///   with `error.get_ref().and_then(|e| e.downcast_ref::<Cancelled>())`.
     /// - Closing (`poll_close`, tokio's `poll_shutdown`) is **not** refused:
     ///   cancellation should still let a task close its connection cleanly.
+    ///
+    /// # Buffers go inside
+    ///
+    /// Wrap the buffered object, not the other way round:
+    /// `CancellableIo::new(BufWriter::new(stream), &token)`. Then closing
+    /// after a cancel flushes what the buffer holds, because close reaches
+    /// the buffer. A buffer *around* the wrapper must write its bytes
+    /// through it, and those writes fail once the token fired: its close
+    /// fails, its bytes are lost and the stream is never closed. Buffered
+    /// readers go inside too: the wrapper passes `AsyncBufRead` through
+    /// (`fill_buf` fails once the token fired), so `read_line` and the like
+    /// stop at cancellation as plain reads do.
     ///
     /// ```
     /// use futures::io::{AsyncReadExt, Cursor};
@@ -125,6 +137,18 @@ impl<T: futures_io::AsyncRead> futures_io::AsyncRead for CancellableIo<T> {
     }
 }
 
+impl<T: futures_io::AsyncBufRead> futures_io::AsyncBufRead for CancellableIo<T> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.project();
+        let io = this.io;
+        guarded(this.token, this.read_wait, cx, |cx| io.poll_fill_buf(cx))
+    }
+
+    fn consume(self: Pin<&mut Self>, amount: usize) {
+        self.project().io.consume(amount);
+    }
+}
+
 impl<T: futures_io::AsyncWrite> futures_io::AsyncWrite for CancellableIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -169,6 +193,19 @@ impl<T: tokio::io::AsyncRead> tokio::io::AsyncRead for CancellableIo<T> {
         let this = self.project();
         let io = this.io;
         guarded(this.token, this.read_wait, cx, |cx| io.poll_read(cx, buf))
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T: tokio::io::AsyncBufRead> tokio::io::AsyncBufRead for CancellableIo<T> {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.project();
+        let io = this.io;
+        guarded(this.token, this.read_wait, cx, |cx| io.poll_fill_buf(cx))
+    }
+
+    fn consume(self: Pin<&mut Self>, amount: usize) {
+        self.project().io.consume(amount);
     }
 }
 
