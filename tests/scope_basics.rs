@@ -287,3 +287,16 @@ fn a_scope_nested_in_a_child_restores_the_childs_token_after_polling() {
         "the child's own token is current again"
     );
 }
+
+#[test]
+fn debug_output_names_each_scope_type() {
+    let fut = scope(|s| async move { format!("{s:?}") });
+    assert!(format!("{fut:?}").starts_with("ScopeFuture {"), "{fut:?}");
+    assert!(block_on(fut).starts_with("Scope {"));
+    let local = taskscope::local_scope(|s| async move { format!("{s:?}") });
+    assert!(
+        format!("{local:?}").starts_with("LocalScopeFuture {"),
+        "{local:?}"
+    );
+    assert!(block_on(local).starts_with("LocalScope {"));
+}

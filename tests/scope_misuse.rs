@@ -73,6 +73,42 @@ fn polling_a_finished_scope_future_panics_clearly() {
 }
 
 #[test]
+fn polling_a_finished_cancel_when_or_shield_panics_clearly_without_repolling_its_future() {
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counted = |polls: Arc<AtomicUsize>| {
+        std::future::poll_fn(move |_| {
+            polls.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(())
+        })
+    };
+    let waker = CountingWaker::new();
+    let mut deadline = Box::pin(taskscope::cancel_when(
+        counted(polls.clone()),
+        std::future::pending::<()>(),
+    ));
+    assert!(waker.poll(deadline.as_mut()).is_ready());
+    let again = std::panic::catch_unwind(AssertUnwindSafe(|| waker.poll(deadline.as_mut())));
+    let message = panic_message(&*again.unwrap_err());
+    assert!(
+        message.contains("cancel_when") && message.contains("after it completed"),
+        "{message}"
+    );
+    let mut shielded = Box::pin(taskscope::shield(counted(polls.clone())));
+    assert!(waker.poll(shielded.as_mut()).is_ready());
+    let again = std::panic::catch_unwind(AssertUnwindSafe(|| waker.poll(shielded.as_mut())));
+    let message = panic_message(&*again.unwrap_err());
+    assert!(
+        message.contains("shield") && message.contains("after it completed"),
+        "{message}"
+    );
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        2,
+        "neither polled its future again"
+    );
+}
+
+#[test]
 fn polling_a_join_handle_after_it_completed_panics_clearly() {
     block_on(scope(|s| async move {
         let mut handle = s.spawn(async { 5 });

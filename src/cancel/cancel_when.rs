@@ -42,11 +42,19 @@ use super::token::CancelToken;
 /// # });
 /// ```
 ///
+/// The deadline is polled first. When both are ready at the same poll,
+/// `future` sees the cancellation (where `tokio::time::timeout` would let it
+/// win), so a deadline that has already passed cancels before `future`
+/// starts, as above.
+///
 /// A scope future's token exists as soon as the scope is created, so wrap
 /// it with its own [`ScopeFuture::cancel_when`](crate::ScopeFuture::cancel_when)
 /// (which cancels that token), or create the scope inside an `async` block
 /// given to this function; wrapping an already created scope future here
-/// would not reach it.
+/// would not reach it. That includes a boxed one: `Box::pin(scope(..))`
+/// is no longer a `ScopeFuture`, so its `.cancel_when(..)` is this function
+/// (through [`CancelExt`](crate::CancelExt)) and does nothing to the scope.
+/// Put the deadline on before boxing: `Box::pin(scope(..).cancel_when(..))`.
 ///
 /// # Cancel safety
 ///
@@ -55,8 +63,8 @@ use super::token::CancelToken;
 ///
 /// # Panics
 ///
-/// Panics of `future` and `deadline` propagate. Polling after completion
-/// polls `future` again, with whatever consequence that has for it.
+/// Panics of `future` and `deadline` propagate. Panics if polled after it
+/// completed.
 pub fn cancel_when<F, D>(future: F, deadline: D) -> CancelWhen<F, D>
 where
     F: Future,
@@ -68,6 +76,16 @@ where
 pin_project! {
     /// The future of [`cancel_when`] and its kin: `future`'s output, with
     /// its token cancelled once `deadline` completes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it drops `future` (and `deadline`) where they stand: as
+    /// cancel-safe as `future`.
+    ///
+    /// # Panics
+    ///
+    /// Panics of `future` and `deadline` propagate. Panics if polled after
+    /// it completed.
     #[must_use = "futures do nothing unless polled"]
     pub struct CancelWhen<F, D> {
         #[pin]
@@ -77,6 +95,7 @@ pin_project! {
         // `None` until the first poll, except for scope futures, which
         // bring their own token.
         token: Option<CancelToken>,
+        done: bool,
     }
 }
 
@@ -86,6 +105,7 @@ impl<F, D> CancelWhen<F, D> {
             future,
             deadline: Some(deadline),
             token,
+            done: false,
         }
     }
 
@@ -172,6 +192,11 @@ impl<F: Future, D: Future> Future for CancelWhen<F, D> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
+        assert!(
+            !*this.done,
+            "taskscope: a cancel_when (or cancel_after, cancel_at) future polled after it \
+             completed; await it once"
+        );
         let token = this.token.get_or_insert_with(|| {
             ambient::current_token_in_task().map_or_else(CancelToken::new, |parent| parent.child())
         });
@@ -189,6 +214,7 @@ impl<F: Future, D: Future> Future for CancelWhen<F, D> {
         drop(entered);
         if output.is_ready() {
             this.deadline.set(None);
+            *this.done = true;
         }
         output
     }

@@ -18,16 +18,19 @@ pub enum CancelReason {
     Requested,
     /// A deadline passed ([`cancel_when`](crate::cancel_when) and friends).
     Deadline,
-    /// The body of a [`try_scope`](crate::try_scope), or one of its children,
-    /// returned an error; the text is the error's `Debug` rendering.
+    /// The body of a [`try_scope`](crate::try_scope), one of its children or
+    /// one of its [`defer_try`](crate::TryScope::defer_try) clean-ups returned an error; the text is the
+    /// error's `Debug` rendering.
     Failed(Arc<str>),
-    /// A child panicked; the text is the panic message, where it was a string.
+    /// A scope's body or child, or a combinator's branch, panicked; the text
+    /// is the panic message, where it was a string.
     Panicked(Arc<str>),
     /// The future lost a race to a sibling.
     LostRace,
     /// A sibling in a `try_join` failed.
     SiblingFailed,
-    /// The scope future was dropped before it finished.
+    /// The scope future was dropped before it finished, or the scope's body
+    /// closure panicked before it returned the body's future.
     ScopeDropped,
     /// An ancestor token was cancelled; this is the reason it was given.
     Parent(Arc<CancelReason>),

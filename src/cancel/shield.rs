@@ -48,21 +48,32 @@ use super::token::CancelToken;
 ///
 /// # Panics
 ///
-/// Panics of `future` propagate.
+/// Panics of `future` propagate. Panics if polled after it completed.
 pub fn shield<F: Future>(future: F) -> Shield<F> {
     Shield {
         future,
         token: CancelToken::new(),
+        done: false,
     }
 }
 
 pin_project! {
     /// The future of [`shield`].
+    ///
+    /// # Cancel safety
+    ///
+    /// A shield stops voluntary cancellation, not dropping: dropping it
+    /// drops `future` where it stands. As cancel-safe as `future`.
+    ///
+    /// # Panics
+    ///
+    /// Panics of `future` propagate. Panics if polled after it completed.
     #[must_use = "futures do nothing unless polled"]
     pub struct Shield<F> {
         #[pin]
         future: F,
         token: CancelToken,
+        done: bool,
     }
 }
 
@@ -78,8 +89,15 @@ impl<F: Future> Future for Shield<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = ambient::enter(Ambient::Token(this.token.clone()));
-        this.future.poll(cx)
+        assert!(
+            !*this.done,
+            "taskscope: a shield future polled after it completed; await it once"
+        );
+        let entered = ambient::enter(Ambient::Token(this.token.clone()));
+        let output = this.future.poll(cx);
+        drop(entered);
+        *this.done = output.is_ready();
+        output
     }
 }
 

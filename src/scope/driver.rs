@@ -285,9 +285,11 @@ pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(
     core.run_serial(batch);
 }
 
-impl<Fut: Future, T: ?Sized> fmt::Debug for Driver<Fut, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scope")
+impl<Fut: Future, T: ?Sized> Driver<Fut, T> {
+    /// The `Debug` of the scope future that holds this driver, under that
+    /// future's type name.
+    pub(crate) fn fmt_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
             .field("body_finished", &self.body.is_none())
             .field("finished", &self.finished)
             .finish_non_exhaustive()

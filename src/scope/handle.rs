@@ -139,9 +139,11 @@ impl<T: ?Sized> Clone for Handle<'_, T> {
     }
 }
 
-impl<T: ?Sized> fmt::Debug for Handle<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scope")
+impl<T: ?Sized> Handle<'_, T> {
+    /// The `Debug` of the public handle that holds this one, under that
+    /// handle's type name.
+    pub(crate) fn fmt_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
             .field("core", &self.core)
             .field("token", self.core.shared().token())
             .finish()
@@ -248,6 +250,6 @@ impl Clone for Scope<'_> {
 
 impl fmt::Debug for Scope<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.handle.fmt(f)
+        self.handle.fmt_as("Scope", f)
     }
 }

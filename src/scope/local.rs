@@ -122,6 +122,6 @@ impl Clone for LocalScope<'_> {
 
 impl fmt::Debug for LocalScope<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.handle.fmt(f)
+        self.handle.fmt_as("LocalScope", f)
     }
 }

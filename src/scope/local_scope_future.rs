@@ -36,6 +36,17 @@ where
 
 pin_project! {
     /// The future of a [`local_scope`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`ScopeFuture`](crate::ScopeFuture): dropping it before it
+    /// completes cancels the scope and drops its body, children and pending
+    /// clean-ups.
+    ///
+    /// # Panics
+    ///
+    /// As for [`ScopeFuture`](crate::ScopeFuture); panics if polled after
+    /// it completed.
     #[must_use = "futures do nothing unless polled"]
     pub struct LocalScopeFuture<'env, Fut: Future> {
         #[pin]
@@ -65,6 +76,6 @@ impl<Fut: Future> Future for LocalScopeFuture<'_, Fut> {
 
 impl<Fut: Future> fmt::Debug for LocalScopeFuture<'_, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.driver.fmt(f)
+        self.driver.fmt_as("LocalScopeFuture", f)
     }
 }

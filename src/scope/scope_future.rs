@@ -71,6 +71,17 @@ where
 
 pin_project! {
     /// The future of a [`scope`] or [`par_scope`](crate::par_scope).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it before it completes cancels the scope and drops its body,
+    /// children and pending clean-ups, as described for [`scope`].
+    ///
+    /// # Panics
+    ///
+    /// Re-raises the first un-awaited panic of the body or a child once
+    /// every child has finished, as described for [`scope`]. Panics if
+    /// polled after it completed.
     #[must_use = "futures do nothing unless polled"]
     pub struct ScopeFuture<'env, Fut: Future> {
         #[pin]
@@ -100,6 +111,6 @@ impl<Fut: Future> Future for ScopeFuture<'_, Fut> {
 
 impl<Fut: Future> fmt::Debug for ScopeFuture<'_, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.driver.fmt(f)
+        self.driver.fmt_as("ScopeFuture", f)
     }
 }

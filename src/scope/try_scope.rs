@@ -69,7 +69,9 @@ use crate::sync::Arc;
 ///
 /// As for [`scope`](crate::scope): a panic cancels the scope with
 /// [`CancelReason::Panicked`](crate::CancelReason::Panicked) and is
-/// re-raised; it is never turned into an `Err`.
+/// re-raised; it is never turned into an `Err`. A panic wins over an error:
+/// a scope that recorded an error and then had an un-awaited panic raises
+/// the panic and drops the error.
 pub fn try_scope<'env, F, Fut, R, E>(body: F) -> TryScopeFuture<'env, Fut, R, E>
 where
     F: FnOnce(TryScope<'env, E>) -> Fut,
