@@ -222,10 +222,14 @@ pub(super) fn drop_caught<V>(value: V) -> Option<Box<dyn std::any::Any + Send>> 
 
 impl<T: ?Sized> fmt::Debug for CleanupQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state.lock();
+        // Read under the lock, written after it, as in `Core`'s `Debug`.
+        let (slots, phase) = {
+            let state = self.state.lock();
+            (state.slots.len(), state.phase)
+        };
         f.debug_struct("CleanupQueue")
-            .field("slots", &state.slots.len())
-            .field("phase", &state.phase)
+            .field("slots", &slots)
+            .field("phase", &phase)
             .field("timeout", &self.timeout)
             .finish()
     }

@@ -51,8 +51,11 @@ impl Wake for BranchWaker {
             return;
         }
         self.shared.ready.lock().push(self.index);
-        // Cloned out of the lock: waking runs the executor's code.
-        let waker = self.shared.waker.lock().clone();
+        // Taken out, not cloned: a clone is executor code, which may wake
+        // another branch and take this lock. Woken outside the lock. A wake
+        // that finds no waker (taken by an earlier one) needs none: the poll
+        // that earlier wake brings registers again, then takes `ready`.
+        let waker = self.shared.waker.lock().take();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -94,11 +97,29 @@ impl Wakers {
 
 impl fmt::Debug for Wakers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Read under the lock, written after it: the formatter's sink is
+        // the caller's code.
+        let ready = self.shared.ready.lock().len();
         f.debug_struct("Wakers")
             .field("branches", &self.branches.len())
-            .field("ready", &self.shared.ready.lock().len())
+            .field("ready", &ready)
             .finish()
     }
+}
+
+/// Stores `waker` in `slot` unless the stored one wakes the same task.
+///
+/// Registered before the ready queue is taken, so a wake after the take
+/// finds it. The clone is made, and the old waker dropped, with no lock
+/// held: both run executor code, which may wake one of these branches, and
+/// that takes this lock.
+fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
+    if slot.lock().as_ref().is_some_and(|w| w.will_wake(waker)) {
+        return;
+    }
+    let new = waker.clone();
+    let replaced = slot.lock().replace(new);
+    drop(replaced);
 }
 
 /// Polls the woken branches once each, in the order they were woken.
@@ -110,17 +131,7 @@ pub(crate) fn poll_dynamic<F: Future>(
 ) -> Poll<Option<usize>> {
     engine.start_if_needed(list);
     let wakers = wakers.get_or_insert_with(|| Wakers::new(list.len()));
-    let replaced = {
-        let mut slot = wakers.shared.waker.lock();
-        if slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            None
-        } else {
-            slot.replace(cx.waker().clone())
-        }
-    };
-    // Outside the lock: dropping a waker runs executor code, which may wake
-    // one of these branches, and that takes this lock.
-    drop(replaced);
+    register(&wakers.shared.waker, cx.waker());
     loop {
         wakers.batch.clear();
         mem::swap(&mut *wakers.shared.ready.lock(), &mut wakers.batch);

@@ -413,10 +413,15 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
 
 impl<T: ?Sized> fmt::Debug for Core<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.state.lock();
+        // Read under the lock, written after it: the formatter's sink is the
+        // caller's code, which may spawn here.
+        let (children, closed) = {
+            let state = self.state.lock();
+            (state.tasks.len(), state.closed)
+        };
         f.debug_struct("Core")
-            .field("children", &state.tasks.len())
-            .field("closed", &state.closed)
+            .field("children", &children)
+            .field("closed", &closed)
             .field("cleanup", &self.cleanup)
             .finish()
     }

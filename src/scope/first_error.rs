@@ -68,8 +68,10 @@ impl<E: fmt::Debug> FirstError<E> {
 
 impl<E> fmt::Debug for FirstError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Read under the lock, written after it, as in `Core`'s `Debug`.
+        let failed = self.first.lock().is_some();
         f.debug_struct("FirstError")
-            .field("failed", &self.first.lock().is_some())
+            .field("failed", &failed)
             .field("suppressed", &self.suppressed.load(Ordering::Relaxed))
             .finish()
     }

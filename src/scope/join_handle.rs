@@ -230,10 +230,14 @@ impl<T> Future for JoinHandle<T> {
                      was dropped too and has no output; await JoinHandles inside their scope"
                 )
             }
-            SlotState::Taken | SlotState::Detached => panic!(
-                "taskscope: JoinHandle polled after it completed; a child's output can be \
-                 taken once"
-            ),
+            SlotState::Taken | SlotState::Detached => {
+                // Unlocked first: a panic hook is user code.
+                drop(state);
+                panic!(
+                    "taskscope: JoinHandle polled after it completed; a child's output can be \
+                     taken once"
+                )
+            }
         }
     }
 }

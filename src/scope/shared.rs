@@ -11,6 +11,11 @@
 //!    queue again (the scope's `poll` is running, or the scope's waker was
 //!    woken) until the poll that empties the queue clears it, under the lock.
 //!    A push while it is false wakes the scope's waker: no wake-up is lost.
+//! 3. The push that sets `notified` takes the scope's waker out and wakes it
+//!    by value, so no waker is cloned under the lock (a clone is executor
+//!    code, which may wake a child of this scope and take this lock again).
+//!    The poll that wake brings stores a waker again (`begin_poll`); while
+//!    `notified` stays true no push needs one.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -159,9 +164,11 @@ impl ScopeShared {
 
     /// Starts a poll of the scope: remembers its waker; pushes need not wake.
     ///
-    /// A new waker is cloned, and the old one dropped, outside the lock: both
-    /// run the executor's code, and dropping the last waker of the task that
-    /// owns this scope drops the scope, whose retirement takes this lock.
+    /// After a wake the stored waker is gone (3), so this stores a clone
+    /// again. A new waker is cloned, and the old one dropped, outside the
+    /// lock: both run the executor's code, and dropping the last waker of the
+    /// task that owns this scope drops the scope, whose retirement takes this
+    /// lock.
     /// Storing it after `notified` is set loses nothing: until the poll ends
     /// (`try_end_poll`), pushes need no wake.
     pub(crate) fn begin_poll(&self, waker: &Waker) {
@@ -254,14 +261,15 @@ impl ScopeShared {
 }
 
 impl Ready {
-    /// Queues `index`; the waker to wake (outside the lock) if nobody will look (2).
+    /// Queues `index`; the waker to wake (outside the lock) if nobody will
+    /// look (2), taken out rather than cloned (3).
     fn push(&mut self, index: usize) -> Option<Waker> {
         self.queue.push_back(index);
         if self.notified || mutant("schedule_never_wakes") {
             None
         } else {
             self.notified = true;
-            self.waker.clone()
+            self.waker.take()
         }
     }
 }

@@ -122,10 +122,14 @@ impl Wake for ChildWaker {
     }
 
     fn wake_by_ref(self: &WakerArc<Self>) {
+        // Taken out, not cloned: a clone is executor code, which may poll
+        // the consumer and take this lock. A wake that finds no waker (taken
+        // by an earlier one) needs none: the poll that earlier wake brings
+        // registers again before it drains `indices`.
         let consumer = {
             let mut state = self.woken.state.lock();
             state.indices.push_back(self.index);
-            state.consumer.clone()
+            state.consumer.take()
         };
         // Outside the lock: the consumer may be polled right here.
         if let Some(consumer) = consumer {
@@ -222,16 +226,22 @@ impl<T> Unordered<T> {
         }
     }
 
+    /// Stores the consumer's waker, cloned and the old one dropped with no
+    /// lock held: both run executor code, which may wake one of the
+    /// children, and that takes this lock.
     fn register_consumer(&self, cx: &Context<'_>) {
-        let replaced = {
-            let mut state = self.woken.state.lock();
-            match &mut state.consumer {
-                Some(current) if current.will_wake(cx.waker()) => None,
-                slot => slot.replace(cx.waker().clone()),
-            }
+        let current = {
+            let state = self.woken.state.lock();
+            state
+                .consumer
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
         };
-        // Outside the lock: dropping a waker runs executor code, which may
-        // wake one of the children, and that takes this lock.
+        if current {
+            return;
+        }
+        let new = cx.waker().clone();
+        let replaced = self.woken.state.lock().consumer.replace(new);
         drop(replaced);
     }
 
