@@ -267,3 +267,65 @@ impl<F: FnMut()> Drop for OnDrop<F> {
         (self.0)();
     }
 }
+
+/// Panics when dropped.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("a child's destructor panicked");
+    }
+}
+
+#[test]
+fn two_child_destructors_panicking_as_the_scope_is_dropped_raise_one_panic() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let mut fut = Box::pin(scope(|s| {
+        for _ in 0..2 {
+            let counter = DropCounter(dropped.clone());
+            s.spawn(async move {
+                let _counter = counter;
+                let _bomb = Bomb;
+                std::future::pending::<()>().await;
+            });
+        }
+        std::future::pending::<()>()
+    }));
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    // Without each child's drop caught, the second panic unwinds through the
+    // first's and aborts the whole test process.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fut)));
+    let message = common::panic_message(&*caught.expect_err("the first panic is raised"));
+    assert!(message.contains("destructor panicked"), "{message}");
+    assert_eq!(dropped.load(Ordering::SeqCst), 2, "both children dropped");
+}
+
+#[test]
+fn a_child_destructor_panicking_as_the_scope_is_dropped_still_closes_it_and_drops_its_clean_up() {
+    let deferred = Arc::new(AtomicUsize::new(0));
+    let mut escaped = None;
+    let flag = DropCounter(deferred.clone());
+    let mut fut = Box::pin(scope(|s| {
+        escaped = Some(s.clone());
+        s.defer(async move {
+            let _flag = flag;
+        });
+        s.spawn(async {
+            let _bomb = Bomb;
+            std::future::pending::<()>().await;
+        });
+        std::future::pending::<()>()
+    }));
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fut)));
+    assert!(caught.is_err(), "the destructor's panic is raised");
+    assert_eq!(
+        deferred.load(Ordering::SeqCst),
+        1,
+        "the clean-up was abandoned"
+    );
+    let escaped = escaped.expect("the body ran");
+    let late = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| escaped.spawn(async {})));
+    let message = common::panic_message(&*late.expect_err("the scope is closed"));
+    assert!(message.contains("already finished"), "{message}");
+}

@@ -13,6 +13,7 @@
 //! during a poll (a child may spawn into its own scope) and, in a parallel
 //! scope, distinct children can be polled on distinct threads.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -24,7 +25,7 @@ use slab::Slab;
 use super::cell::{Holds, OwnedTask, TaskRef};
 use super::join_handle::JoinHandle;
 use super::shared::ScopeShared;
-use super::task::{DEAD, PanicBox, TaskExit, TaskHeader};
+use super::task::{DEAD, PanicBox, TaskExit, TaskHeader, drop_after_panic};
 use crate::cancel::ambient::{self, Ambient};
 use crate::cleanup::CleanupTimeout;
 use crate::cleanup::queue::CleanupQueue;
@@ -282,17 +283,23 @@ impl<T: ?Sized> Core<T> {
         state.closed && state.tasks.is_empty()
     }
 
-    /// Drops every child, unpolled, and closes the scope.
+    /// Drops every child, unpolled, and closes the scope; returns the first
+    /// panic of their destructors, for the caller to raise once the rest of
+    /// the shutdown is done.
     ///
     /// A child's destructor may spawn into the scope (it still holds a
-    /// handle); such late children are dropped in the next round.
-    pub(crate) fn drop_children(&self) {
+    /// handle); such late children are dropped in the next round. Each child
+    /// is dropped on its own, its panic caught: a second panic unwinding
+    /// through the rest of the round would abort the process, and one
+    /// escaping would leave the scope open and its clean-up not abandoned.
+    pub(crate) fn drop_children(&self) -> Option<Box<dyn Any + Send>> {
+        let mut first_panic = None;
         loop {
             let futures: Vec<_> = {
                 let mut state = self.state.lock();
                 if state.tasks.is_empty() {
                     state.closed = true;
-                    return;
+                    return first_panic;
                 }
                 state
                     .tasks
@@ -305,8 +312,22 @@ impl<T: ?Sized> Core<T> {
                     .collect()
             };
             // Outside the lock: destructors are user code.
-            drop(futures);
+            for task in futures {
+                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
+                    keep_first(&mut first_panic, payload);
+                }
+            }
         }
+    }
+}
+
+/// Keeps `payload` if it is the first panic, else drops it (a payload's
+/// own destructor may panic too).
+fn keep_first(first: &mut Option<Box<dyn Any + Send>>, payload: Box<dyn Any + Send>) {
+    if first.is_none() {
+        *first = Some(payload);
+    } else {
+        drop_after_panic(payload);
     }
 }
 

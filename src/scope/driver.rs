@@ -232,10 +232,10 @@ impl<T: ?Sized> Core<T> {
         // Retired after the children are gone (their destructors may still
         // spawn, and register), and also if one of those destructors panics.
         let _retire = RetireOnDrop(self.shared());
-        self.drop_children();
+        let children = self.drop_children().map_or(Ok(()), Err);
         // No async clean-up can run now: sync drops only, counted as skipped.
         let abandoned = panic::catch_unwind(AssertUnwindSafe(|| self.cleanup().abandon()));
-        if let Err(payload) = panicked.and(body_dropped).and(abandoned) {
+        if let Err(payload) = panicked.and(body_dropped).and(children).and(abandoned) {
             // A callback panicked; re-raise it unless we are already unwinding
             // (a second panic would abort the process).
             if !std::thread::panicking() {
