@@ -93,7 +93,9 @@ where
         BufferedIn {
             source,
             scope: scope.clone(),
-            in_flight: VecDeque::with_capacity(window),
+            // Grown as items arrive, not reserved: a window is a bound, and
+            // `usize::MAX` ("no bound") must not allocate it up front.
+            in_flight: VecDeque::new(),
             window,
             source_done: false,
             stopped: AtomicBool::new(false),
