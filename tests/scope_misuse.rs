@@ -108,6 +108,54 @@ fn polling_a_finished_cancel_when_or_shield_panics_clearly_without_repolling_its
     );
 }
 
+/// A future that counts its polls and panics at each.
+fn panicking(polls: Arc<AtomicUsize>) -> impl Future<Output = ()> {
+    std::future::poll_fn(move |_| {
+        polls.fetch_add(1, Ordering::SeqCst);
+        panic!("the inner future panicked")
+    })
+}
+
+/// Polls `fut` twice, each inside `catch_unwind`; the second poll's message.
+fn second_panic<F: Future>(fut: F) -> String {
+    let mut fut = Box::pin(fut);
+    let waker = CountingWaker::new();
+    let first = std::panic::catch_unwind(AssertUnwindSafe(|| waker.poll(fut.as_mut())));
+    assert!(first.is_err(), "the inner panic propagates");
+    let again = std::panic::catch_unwind(AssertUnwindSafe(|| waker.poll(fut.as_mut()).is_ready()));
+    panic_message(&*again.expect_err("the second poll panics"))
+}
+
+#[test]
+fn wrappers_never_poll_a_future_again_after_it_panicked() {
+    use taskscope::CancelExt;
+    let polls = Arc::new(AtomicUsize::new(0));
+    let shielded = second_panic(taskscope::shield(panicking(polls.clone())));
+    assert!(
+        shielded.contains("shield") && shielded.contains("panicked"),
+        "{shielded}"
+    );
+    let deadline = second_panic(taskscope::cancel_when(
+        panicking(polls.clone()),
+        std::future::pending::<()>(),
+    ));
+    assert!(
+        deadline.contains("cancel_when") && deadline.contains("panicked"),
+        "{deadline}"
+    );
+    let token = taskscope::CancelToken::new();
+    let until = second_panic(panicking(polls.clone()).until_cancelled(&token));
+    assert!(
+        until.contains("UntilCancelled") && until.contains("panicked"),
+        "{until}"
+    );
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        3,
+        "each inner future polled once"
+    );
+}
+
 #[test]
 fn polling_a_join_handle_after_it_completed_panics_clearly() {
     block_on(scope(|s| async move {

@@ -64,7 +64,7 @@ use super::token::CancelToken;
 /// # Panics
 ///
 /// Panics of `future` and `deadline` propagate. Panics if polled after it
-/// completed.
+/// completed or after `future` or `deadline` panicked.
 pub fn cancel_when<F, D>(future: F, deadline: D) -> CancelWhen<F, D>
 where
     F: Future,
@@ -85,7 +85,7 @@ pin_project! {
     /// # Panics
     ///
     /// Panics of `future` and `deadline` propagate. Panics if polled after
-    /// it completed.
+    /// it completed or after `future` or `deadline` panicked.
     #[must_use = "futures do nothing unless polled"]
     pub struct CancelWhen<F, D> {
         #[pin]
@@ -195,8 +195,11 @@ impl<F: Future, D: Future> Future for CancelWhen<F, D> {
         assert!(
             !*this.done,
             "taskscope: a cancel_when (or cancel_after, cancel_at) future polled after it \
-             completed; await it once"
+             completed (or panicked); await it once"
         );
+        // Set while `future` and `deadline` are polled, so that a panic of
+        // either leaves it set.
+        *this.done = true;
         let token = this.token.get_or_insert_with(|| {
             ambient::current_token_in_task().map_or_else(CancelToken::new, |parent| parent.child())
         });
@@ -214,8 +217,8 @@ impl<F: Future, D: Future> Future for CancelWhen<F, D> {
         drop(entered);
         if output.is_ready() {
             this.deadline.set(None);
-            *this.done = true;
         }
+        *this.done = output.is_ready();
         output
     }
 }

@@ -48,7 +48,8 @@ use super::token::CancelToken;
 ///
 /// # Panics
 ///
-/// Panics of `future` propagate. Panics if polled after it completed.
+/// Panics of `future` propagate. Panics if polled after it completed or
+/// after `future` panicked.
 pub fn shield<F: Future>(future: F) -> Shield<F> {
     Shield {
         future,
@@ -67,7 +68,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Panics of `future` propagate. Panics if polled after it completed.
+    /// Panics of `future` propagate. Panics if polled after it completed or
+    /// after `future` panicked.
     #[must_use = "futures do nothing unless polled"]
     pub struct Shield<F> {
         #[pin]
@@ -91,8 +93,10 @@ impl<F: Future> Future for Shield<F> {
         let this = self.project();
         assert!(
             !*this.done,
-            "taskscope: a shield future polled after it completed; await it once"
+            "taskscope: a shield future polled after it completed (or panicked); await it once"
         );
+        // Set first, so that a panic of `future` leaves it set too.
+        *this.done = true;
         let entered = ambient::enter(Ambient::Token(this.token.clone()));
         let output = this.future.poll(cx);
         drop(entered);

@@ -30,14 +30,18 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Polling it again after it returned `Ok` panics. After `Err` it keeps
-    /// returning the same error.
+    /// Panics of the inner future propagate. Polling it again after it
+    /// returned `Ok`, or after the inner future panicked, panics. After `Err`
+    /// it keeps returning the same error.
     #[must_use = "futures do nothing unless polled"]
     pub struct UntilCancelled<F> {
         #[pin]
         future: Option<F>,
         // `None` for the ambient form until its first poll.
         cancelled: Option<WhenCancelled>,
+        // True while the inner future is polled: still true at the next
+        // poll only if that poll panicked.
+        polling: bool,
     }
 }
 
@@ -46,6 +50,7 @@ impl<F> UntilCancelled<F> {
         UntilCancelled {
             future: Some(future),
             cancelled: token.map(CancelToken::cancelled),
+            polling: false,
         }
     }
 }
@@ -62,6 +67,10 @@ impl<F: Future> Future for UntilCancelled<F> {
             this.future.is_some() || this.cancelled.is_some(),
             "taskscope: UntilCancelled polled after it completed; await it once"
         );
+        assert!(
+            !*this.polling,
+            "taskscope: UntilCancelled polled after its future panicked; await it once"
+        );
         let cancelled = this
             .cancelled
             .get_or_insert_with(|| ambient::current_token().cancelled());
@@ -75,7 +84,10 @@ impl<F: Future> Future for UntilCancelled<F> {
             .as_mut()
             .as_pin_mut()
             .expect("taskscope: UntilCancelled polled after it completed; await it once");
-        let output = std::task::ready!(future.poll(cx));
+        *this.polling = true;
+        let polled = future.poll(cx);
+        *this.polling = false;
+        let output = std::task::ready!(polled);
         this.future.set(None);
         *this.cancelled = None;
         Poll::Ready(Ok(output))
