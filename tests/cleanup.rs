@@ -198,6 +198,29 @@ fn close_runs_prepare_drop_at_once_and_leaves_nothing_for_the_scope() {
 }
 
 #[test]
+fn polling_a_finished_close_again_panics_clearly() {
+    let log = new_log();
+    let log_ref = &log;
+    futures::executor::block_on(scope(|s| async move {
+        let mut close = std::pin::pin!(s.adopt(Conn::open("a", log_ref)).close());
+        (&mut close).await;
+        let waker = std::task::Waker::noop();
+        let again = panic::catch_unwind(AssertUnwindSafe(|| {
+            close
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(waker))
+                .is_ready()
+        }));
+        let message = panic_message(&*again.expect_err("a second poll panics"));
+        assert!(
+            message.contains("`Adopted::close` polled after it completed"),
+            "{message}"
+        );
+    }));
+    assert_eq!(entries(&log).last().map(String::as_str), Some("a: drop"));
+}
+
+#[test]
 fn a_close_dropped_midway_hands_the_value_back_for_a_full_prepare_drop() {
     let log = new_log();
     let log_ref = &log;

@@ -518,6 +518,62 @@ fn polling_a_join_after_it_completed_panics_with_a_message() {
     let _ = waker.poll(fut.as_mut());
 }
 
+/// Polls `fut` to completion, then once more; the second poll's message.
+fn repoll_message<F: Future>(fut: F) -> String {
+    let waker = CountingWaker::new();
+    let mut fut = pin!(fut);
+    assert!(waker.poll(fut.as_mut()).is_ready());
+    let again = panic::catch_unwind(AssertUnwindSafe(|| waker.poll(fut.as_mut()).is_ready()));
+    panic_message(&*again.expect_err("a second poll panics"))
+}
+
+#[test]
+fn polling_a_macro_combinator_after_it_completed_names_the_macro() {
+    let messages = [
+        (
+            "join!",
+            repoll_message(taskscope::join!(async { 1 }, async { 2 })),
+        ),
+        (
+            "try_join!",
+            repoll_message(taskscope::try_join!(async { Ok::<_, ()>(1) }, async {
+                Ok(2)
+            })),
+        ),
+        (
+            "race!",
+            repoll_message(taskscope::race!(async { 1 }, async { 2 })),
+        ),
+        (
+            "select!",
+            repoll_message(taskscope::select!(async { 1 }, async { 2 })),
+        ),
+    ];
+    for (name, message) in messages {
+        assert!(
+            message.contains(&format!("`{name}` polled after it completed")),
+            "{name}: {message}"
+        );
+    }
+}
+
+#[test]
+fn polling_a_macro_combinator_after_a_branch_panicked_names_the_macro() {
+    let waker = CountingWaker::new();
+    let mut fut = pin!(taskscope::join!(
+        async { panic!("a branch panicked") },
+        async {}
+    ));
+    let first = panic::catch_unwind(AssertUnwindSafe(|| waker.poll(fut.as_mut()).is_ready()));
+    assert!(panic_message(&*first.unwrap_err()).contains("a branch panicked"));
+    let again = panic::catch_unwind(AssertUnwindSafe(|| waker.poll(fut.as_mut()).is_ready()));
+    let message = panic_message(&*again.unwrap_err());
+    assert!(
+        message.contains("`join!` polled after it completed (or panicked)"),
+        "{message}"
+    );
+}
+
 #[test]
 fn the_combinator_futures_are_send_when_their_branches_are() {
     fn assert_send<T: Send>(_: &T) {}

@@ -1,12 +1,14 @@
 //! [`Adopted`] and [`Scope::adopt`](crate::Scope::adopt).
 
 use std::fmt;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
 
 use super::async_drop::AsyncDrop;
 use super::cleanup_task::CleanupTask;
 use super::guard::{Guard, HandBack};
 use crate::Scope;
+use crate::combinators::private::Once;
 
 /// A value adopted by a [`Scope`]: derefs to it; when the guard is dropped
 /// the scope runs the value's [`AsyncDrop::prepare_drop`] before it returns,
@@ -107,10 +109,13 @@ impl<'env, T: AsyncDrop + Send + 'env> Adopted<'env, T> {
     /// # Panics
     ///
     /// If `prepare_drop` panics, the panic propagates to the caller and the
-    /// value goes back to the scope as above.
-    pub async fn close(mut self) {
-        AsyncDrop::prepare_drop(self.guard.get_mut()).await;
-        self.guard.finish();
+    /// value goes back to the scope as above. Polling the future again after
+    /// it completed (or panicked) panics.
+    pub fn close(mut self) -> impl Future<Output = ()> {
+        Once::new("Adopted::close", async move {
+            AsyncDrop::prepare_drop(self.guard.get_mut()).await;
+            self.guard.finish();
+        })
     }
 }
 

@@ -1,12 +1,14 @@
 //! [`LocalAdopted`] and [`LocalScope::adopt`](crate::LocalScope::adopt).
 
 use std::fmt;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
 
 use super::cleanup_task::CleanupTask;
 use super::guard::{Guard, HandBack};
 use super::local_async_drop::LocalAsyncDrop;
 use crate::LocalScope;
+use crate::combinators::private::Once;
 
 /// A value adopted by a [`LocalScope`]; like [`Adopted`](crate::Adopted), but
 /// the value and its clean-up future need not be `Send` (and the guard never is).
@@ -62,10 +64,13 @@ impl<'env, T: LocalAsyncDrop + 'env> LocalAdopted<'env, T> {
     /// # Panics
     ///
     /// If `prepare_drop` panics, the panic propagates to the caller and the
-    /// value goes back to the scope.
-    pub async fn close(mut self) {
-        LocalAsyncDrop::prepare_drop(self.guard.get_mut()).await;
-        self.guard.finish();
+    /// value goes back to the scope. Polling the future again after it
+    /// completed (or panicked) panics.
+    pub fn close(mut self) -> impl Future<Output = ()> {
+        Once::new("LocalAdopted::close", async move {
+            LocalAsyncDrop::prepare_drop(self.guard.get_mut()).await;
+            self.guard.finish();
+        })
     }
 }
 

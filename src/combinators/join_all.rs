@@ -44,7 +44,8 @@ use super::engine::{Engine, Mode};
 ///
 /// If a branch panics, the others are cancelled with
 /// [`CancelReason::Panicked`](crate::CancelReason::Panicked) and awaited,
-/// then the first panic is resumed; later panics are dropped.
+/// then the first panic is resumed; later panics are dropped. Polling the
+/// `JoinAll` again after it completed panics.
 pub fn join_all<I>(futures: I) -> JoinAll<I::Item>
 where
     I: IntoIterator,

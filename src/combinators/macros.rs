@@ -36,6 +36,7 @@
 /// # Panics
 ///
 /// A branch's panic cancels the others, waits for them, and is resumed.
+/// Polling the future again after it completed (or panicked) panics.
 #[macro_export]
 macro_rules! join {
     ($($future:expr),+ $(,)?) => {
@@ -72,6 +73,7 @@ macro_rules! join {
 /// # Panics
 ///
 /// A branch's panic cancels the others, waits for them, and is resumed.
+/// Polling the future again after it completed (or panicked) panics.
 #[macro_export]
 macro_rules! try_join {
     ($($future:expr),+ $(,)?) => {
@@ -116,6 +118,7 @@ macro_rules! try_join {
 /// # Panics
 ///
 /// A branch's panic cancels the others, waits for them, and is resumed.
+/// Polling the future again after it completed (or panicked) panics.
 #[macro_export]
 macro_rules! race {
     ($($future:expr),+ $(,)?) => {
@@ -154,6 +157,7 @@ macro_rules! race {
 /// # Panics
 ///
 /// A branch's panic drops the other branches and is resumed at once.
+/// Polling the future again after it completed (or panicked) panics.
 #[macro_export]
 macro_rules! select {
     ($($future:expr),+ $(,)?) => {
@@ -163,7 +167,8 @@ macro_rules! select {
 
 /// Binds each future to a branch, one nested block per future (each
 /// expansion's `branch` is a distinct identifier to the compiler), then
-/// builds the `async` block that drives them.
+/// builds the `async` block that drives them, wrapped in `Once` so that a
+/// poll after completion names the macro.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __taskscope_bind {
@@ -172,7 +177,7 @@ macro_rules! __taskscope_bind {
         $crate::__taskscope_bind!($kind [$($done)* branch] $($rest,)*)
     }};
     ($kind:ident [$($done:ident)*]) => {
-        async move {
+        $crate::__private::Once::new($crate::__taskscope_kind!(name $kind), async move {
             $( let mut $done = ::core::pin::pin!($done); )*
             let mut engine = $crate::__private::Engine::new(
                 $crate::__taskscope_kind!(mode $kind),
@@ -186,7 +191,7 @@ macro_rules! __taskscope_bind {
             })
             .await;
             $crate::__taskscope_finish!($kind chosen [$($done)*])
-        }
+        })
     };
 }
 

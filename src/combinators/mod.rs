@@ -10,6 +10,7 @@ mod join;
 mod join_all;
 mod join_array;
 mod macros;
+mod once;
 mod race;
 mod race_all;
 mod race_array;
@@ -42,6 +43,7 @@ pub mod private {
     };
     pub use super::engine::{Engine, Mode, poll_fixed};
     pub use super::join_array::JoinKind;
+    pub use super::once::Once;
     pub use super::race_array::RaceKind;
     pub use super::try_join_array::TryJoinKind;
     pub use crate::cancel::branch::BranchToken;

@@ -57,6 +57,7 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// If a branch panics, the other is cancelled with
 /// [`CancelReason::Panicked`](crate::CancelReason::Panicked) and awaited, and
 /// then the panic is resumed, even if the other branch had already won.
+/// Polling the `Race` again after it completed panics.
 pub fn race<A, B>(a: A, b: B) -> Race<A, B>
 where
     A: Future,

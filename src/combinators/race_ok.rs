@@ -10,7 +10,8 @@ use super::dynamic::{Boxed, Wakers, poll_dynamic};
 use super::engine::{Engine, Mode};
 
 /// Runs every future of `futures` concurrently; the first `Ok` wins, and if
-/// none succeeds, every error comes back, in the iterator's order.
+/// none succeeds, every error comes back, in the iterator's order (so an
+/// empty iterator gives `Err` of an empty vector: nothing succeeded).
 ///
 /// Once one succeeds the others still running are cancelled with
 /// [`CancelReason::LostRace`](crate::CancelReason::LostRace) and awaited, as
@@ -48,6 +49,7 @@ use super::engine::{Engine, Mode};
 /// # Panics
 ///
 /// A branch's panic cancels the others, waits for them, and is resumed.
+/// Polling the `RaceOk` again after it completed panics.
 pub fn race_ok<I, T, E>(futures: I) -> RaceOk<I::Item>
 where
     I: IntoIterator,

@@ -47,7 +47,8 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// # Panics
 ///
 /// A branch's panic drops the other branch and is resumed at once: a
-/// select waits for nothing.
+/// select waits for nothing. Polling the `Select` again after it completed
+/// panics.
 pub fn select<A, B>(a: A, b: B) -> Select<A, B>
 where
     A: Future,

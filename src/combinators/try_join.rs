@@ -57,7 +57,8 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// # Panics
 ///
 /// As [`join`](fn@crate::join): a branch's panic cancels the other branch,
-/// waits for it, and is then resumed (it wins over an error).
+/// waits for it, and is then resumed (it wins over an error). Polling the
+/// `TryJoin` again after it completed panics.
 pub fn try_join<A, B, T1, T2, E>(a: A, b: B) -> TryJoin<A, B>
 where
     A: Future<Output = Result<T1, E>>,

@@ -39,7 +39,8 @@ use super::engine::{Engine, Mode};
 ///
 /// # Panics
 ///
-/// As [`join_all`](crate::join_all); a panic wins over an error.
+/// As [`join_all`](crate::join_all); a panic wins over an error. Polling the
+/// `TryJoinAll` again after it completed panics.
 pub fn try_join_all<I, T, E>(futures: I) -> TryJoinAll<I::Item>
 where
     I: IntoIterator,
