@@ -182,3 +182,55 @@ fn a_handle_of_a_child_dropped_with_its_scope_panics_clearly() {
     let outcome = block_on(AssertUnwindSafe(handle).catch_unwind());
     assert!(panic_message(&*outcome.unwrap_err()).contains("dropped before this child finished"));
 }
+
+/// An adoptable value with nothing to close.
+struct NothingToClose;
+
+impl taskscope::AsyncDrop for NothingToClose {
+    async fn prepare_drop(&mut self) {}
+}
+
+/// The file a panic inside `f` reports as its location (recorded by a panic
+/// hook for this thread only; other threads' panics go to the previous hook).
+fn panic_location_of(f: impl FnOnce()) -> String {
+    let here = std::thread::current().id();
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let recorded = seen.clone();
+    let previous = Arc::new(std::panic::take_hook());
+    let fallback = previous.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == here {
+            *recorded.lock().unwrap() = info
+                .location()
+                .map(|l| l.file().to_owned())
+                .unwrap_or_default();
+        } else {
+            fallback(info);
+        }
+    }));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(f));
+    drop(std::panic::take_hook());
+    let previous = Arc::try_unwrap(previous).unwrap_or_else(|_| panic!("the hook was dropped"));
+    std::panic::set_hook(previous);
+    assert!(outcome.is_err(), "the misuse panics");
+    let file = seen.lock().unwrap().clone();
+    file
+}
+
+#[test]
+fn misuse_of_an_escaped_handle_is_reported_at_the_callers_line() {
+    let escaped = block_on(scope(|s| async move { s }));
+    for (what, file) in [
+        ("spawn", panic_location_of(|| drop(escaped.spawn(async {})))),
+        ("defer", panic_location_of(|| escaped.defer(async {}))),
+        (
+            "adopt",
+            panic_location_of(|| drop(escaped.adopt(NothingToClose))),
+        ),
+    ] {
+        assert!(
+            file.ends_with("scope_misuse.rs"),
+            "{what} reported at {file}"
+        );
+    }
+}

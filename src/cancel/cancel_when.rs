@@ -123,6 +123,11 @@ macro_rules! tokio_deadlines {
         /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires
         /// `duration` from now (the clock starts when this is called).
         ///
+        /// tokio's timer fires on its millisecond tick, not at its first
+        /// poll: a `duration` of zero does not cancel before the future is
+        /// first polled. To cancel before it starts, use
+        /// `cancel_when(std::future::ready(()))`.
+        ///
         /// # Cancel safety
         ///
         #[doc = $cancel_safety]
@@ -133,6 +138,7 @@ macro_rules! tokio_deadlines {
         /// (tokio's rule for making a timer); otherwise as
         /// [`cancel_when`](Self::cancel_when).
         #[cfg(feature = "tokio")]
+        #[track_caller]
         pub fn cancel_after(
             self,
             duration: std::time::Duration,
@@ -153,6 +159,7 @@ macro_rules! tokio_deadlines {
         /// (tokio's rule for making a timer); otherwise as
         /// [`cancel_when`](Self::cancel_when).
         #[cfg(feature = "tokio")]
+        #[track_caller]
         pub fn cancel_at(
             self,
             deadline: tokio::time::Instant,

@@ -67,6 +67,10 @@ pub trait CancelExt: Future + Sized {
     /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires
     /// `duration` from now (the clock starts when this is called).
     ///
+    /// tokio's timer fires on its millisecond tick, not at its first poll:
+    /// a `duration` of zero does not cancel before `self` is first polled.
+    /// To cancel before it starts, use `cancel_when(std::future::ready(()))`.
+    ///
     /// # Cancel safety
     ///
     /// As cancel-safe as `self`, as for [`cancel_when`](Self::cancel_when).
@@ -75,6 +79,7 @@ pub trait CancelExt: Future + Sized {
     ///
     /// Outside a tokio runtime with its time driver enabled.
     #[cfg(feature = "tokio")]
+    #[track_caller]
     fn cancel_after(self, duration: std::time::Duration) -> CancelWhen<Self, tokio::time::Sleep> {
         self.cancel_when(tokio::time::sleep(duration))
     }
@@ -90,6 +95,7 @@ pub trait CancelExt: Future + Sized {
     ///
     /// Outside a tokio runtime with its time driver enabled.
     #[cfg(feature = "tokio")]
+    #[track_caller]
     fn cancel_at(self, deadline: tokio::time::Instant) -> CancelWhen<Self, tokio::time::Sleep> {
         self.cancel_when(tokio::time::sleep_until(deadline))
     }

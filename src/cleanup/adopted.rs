@@ -67,6 +67,7 @@ impl<'env> Scope<'env> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
+    #[track_caller]
     pub fn adopt<T>(&self, value: T) -> Adopted<'env, T>
     where
         T: AsyncDrop + Send + 'env,

@@ -46,6 +46,7 @@ impl<'env> Scope<'env> {
     /// panic inside `future` does not stop the other clean-ups; the scope
     /// re-raises it after all of them finished (unless the body or a child
     /// panicked first).
+    #[track_caller]
     pub fn defer<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'env,
@@ -61,6 +62,7 @@ impl<'env> LocalScope<'env> {
     /// # Panics
     ///
     /// As for [`Scope::defer`].
+    #[track_caller]
     pub fn defer<F>(&self, future: F)
     where
         F: Future<Output = ()> + 'env,

@@ -26,6 +26,7 @@ impl<'env> LocalScope<'env> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
+    #[track_caller]
     pub fn adopt<T>(&self, value: T) -> LocalAdopted<'env, T>
     where
         T: LocalAsyncDrop + 'env,

@@ -67,6 +67,7 @@ impl<T: ?Sized> CleanupQueue<T> {
     /// # Panics
     ///
     /// If the scope has finished or was dropped.
+    #[track_caller]
     pub(crate) fn reserve(&self) -> u64 {
         let mut state = self.state.lock();
         if matches!(state.phase, Phase::Finished | Phase::Abandoned) {
@@ -85,6 +86,7 @@ impl<T: ?Sized> CleanupQueue<T> {
     /// # Panics
     ///
     /// If the scope has finished or was dropped.
+    #[track_caller]
     pub(crate) fn push(&self, task: Pin<Box<T>>) {
         let mut state = self.state.lock();
         if matches!(state.phase, Phase::Finished | Phase::Abandoned) {

@@ -110,6 +110,7 @@ impl<T: ?Sized> Core<T> {
     /// # Panics
     ///
     /// If the scope has already finished or been dropped.
+    #[track_caller]
     pub(crate) fn insert<F>(
         &self,
         future: F,

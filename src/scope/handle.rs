@@ -99,6 +99,7 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
 
     /// Spawns `future` in a task cell of its own; `T: Holds<F>` checks that
     /// the scope's child type may hold it (`Send` for a `Send` scope).
+    #[track_caller]
     pub(crate) fn spawn_task<F>(
         &self,
         name: Option<Cow<'static, str>>,
@@ -166,6 +167,7 @@ impl<'env> Scope<'env> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'env,
@@ -192,6 +194,7 @@ impl<'env> Scope<'env> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
+    #[track_caller]
     pub fn spawn_named<F>(
         &self,
         name: impl Into<Cow<'static, str>>,

@@ -59,6 +59,7 @@ impl<'env> LocalScope<'env> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'env,
@@ -73,6 +74,7 @@ impl<'env> LocalScope<'env> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
+    #[track_caller]
     pub fn spawn_named<F>(
         &self,
         name: impl Into<Cow<'static, str>>,

@@ -107,6 +107,7 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
+    #[track_caller]
     pub fn spawn_try<F, T>(&self, future: F) -> JoinHandle<Result<T, Cancelled>>
     where
         F: Future<Output = Result<T, E>> + Send + 'env,
@@ -136,6 +137,7 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
     /// # Panics
     ///
     /// If the scope has already finished (the handle outlived its scope).
+    #[track_caller]
     pub fn spawn_try_named<F, T>(
         &self,
         name: impl Into<Cow<'static, str>>,
@@ -187,6 +189,7 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
     /// # Panics
     ///
     /// As for [`Scope::defer`](crate::Scope::defer).
+    #[track_caller]
     pub fn defer_try<F>(&self, future: F)
     where
         F: Future<Output = Result<(), E>> + Send + 'env,
