@@ -213,8 +213,7 @@ fn panic_location_of(f: impl FnOnce()) -> String {
     let previous = Arc::try_unwrap(previous).unwrap_or_else(|_| panic!("the hook was dropped"));
     std::panic::set_hook(previous);
     assert!(outcome.is_err(), "the misuse panics");
-    let file = seen.lock().unwrap().clone();
-    file
+    seen.lock().unwrap().clone()
 }
 
 #[test]
