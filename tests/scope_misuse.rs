@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use common::{CountingWaker, panic_message};
 use futures::FutureExt;
 use futures::executor::block_on;
-use taskscope::scope;
+use taskscope::{JoinHandle, scope};
 
 #[test]
 fn spawning_through_a_handle_that_outlived_its_scope_panics_clearly() {
@@ -232,4 +232,63 @@ fn misuse_of_an_escaped_handle_is_reported_at_the_callers_line() {
             "{what} reported at {file}"
         );
     }
+}
+
+/// A child that receives its own handle and awaits it, in `scope`; the
+/// message of the panic that ends the scope.
+fn self_join_message(nested: bool) -> String {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        block_on(scope(|s| async move {
+            let (send, receive) = futures::channel::oneshot::channel::<JoinHandle<()>>();
+            let me = s.spawn(async move {
+                let handle = receive.await.expect("sent");
+                if nested {
+                    scope(|inner| async move { inner.spawn(handle).await }).await;
+                } else {
+                    handle.await;
+                }
+            });
+            send.send(me).expect("the child waits for it");
+        }));
+    }));
+    panic_message(&*outcome.expect_err("a self-join panics instead of hanging"))
+}
+
+#[test]
+fn a_child_awaiting_its_own_handle_panics_instead_of_hanging() {
+    // On a thread of its own: without the check, the scope never returns.
+    assert!(common::returns(|| {
+        for nested in [false, true] {
+            let message = self_join_message(nested);
+            assert!(message.contains("awaited its own JoinHandle"), "{message}");
+        }
+    }));
+}
+
+#[test]
+fn a_child_awaiting_its_own_handle_in_a_local_or_parallel_scope_panics() {
+    assert!(common::returns(
+        self_joins_in_local_and_parallel_scopes_panic
+    ));
+}
+
+fn self_joins_in_local_and_parallel_scopes_panic() {
+    let local = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        block_on(taskscope::local_scope(|s| async move {
+            let (send, receive) = futures::channel::oneshot::channel::<taskscope::JoinHandle<()>>();
+            let me = s.spawn(async move { receive.await.expect("sent").await });
+            send.send(me).expect("the child waits for it");
+        }));
+    }));
+    let message = panic_message(&*local.expect_err("no hang"));
+    assert!(message.contains("awaited its own JoinHandle"), "{message}");
+    let parallel = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        block_on(taskscope::par_scope(|s| async move {
+            let (send, receive) = futures::channel::oneshot::channel::<JoinHandle<()>>();
+            let me = s.spawn(async move { receive.await.expect("sent").await });
+            send.send(me).expect("the child waits for it");
+        }));
+    }));
+    let message = panic_message(&*parallel.expect_err("no hang"));
+    assert!(message.contains("awaited its own JoinHandle"), "{message}");
 }

@@ -207,6 +207,24 @@ pub(crate) fn current_task() -> Option<TaskRef> {
     CURRENT.with(|current| current.borrow().task.clone())
 }
 
+/// Whether the task being polled on this thread is `task`, or a task of a
+/// scope nested (at any depth) inside it: one that `task` cannot finish
+/// before.
+pub(crate) fn runs_inside(task: &TaskRef) -> bool {
+    CURRENT.with(|current| {
+        let current = current.borrow();
+        let mut next = current.task.as_ref();
+        while let Some(running) = next {
+            if TaskRef::ptr_eq(running, task) {
+                return true;
+            }
+            // Each scope holds the task it was created in (`ScopeInfo`).
+            next = running.shared().info().parent();
+        }
+        false
+    })
+}
+
 /// The token of the task being polled on this thread.
 ///
 /// Inside a scope's child it is that child's own token; inside a scope's

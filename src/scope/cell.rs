@@ -172,7 +172,6 @@ impl TaskRef {
     }
 
     /// Whether both point at the same task.
-    #[cfg(test)]
     pub(crate) fn ptr_eq(this: &TaskRef, other: &TaskRef) -> bool {
         this.head == other.head
     }

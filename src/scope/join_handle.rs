@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::cell::JoinRef;
 use super::task::PanicBox;
+use crate::cancel::ambient;
 use crate::sync::{Mutex, MutexGuard, WakerArc, mutant};
 
 /// Where a child leaves its output for its [`JoinHandle`]: a field of the
@@ -144,7 +145,17 @@ impl<T> JoinSlot<T> {
 ///   was dropped with it, so there is no output);
 /// - panics if the child panicked and the scope already re-raised that panic
 ///   because the handle was not awaited before the scope finished;
-/// - panics if polled again after it returned its output.
+/// - panics if polled again after it returned its output;
+/// - panics if the child itself awaits it, directly or from a scope nested
+///   inside the child: it cannot finish while it waits for itself.
+///
+/// # Deadlocks
+///
+/// A child runs only while its scope future is polled, so awaiting its
+/// handle where that cannot happen never completes: two children awaiting
+/// each other's handles, or a handle awaited (say with `block_on`) on the
+/// thread that should poll its scope, instead of polling it. Only the
+/// self-join above is cheap to detect, so only it panics.
 pub struct JoinHandle<T> {
     /// The child's cell: its header and output slot, never its future.
     join: JoinRef<T>,
@@ -202,6 +213,14 @@ impl<T> Future for JoinHandle<T> {
             SlotState::Running(waker) => {
                 *state = SlotState::Running(waker);
                 drop(state);
+                // Checked when a waker is first stored, not at every poll.
+                assert!(
+                    !ambient::runs_inside(self.join.task()),
+                    "taskscope: a child awaited its own JoinHandle (directly, or from a scope \
+                     nested inside it); it cannot finish while it waits for itself, so this \
+                     would never complete: await the handle from the scope's body or a \
+                     sibling instead"
+                );
                 if slot.register(cx.waker()) {
                     Poll::Pending
                 } else {
