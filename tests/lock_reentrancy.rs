@@ -30,7 +30,7 @@ struct HookWaker {
     waker: Waker,
 }
 
-static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, noop_raw, noop_raw, drop_raw);
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_raw, drop_raw, noop_raw, drop_raw);
 
 fn raw(inner: Arc<Hooked>) -> RawWaker {
     RawWaker::new(Arc::into_raw(inner).cast(), &VTABLE)
@@ -46,8 +46,11 @@ unsafe fn clone_raw(data: *const ()) -> RawWaker {
     raw(Arc::clone(&inner))
 }
 
+/// Waking by reference does nothing (the tests count no wakes).
 unsafe fn noop_raw(_: *const ()) {}
 
+/// Dropping a waker, and waking it by value (which consumes it), give its
+/// count back.
 unsafe fn drop_raw(data: *const ()) {
     // SAFETY: `data` came from `raw`; the dropped waker gives its count back.
     drop(unsafe { Arc::from_raw(data.cast::<Hooked>()) });
@@ -72,6 +75,14 @@ impl HookWaker {
 
     fn cx(&self) -> Context<'_> {
         Context::from_waker(&self.waker)
+    }
+}
+
+impl Drop for HookWaker {
+    /// Disarms: a hook that never ran may hold wakers or futures that hold
+    /// a copy of this waker, a cycle that would leak (Miri checks for leaks).
+    fn drop(&mut self) {
+        drop(self.inner.hook.lock().unwrap().take());
     }
 }
 

@@ -58,8 +58,9 @@ pub(crate) type SendTask<'env> = dyn Future<Output = TaskExit> + Send + 'env;
 /// # futures::executor::block_on(async {
 /// taskscope::scope(|s| async move {
 ///     let local = vec![1, 2, 3];
+///     let borrowed = &local;
 ///     // error[E0597]: `local` does not live long enough
-///     s.spawn(async { local.len() });
+///     s.spawn(async move { borrowed.len() });
 /// })
 /// .await;
 /// # });
@@ -71,8 +72,8 @@ pub(crate) type SendTask<'env> = dyn Future<Output = TaskExit> + Send + 'env;
 /// ```compile_fail,E0277
 /// # futures::executor::block_on(async {
 /// taskscope::scope(|s| async move {
-///     let shared = std::rc::Rc::new(1);
-///     s.spawn(async move { *shared });
+///     // error[E0277]: `Rc<i32>` cannot be sent between threads safely
+///     s.spawn(std::future::ready(std::rc::Rc::new(1)));
 /// })
 /// .await;
 /// # });
