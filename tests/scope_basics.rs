@@ -270,22 +270,39 @@ fn the_scope_future_is_send_when_its_body_is() {
 
 #[test]
 fn a_scope_nested_in_a_child_restores_the_childs_token_after_polling() {
-    let (outer_before, outer_after) = block_on(scope(|s| async move {
+    let (before, between_polls, saw_inner_cancel, after) = block_on(scope(|s| async move {
         s.spawn(async {
             let before = taskscope::current_token();
-            scope(|inner| async move {
+            let (open, gate) = futures::channel::oneshot::channel::<()>();
+            let mut inner = Box::pin(scope(|inner| async move {
                 inner.spawn(yield_once());
-                yield_once().await;
+                gate.await.expect("opened");
+            }));
+            // One poll by hand, which leaves the inner scope pending.
+            std::future::poll_fn(|cx| {
+                assert!(inner.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
             })
             .await;
-            (before, taskscope::current_token())
+            let between_polls = taskscope::current_token();
+            // Were anything of the inner scope still current, the child
+            // would now see itself cancelled.
+            inner.token().cancel();
+            let saw_inner_cancel = taskscope::is_cancelled();
+            open.send(()).expect("the inner body waits");
+            inner.await;
+            (
+                before,
+                between_polls,
+                saw_inner_cancel,
+                taskscope::current_token(),
+            )
         })
         .await
     }));
-    assert_eq!(
-        outer_before, outer_after,
-        "the child's own token is current again"
-    );
+    assert_eq!(before, between_polls, "restored after a pending poll");
+    assert!(!saw_inner_cancel, "the inner scope's token is not current");
+    assert_eq!(before, after, "restored after the last poll");
 }
 
 #[test]

@@ -20,6 +20,7 @@ struct SpanRecord {
 
 #[derive(Clone, Debug)]
 struct EventRecord {
+    level: tracing::Level,
     fields: String,
     /// The span the event happened in (explicit parent, or the entered one).
     span: Option<u64>,
@@ -88,6 +89,7 @@ impl Subscriber for Recorder {
             None => None,
         };
         log.events.push(EventRecord {
+            level: *event.metadata().level(),
             fields: fields.0,
             span,
         });
@@ -214,6 +216,7 @@ fn a_panicking_task_is_an_error_event_in_its_span() {
     assert!(caught.is_err(), "the scope re-raises the panic");
     let doomed = recorder.span_id("taskscope.task", "name=\"doomed\"");
     let event = recorder.event_with("task panicked");
+    assert_eq!(event.level, tracing::Level::ERROR, "{event:?}");
     assert_eq!(event.span, Some(doomed));
     assert!(event.fields.contains("boom"), "{event:?}");
 }

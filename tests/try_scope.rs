@@ -81,7 +81,7 @@ fn an_error_in_a_grandchild_scope_reaches_the_outer_scope() {
 }
 
 #[test]
-fn later_errors_are_dropped_and_counted() {
+fn later_errors_are_counted_as_suppressed() {
     let suppressed = AtomicUsize::new(usize::MAX);
     let suppressed = &suppressed;
     let result: Result<(), &str> = block_on(try_scope(|s| async move {
@@ -101,6 +101,45 @@ fn later_errors_are_dropped_and_counted() {
     }));
     assert_eq!(result, Err("first"));
     assert_eq!(suppressed.load(Ordering::SeqCst), 1);
+}
+
+/// An error that counts its drops.
+#[derive(Debug)]
+struct Failure {
+    name: &'static str,
+    drops: std::sync::Arc<AtomicUsize>,
+}
+
+impl Drop for Failure {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn later_errors_are_dropped_before_the_scope_returns_and_the_first_is_kept() {
+    let drops = std::sync::Arc::new(AtomicUsize::new(0));
+    let fail = |name| Failure {
+        name,
+        drops: drops.clone(),
+    };
+    let (first, second, body) = (fail("first"), fail("second"), fail("body"));
+    let result: Result<(), Failure> = block_on(try_scope(|s| async move {
+        let first_failed = s.spawn_try(async move { Err::<(), _>(first) });
+        assert!(first_failed.await.is_err());
+        let second_failed = s.spawn_try(async move { Err::<(), _>(second) });
+        assert!(second_failed.await.is_err());
+        Err(body)
+    }));
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        2,
+        "the second and the body's error were dropped"
+    );
+    let kept = result.expect_err("the first error is returned");
+    assert_eq!(kept.name, "first");
+    drop(kept);
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
 }
 
 #[test]
