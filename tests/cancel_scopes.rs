@@ -36,8 +36,20 @@ fn a_scope_with_cancel_when_is_cancelled_when_the_other_future_completes() {
 
 #[test]
 fn until_cancelled_ambient_drops_a_childs_wait_when_the_child_is_cancelled() {
-    let outcome = block_on(scope(|s| async move {
-        let child = s.spawn(async { std::future::pending::<()>().until_cancelled_ambient().await });
+    let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = common::DropCounter(drops.clone());
+    let (outcome, dropped_by_then) = block_on(scope(|s| async move {
+        let child = s.spawn(async move {
+            let wait = async move {
+                let _counter = counter;
+                std::future::pending::<()>().await;
+            };
+            // Kept alive past its output: the wait must go when the token
+            // fires, not when the adapter is dropped.
+            let mut until = std::pin::pin!(wait.until_cancelled_ambient());
+            let outcome = until.as_mut().await;
+            (outcome, drops.load(std::sync::atomic::Ordering::SeqCst))
+        });
         yield_once().await;
         child.cancel();
         child.await
@@ -46,6 +58,10 @@ fn until_cancelled_ambient_drops_a_childs_wait_when_the_child_is_cancelled() {
         outcome.unwrap_err().reason(),
         CancelReason::Requested
     ));
+    assert_eq!(
+        dropped_by_then, 1,
+        "the wait was dropped when the token fired"
+    );
 }
 
 #[test]

@@ -192,6 +192,25 @@ fn the_builder_hangs_a_try_scope_under_a_given_token() {
             .try_scope(|s| async move { Ok(s.token().is_cancelled()) }),
     );
     assert_eq!(result, Ok(true));
+    // Cancelled while the scope runs: the cancellation reaches its children.
+    let parent = taskscope::CancelToken::new();
+    let parent_ref = &parent;
+    let seen: Result<CancelReason, &str> = block_on(
+        taskscope::Builder::new()
+            .parent(&parent)
+            .try_scope(|s| async move {
+                let child = s.spawn(async { taskscope::cancelled().await.reason().clone() });
+                yield_once().await;
+                parent_ref.cancel();
+                Ok(child.await)
+            }),
+    );
+    let reason = seen.expect("no error");
+    assert!(matches!(reason, CancelReason::Parent(_)), "{reason:?}");
+    assert!(
+        matches!(reason.origin(), CancelReason::Requested),
+        "{reason:?}"
+    );
 }
 
 #[test]

@@ -122,11 +122,12 @@ mod tests {
     fn a_cancelled_surrounding_does_not_reach_inside() {
         let outer = CancelToken::new();
         outer.cancel();
+        // Made and polled inside the cancelled surrounding.
+        let _entered = ambient::enter(Ambient::Token(outer.clone()));
         let mut fut = Box::pin(shield(async {
             (crate::checkpoint().is_ok(), crate::current_token())
         }));
         let waker = CountingWaker::new();
-        let _entered = ambient::enter(Ambient::Token(outer.clone()));
         let Poll::Ready((ok, inner)) = fut.as_mut().poll(&mut waker.context()) else {
             panic!("the shielded future is ready at once");
         };

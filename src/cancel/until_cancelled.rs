@@ -118,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn the_inner_future_is_dropped_as_soon_as_the_token_fires() {
+    fn the_inner_future_is_dropped_at_the_first_poll_after_the_token_fires() {
         let token = CancelToken::new();
         let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let guard = SetOnDrop(dropped.clone());
@@ -133,6 +133,10 @@ mod tests {
         assert!(fut.as_mut().poll(&mut waker.context()).is_pending());
         token.cancel();
         assert_eq!(waker.count(), 1, "cancelling wakes the adapter");
+        assert!(
+            !dropped.load(std::sync::atomic::Ordering::SeqCst),
+            "the cancel itself drops nothing: the adapter's poll does"
+        );
         match fut.as_mut().poll(&mut waker.context()) {
             Poll::Ready(Err(error)) => assert!(matches!(error.reason(), CancelReason::Requested)),
             other => panic!(
