@@ -63,14 +63,22 @@ impl Builder {
     /// }
     ///
     /// # futures::executor::block_on(async {
+    /// let skipped = taskscope::cleanup_skipped_count();
     /// Builder::new()
     ///     .cleanup_timeout_when(|| std::future::ready(())) // fires at once
     ///     .scope(|s| async move {
     ///         let _value = s.adopt(Stubborn);
     ///     })
     ///     .await; // returns: the stuck clean-up was cut off
+    /// assert!(taskscope::cleanup_skipped_count() > skipped);
     /// # });
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// A panic of `make_timer`, or of its timer when polled, counts as the
+    /// timer firing (the clean-up is never left unbounded); the scope raises
+    /// the panic once the clean-up is over.
     pub fn cleanup_timeout_when<F, Fut>(mut self, make_timer: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
