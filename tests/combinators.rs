@@ -473,9 +473,32 @@ fn fixed_forms_start_each_poll_with_the_next_branch() {
 }
 
 #[test]
-fn join_all_and_race_all_keep_their_promises() {
-    let all = run(taskscope::join_all((0..4).map(|n| async move { n * 2 })), 1);
-    assert_eq!(all, [0, 2, 4, 6]);
+fn join_all_returns_outputs_in_index_order_when_later_branches_finish_first() {
+    let finished = RefCell::new(Vec::new());
+    let all = run(
+        taskscope::join_all((0..4).map(|i| {
+            let finished = &finished;
+            async move {
+                // Branch `i` finishes after `3 - i` yields: the last first.
+                for _ in 0..(3 - i) {
+                    yield_once().await;
+                }
+                finished.borrow_mut().push(i);
+                i * 2
+            }
+        })),
+        10,
+    );
+    assert_eq!(
+        *finished.borrow(),
+        [3, 2, 1, 0],
+        "completion order is the reverse of index order"
+    );
+    assert_eq!(all, [0, 2, 4, 6], "outputs in index order");
+}
+
+#[test]
+fn race_all_returns_the_first_finished_output_after_its_cancelled_losers_finish() {
     let finished = Cell::new(0);
     let first = run(
         taskscope::race_all((0..3).map(|n| {
@@ -492,7 +515,7 @@ fn join_all_and_race_all_keep_their_promises() {
         10,
     );
     assert_eq!(first, 1);
-    assert_eq!(finished.get(), 3);
+    assert_eq!(finished.get(), 3, "both losers ran to their end first");
 }
 
 #[test]

@@ -18,22 +18,27 @@ type Held = Pin<Box<dyn Future<Output = ((), ())>>>;
 /// More than the table holds (4096 slots), so the last leases fail.
 const HELD: usize = 5000;
 
-/// Wakes itself on every poll until its `ready_at`-th.
-fn busy(polls: &Cell<usize>, ready_at: usize) -> impl Future<Output = ()> + '_ {
+/// Wakes itself on every poll until its `ready_at`-th, then returns "busy".
+fn busy(polls: &Cell<usize>, ready_at: usize) -> impl Future<Output = &'static str> + '_ {
     poll_fn(move |cx| {
         polls.set(polls.get() + 1);
         if polls.get() >= ready_at {
-            return Poll::Ready(());
+            return Poll::Ready("busy");
         }
         cx.waker().wake_by_ref();
         Poll::Pending
     })
 }
 
-/// Never wakes: polled only when its combinator polls every branch.
-fn idle(polls: &Cell<usize>) -> impl Future<Output = ()> + '_ {
+/// Never wakes, and returns "idle" on its `ready_at`-th poll: it gets there
+/// only if its combinator polls it without a wake of its own, which a join
+/// does only when it polls every branch.
+fn idle(polls: &Cell<usize>, ready_at: usize) -> impl Future<Output = &'static str> + '_ {
     poll_fn(move |_| {
         polls.set(polls.get() + 1);
+        if polls.get() >= ready_at {
+            return Poll::Ready("idle");
+        }
         Poll::Pending
     })
 }
@@ -49,18 +54,27 @@ fn with_the_table_full_a_join_polls_every_branch_and_completes() {
         assert!(outer.poll(join.as_mut()).is_pending());
     }
 
+    // `busy` is ready at its 4th poll and wakes the join until then; `idle`
+    // is ready at its 3rd, which it reaches only through polls it never
+    // asked for.
     let (busy_polls, idle_polls) = (Cell::new(0), Cell::new(0));
-    let mut join = pin!(taskscope::join(busy(&busy_polls, 4), idle(&idle_polls)));
-    for _ in 0..4 {
-        assert!(outer.poll(join.as_mut()).is_pending());
+    let mut join = pin!(taskscope::join(busy(&busy_polls, 4), idle(&idle_polls, 3)));
+    for poll in 1..4 {
+        let wakes = outer.count();
+        assert!(outer.poll(join.as_mut()).is_pending(), "poll {poll}");
+        // A real executor polls again only when woken: `busy`'s wake must
+        // reach the join's waker, or the join would never complete.
+        assert_eq!(outer.count(), wakes + 1, "poll {poll} asked for the next");
     }
     // Without a slot there is no per-branch waker: `idle` is polled
-    // whenever the join is, and `busy` still runs to completion.
-    assert_eq!((busy_polls.get(), idle_polls.get()), (4, 4));
+    // whenever the join is, so it finishes, and then `busy` does too.
+    assert_eq!((busy_polls.get(), idle_polls.get()), (3, 3));
+    assert_eq!(outer.poll(join.as_mut()), Poll::Ready(("busy", "idle")));
+    assert_eq!((busy_polls.get(), idle_polls.get()), (4, 3));
 
     drop(held);
     let (busy_polls, idle_polls) = (Cell::new(0), Cell::new(0));
-    let mut join = pin!(taskscope::join(busy(&busy_polls, 4), idle(&idle_polls)));
+    let mut join = pin!(taskscope::join(busy(&busy_polls, 4), idle(&idle_polls, 3)));
     for _ in 0..4 {
         assert!(outer.poll(join.as_mut()).is_pending());
     }

@@ -7,7 +7,7 @@ mod common;
 mod par_support;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::thread;
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::{CountingWaker, DropCounter, yield_once};
 use futures::executor::block_on;
-use par_support::{OnDrop, digest, spin_for, spin_until_count, two_threads_available};
-use taskscope::{Builder, CancelToken, par_scope};
+use par_support::{OnDrop, digest, spin_for, spin_until_count};
+use taskscope::{CancelReason, par_scope};
 
 #[test]
 fn borrowed_slice_is_processed_by_many_children_with_results_checked() {
@@ -172,22 +172,51 @@ fn nested_par_scopes_three_levels_deep_finish_with_results_checked() {
 
 #[test]
 fn a_nested_scope_inherits_the_token_of_the_child_that_created_it() {
-    let parent = CancelToken::new();
-    let seen = block_on(Builder::new().parent(&parent).par_scope(|s| async move {
-        let child = s.spawn(async {
-            par_scope(|inner| async move {
-                inner
-                    .spawn(async { taskscope::cancelled().await.into_reason() })
-                    .await
+    // Only the child is cancelled, through its handle: a nested scope hung
+    // under the outer scope's token (as it would be, were the child polled
+    // with that token rather than its own) never hears of it.
+    let started = AtomicBool::new(false);
+    let started = &started;
+    let mut fut = std::pin::pin!(par_scope(|s| async move {
+        let child = s.spawn(async move {
+            par_scope(|nested| async move {
+                let grandchild = nested.spawn(async move {
+                    started.store(true, Ordering::SeqCst);
+                    taskscope::cancelled().await.into_reason()
+                });
+                let grandchild = grandchild.await;
+                (nested.token().reason(), grandchild)
             })
             .await
         });
-        parent.cancel();
-        child.await
+        // The nested scope exists, and its child waits, before the cancel.
+        while !started.load(Ordering::SeqCst) {
+            yield_once().await;
+        }
+        child.cancel();
+        let (nested, grandchild) = child.await;
+        (nested, grandchild, s.token().reason())
     }));
+    // Polled by hand, a bounded number of times: were the cancellation
+    // never to reach the nested scope, its child would wait for ever.
+    let waker = CountingWaker::new();
+    let (nested, grandchild, outer) = (0..100)
+        .find_map(|_| match waker.poll(fut.as_mut()) {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
+        })
+        .expect("cancelling the child reached the nested scope's child");
     assert!(
-        matches!(seen.origin(), taskscope::CancelReason::Requested),
-        "{seen:?}"
+        matches!(&nested, Some(CancelReason::Parent(inner)) if matches!(inner.origin(), CancelReason::Requested)),
+        "the nested scope's token was cancelled through the child's: {nested:?}"
+    );
+    assert!(
+        matches!(&grandchild, CancelReason::Parent(inner) if matches!(inner.origin(), CancelReason::Requested)),
+        "the nested scope's child was cancelled through it: {grandchild:?}"
+    );
+    assert!(
+        outer.is_none(),
+        "the outer scope's token is not cancelled: {outer:?}"
     );
 }
 
@@ -271,15 +300,19 @@ fn a_forgotten_par_scope_leaves_no_child_running_and_never_polls_one_again() {
     // (see .ci/run); scripts/tsan.sh runs this file under ThreadSanitizer.
     // What Miri would check (the freed data is never read) is checked here
     // by counting: every read of the borrowed data goes through `touch`.
-    let two_threads = two_threads_available();
+    // The scope is polled in a pool of exactly two threads of its own, so
+    // two of its children are polled at once whatever the core count.
+    let pool = rayon_core::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool of two threads");
     let touches = Arc::new(AtomicUsize::new(0));
     let in_poll = Arc::new(AtomicUsize::new(0));
     let arrived = Arc::new(AtomicUsize::new(0));
     let threads = Arc::new(Mutex::new(HashSet::new()));
     let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();
     let outer = CountingWaker::new();
-    let touches_at_forget;
-    {
+    let touches_at_forget = pool.install(|| {
         let data: Vec<u64> = (1..=64).collect();
         let data = &data;
         let probe = Probe {
@@ -297,15 +330,13 @@ fn a_forgotten_par_scope_leaves_no_child_running_and_never_polls_one_again() {
                 Poll::<()>::Pending
             }));
             // Two that are inside their polls at the same time (so on two
-            // threads when the pool has two), each keeping its waker.
+            // threads), each keeping its waker.
             for _ in 0..2 {
                 let (probe, stash, arrived) = (probe.clone(), wakers.clone(), arrived.clone());
                 s.spawn(std::future::poll_fn(move |cx| {
                     probe.poll(data, || {
                         arrived.fetch_add(1, Ordering::SeqCst);
-                        if two_threads {
-                            spin_until_count(&arrived, 2, "the other child never ran meanwhile");
-                        }
+                        spin_until_count(&arrived, 2, "the other child never ran meanwhile");
                     });
                     stash.lock().unwrap().push(cx.waker().clone());
                     Poll::<()>::Pending
@@ -332,17 +363,15 @@ fn a_forgotten_par_scope_leaves_no_child_running_and_never_polls_one_again() {
             3,
             "each parked child polled once"
         );
-        if two_threads {
-            assert!(
-                threads.lock().unwrap().len() >= 2,
-                "the children were polled on several threads"
-            );
-        }
+        assert!(
+            threads.lock().unwrap().len() >= 2,
+            "the children were polled on several threads"
+        );
         std::mem::forget(fut);
-        touches_at_forget = touches.load(Ordering::SeqCst);
         // The borrow ended with the forget: `data` is freed at the end of
-        // this block, while the forgotten children still refer to it.
-    }
+        // this closure, while the forgotten children still refer to it.
+        touches.load(Ordering::SeqCst)
+    });
     assert_eq!(in_poll.load(Ordering::SeqCst), 0, "no child is running");
     // Wake every parked child, from this thread and from another one.
     let parked = std::mem::take(&mut *wakers.lock().unwrap());
@@ -353,8 +382,10 @@ fn a_forgotten_par_scope_leaves_no_child_running_and_never_polls_one_again() {
         .join()
         .unwrap();
     drop(parked);
-    // Every pool thread has gone back to rayon's job loop since the wakes:
-    // a child poll queued on the pool by a wake would have run by now.
+    // Every thread of both pools (the scope's, and the global one a wake
+    // from outside it would reach) has gone back to rayon's job loop since
+    // the wakes: a child poll queued on a pool by a wake would have run by now.
+    pool.broadcast(|_| ());
     rayon_core::broadcast(|_| ());
     assert!(outer.count() >= 1, "the wakes reached the scope's waker");
     assert_eq!(in_poll.load(Ordering::SeqCst), 0, "no child is running");

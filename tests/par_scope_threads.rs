@@ -3,7 +3,9 @@
 //! Several tests rely on the fan-out rule (see `par_scope`'s docs): a batch
 //! is polled inline until its expected work is worth a fan-out. Their first
 //! child spins for milliseconds; a scope's first child poll is always timed,
-//! so the rest of that batch fans out whatever the machine's speed.
+//! so the rest of that batch fans out whatever the machine's speed. The
+//! tests that need two threads at once run in a rayon pool of exactly two
+//! threads of their own (`in_a_pool_of_two`), whatever the core count.
 #![cfg(feature = "parallel")]
 
 mod common;
@@ -20,33 +22,31 @@ use std::time::Duration;
 use common::{CountingWaker, panic_message};
 use futures::FutureExt;
 use futures::executor::block_on;
-use par_support::{spin_for, spin_until, spin_until_count, two_threads_available};
+use par_support::{in_a_pool_of_two, spin_for, spin_until, spin_until_count};
 use taskscope::par_scope;
 
 #[test]
 fn children_really_run_on_two_threads_at_once() {
-    if !two_threads_available() {
-        eprintln!("skipped: rayon's pool has a single thread");
-        return;
-    }
-    let arrived = AtomicUsize::new(0);
-    let arrived = &arrived;
-    let seen = Mutex::new(Vec::<ThreadId>::new());
-    let seen = &seen;
-    block_on(par_scope(|s| async move {
-        // Heavy first child: the rest of the batch is worth a fan-out.
-        s.spawn(async { spin_for(Duration::from_millis(3)) });
-        for _ in 0..2 {
-            s.spawn(async move {
-                // Both must be inside their polls at the same time to pass:
-                // only possible on two threads.
-                arrived.fetch_add(1, Ordering::SeqCst);
-                spin_until_count(arrived, 2, "the other child never ran meanwhile");
-                seen.lock().unwrap().push(thread::current().id());
-            });
-        }
-    }));
-    let seen = seen.lock().unwrap();
+    let seen = in_a_pool_of_two(|| {
+        let arrived = AtomicUsize::new(0);
+        let arrived = &arrived;
+        let seen = Mutex::new(Vec::<ThreadId>::new());
+        let seen = &seen;
+        block_on(par_scope(|s| async move {
+            // Heavy first child: the rest of the batch is worth a fan-out.
+            s.spawn(async { spin_for(Duration::from_millis(3)) });
+            for _ in 0..2 {
+                s.spawn(async move {
+                    // Both must be inside their polls at the same time to
+                    // pass: only possible on two threads.
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    spin_until_count(arrived, 2, "the other child never ran meanwhile");
+                    seen.lock().unwrap().push(thread::current().id());
+                });
+            }
+        }));
+        seen.lock().unwrap().clone()
+    });
     let distinct: HashSet<_> = seen.iter().collect();
     assert_eq!(seen.len(), 2);
     assert_eq!(distinct.len(), 2, "the two children ran on two threads");
@@ -54,66 +54,64 @@ fn children_really_run_on_two_threads_at_once() {
 
 #[test]
 fn a_child_woken_during_a_fan_out_is_polled_by_a_free_thread_in_the_same_poll() {
-    if !two_threads_available() {
-        eprintln!("skipped: rayon's pool has a single thread");
-        return;
-    }
-    let late_waker = Mutex::new(None::<Waker>);
-    let (parked, woken, late_ran) = (
-        AtomicBool::new(false),
-        AtomicBool::new(false),
-        AtomicBool::new(false),
-    );
-    let (late_waker, parked, woken, late_ran) = (&late_waker, &parked, &woken, &late_ran);
-    let threads = Mutex::new(HashMap::<&str, ThreadId>::new());
-    let threads = &threads;
-    let mut fut = Box::pin(par_scope(|s| async move {
-        s.spawn(async { spin_for(Duration::from_millis(3)) });
-        // The rest is fanned out. The late child parks until `waker` wakes it.
-        s.spawn(async move {
-            let mut polled = false;
-            std::future::poll_fn(|cx| {
-                if polled {
-                    return std::task::Poll::Ready(());
-                }
-                polled = true;
-                *late_waker.lock().unwrap() = Some(cx.waker().clone());
-                parked.store(true, Ordering::SeqCst);
-                std::task::Poll::Pending
-            })
-            .await;
-            threads
-                .lock()
-                .unwrap()
-                .insert("late", thread::current().id());
-            late_ran.store(true, Ordering::SeqCst);
-        });
-        // Holds its thread until the late child has run, so another thread
-        // must pick that child up meanwhile.
-        s.spawn(async move {
-            spin_until(parked, "the late child was never polled");
-            let waker = late_waker.lock().unwrap().take().expect("parked");
-            waker.wake();
-            woken.store(true, Ordering::SeqCst);
-            spin_until(late_ran, "the woken child was never polled meanwhile");
-            threads
-                .lock()
-                .unwrap()
-                .insert("waker", thread::current().id());
-        });
-        s.spawn(async move {
-            // Returns only once the late child is queued, so its thread is
-            // free to pick it up.
-            spin_until(woken, "the late child was never woken");
-        });
-    }));
-    let waker = CountingWaker::new();
-    assert!(
-        waker.poll(fut.as_mut()).is_ready(),
-        "every child finished within one poll of the scope"
-    );
-    let threads = threads.lock().unwrap();
-    assert_ne!(threads["late"], threads["waker"]);
+    in_a_pool_of_two(|| {
+        let late_waker = Mutex::new(None::<Waker>);
+        let (parked, woken, late_ran) = (
+            AtomicBool::new(false),
+            AtomicBool::new(false),
+            AtomicBool::new(false),
+        );
+        let (late_waker, parked, woken, late_ran) = (&late_waker, &parked, &woken, &late_ran);
+        let threads = Mutex::new(HashMap::<&str, ThreadId>::new());
+        let threads = &threads;
+        let mut fut = Box::pin(par_scope(|s| async move {
+            s.spawn(async { spin_for(Duration::from_millis(3)) });
+            // The rest is fanned out. The late child parks until `waker` wakes it.
+            s.spawn(async move {
+                let mut polled = false;
+                std::future::poll_fn(|cx| {
+                    if polled {
+                        return std::task::Poll::Ready(());
+                    }
+                    polled = true;
+                    *late_waker.lock().unwrap() = Some(cx.waker().clone());
+                    parked.store(true, Ordering::SeqCst);
+                    std::task::Poll::Pending
+                })
+                .await;
+                threads
+                    .lock()
+                    .unwrap()
+                    .insert("late", thread::current().id());
+                late_ran.store(true, Ordering::SeqCst);
+            });
+            // Holds its thread until the late child has run, so another thread
+            // must pick that child up meanwhile.
+            s.spawn(async move {
+                spin_until(parked, "the late child was never polled");
+                let waker = late_waker.lock().unwrap().take().expect("parked");
+                waker.wake();
+                woken.store(true, Ordering::SeqCst);
+                spin_until(late_ran, "the woken child was never polled meanwhile");
+                threads
+                    .lock()
+                    .unwrap()
+                    .insert("waker", thread::current().id());
+            });
+            s.spawn(async move {
+                // Returns only once the late child is queued, so its thread is
+                // free to pick it up.
+                spin_until(woken, "the late child was never woken");
+            });
+        }));
+        let waker = CountingWaker::new();
+        assert!(
+            waker.poll(fut.as_mut()).is_ready(),
+            "every child finished within one poll of the scope"
+        );
+        let threads = threads.lock().unwrap();
+        assert_ne!(threads["late"], threads["waker"]);
+    });
 }
 
 #[test]
@@ -314,47 +312,43 @@ fn pair_that_needs_two_threads(s: &taskscope::Scope<'_>, arrived: &Arc<AtomicUsi
 
 #[test]
 fn two_heavy_children_of_a_new_scope_run_at_once_after_a_heavy_scope_on_its_thread() {
-    if !two_threads_available() {
-        eprintln!("skipped: rayon's pool has a single thread");
-        return;
-    }
-    // This thread's last parallel scope had heavy children...
-    block_on(par_scope(|s| async move {
-        s.spawn(async { spin_for(Duration::from_millis(3)) });
-    }));
-    // ...so a new one fans its first two ready children out at once,
-    // rather than polling the first alone to learn what they cost (a
-    // divide-and-conquer step would otherwise never run in parallel).
-    let arrived = Arc::new(AtomicUsize::new(0));
-    block_on(par_scope(|s| {
-        pair_that_needs_two_threads(&s, &arrived);
-        async {}
-    }));
-    assert_eq!(arrived.load(Ordering::SeqCst), 2);
+    in_a_pool_of_two(|| {
+        // This thread's last parallel scope had heavy children...
+        block_on(par_scope(|s| async move {
+            s.spawn(async { spin_for(Duration::from_millis(3)) });
+        }));
+        // ...so a new one fans its first two ready children out at once,
+        // rather than polling the first alone to learn what they cost (a
+        // divide-and-conquer step would otherwise never run in parallel).
+        let arrived = Arc::new(AtomicUsize::new(0));
+        block_on(par_scope(|s| {
+            pair_that_needs_two_threads(&s, &arrived);
+            async {}
+        }));
+        assert_eq!(arrived.load(Ordering::SeqCst), 2);
+    });
 }
 
 #[test]
 fn single_light_wake_ups_between_heavy_batches_keep_the_estimate_heavy() {
-    if !two_threads_available() {
-        eprintln!("skipped: rayon's pool has a single thread");
-        return;
-    }
-    let arrived = Arc::new(AtomicUsize::new(0));
-    block_on(par_scope(|s| {
-        let arrived = arrived.clone();
-        async move {
-            // A heavy child teaches the scope that its children are heavy.
-            s.spawn(async { spin_for(Duration::from_millis(3)) }).await;
-            // Thirty polls of a light child, each the only one ready.
-            s.spawn(async {
-                for _ in 0..30 {
-                    common::yield_once().await;
-                }
-            })
-            .await;
-            // Then two heavy ones together: still worth a fan-out.
-            pair_that_needs_two_threads(&s, &arrived);
-        }
-    }));
-    assert_eq!(arrived.load(Ordering::SeqCst), 2);
+    in_a_pool_of_two(|| {
+        let arrived = Arc::new(AtomicUsize::new(0));
+        block_on(par_scope(|s| {
+            let arrived = arrived.clone();
+            async move {
+                // A heavy child teaches the scope that its children are heavy.
+                s.spawn(async { spin_for(Duration::from_millis(3)) }).await;
+                // Thirty polls of a light child, each the only one ready.
+                s.spawn(async {
+                    for _ in 0..30 {
+                        common::yield_once().await;
+                    }
+                })
+                .await;
+                // Then two heavy ones together: still worth a fan-out.
+                pair_that_needs_two_threads(&s, &arrived);
+            }
+        }));
+        assert_eq!(arrived.load(Ordering::SeqCst), 2);
+    });
 }

@@ -70,19 +70,29 @@ impl<F: Future, const N: usize> ArrayKind<F, N> for JoinKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::CountingWaker;
+    use crate::test_util::{CountingWaker, poll_until_ready, yield_now};
     use std::cell::Cell;
     use std::future::poll_fn;
     use std::task::Poll;
 
     #[test]
     fn join_array_returns_every_output_in_array_order() {
-        let waker = CountingWaker::new();
-        let mut fut = std::pin::pin!(join_array([3, 1, 2].map(|x| async move { x * 2 })));
-        assert_eq!(
-            fut.as_mut().poll(&mut waker.context()),
-            Poll::Ready([6, 2, 4])
-        );
+        // Element `i` finishes after `2 - i` yields: the last one first, so
+        // outputs in completion order would come back reversed.
+        let finished = std::cell::RefCell::new(Vec::new());
+        let branches = [(0, 3), (1, 1), (2, 2)].map(|(i, x)| {
+            let finished = &finished;
+            async move {
+                for _ in 0..(2 - i) {
+                    yield_now().await;
+                }
+                finished.borrow_mut().push(i);
+                x * 2
+            }
+        });
+        let output = poll_until_ready(join_array(branches), 10);
+        assert_eq!(*finished.borrow(), [2, 1, 0], "the last element first");
+        assert_eq!(output, Some([6, 2, 4]));
     }
 
     #[test]

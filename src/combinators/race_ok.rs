@@ -116,13 +116,30 @@ impl<F: Future> fmt::Debug for RaceOk<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::CountingWaker;
+    use crate::test_util::{poll_until_ready, yield_now};
 
     #[test]
     fn race_ok_skips_errors_and_returns_the_first_ok() {
-        let futures = [Err("a"), Ok(2), Ok(3)].map(std::future::ready);
-        let waker = CountingWaker::new();
-        let mut fut = std::pin::pin!(race_ok(futures));
-        assert_eq!(fut.as_mut().poll(&mut waker.context()), Poll::Ready(Ok(2)));
+        // The first to finish is an error, which does not win; then the
+        // `Ok` of the last element finishes, one poll before the `Ok` of the
+        // middle one: the first `Ok` to finish wins, not the first in order.
+        let finished = std::cell::RefCell::new(Vec::new());
+        let futures = [(0, Err("a")), (2, Ok(2)), (1, Ok(3))].map(|(yields, result)| {
+            let finished = &finished;
+            async move {
+                for _ in 0..yields {
+                    yield_now().await;
+                }
+                finished.borrow_mut().push(result);
+                result
+            }
+        });
+        let output = poll_until_ready(race_ok(futures), 10);
+        assert_eq!(
+            *finished.borrow(),
+            [Err("a"), Ok(3), Ok(2)],
+            "the loser still running was awaited"
+        );
+        assert_eq!(output, Some(Ok(3)));
     }
 }

@@ -80,19 +80,27 @@ where
 mod tests {
     use super::*;
     use crate::CancelReason;
-    use crate::test_util::CountingWaker;
+    use crate::test_util::{CountingWaker, poll_until_ready, yield_now};
     use std::task::Poll;
 
     #[test]
     fn all_ok_values_come_back_in_array_order() {
-        let waker = CountingWaker::new();
-        let mut fut = std::pin::pin!(try_join_array(
-            [2, 1].map(|x| async move { Ok::<_, ()>(x) })
-        ));
-        assert_eq!(
-            fut.as_mut().poll(&mut waker.context()),
-            Poll::Ready(Ok([2, 1]))
-        );
+        // Element `i` finishes after `2 - i` yields: the last one first, so
+        // values in completion order would come back reversed.
+        let finished = std::cell::RefCell::new(Vec::new());
+        let branches = [(0, 'a'), (1, 'b'), (2, 'c')].map(|(i, x)| {
+            let finished = &finished;
+            async move {
+                for _ in 0..(2 - i) {
+                    yield_now().await;
+                }
+                finished.borrow_mut().push(i);
+                Ok::<_, ()>(x)
+            }
+        });
+        let output = poll_until_ready(try_join_array(branches), 10);
+        assert_eq!(*finished.borrow(), [2, 1, 0], "the last element first");
+        assert_eq!(output, Some(Ok(['a', 'b', 'c'])));
     }
 
     #[test]

@@ -50,10 +50,17 @@ pub fn spin_until_count(count: &AtomicUsize, target: usize, what: &str) {
     }
 }
 
-pub fn two_threads_available() -> bool {
-    // From outside the pool one pool thread would do, but the tests below
-    // also run inside a pool; keep one rule.
-    rayon_core::current_num_threads() >= 2
+/// Runs `f` on a thread of a rayon pool of its own with exactly two
+/// threads, whatever the machine's core count: a test that needs two
+/// children polled at once then never depends on the size of the global
+/// pool (one thread on a single-CPU machine). Inside `f` every fan-out of
+/// `par_scope` goes to this pool; its other thread is free to help.
+pub fn in_a_pool_of_two<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon_core::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a pool of two threads")
+        .install(f)
 }
 
 pub struct OnDrop<F: FnMut()>(pub F);
