@@ -9,6 +9,7 @@ use pin_project_lite::pin_project;
 
 use super::ambient::{self, Ambient};
 use super::token::CancelToken;
+use crate::combinators::private::Once;
 
 /// Runs `future` under a fresh root token that nothing around it can cancel:
 /// for clean-up that must finish even though its task was cancelled.
@@ -52,9 +53,8 @@ use super::token::CancelToken;
 /// after `future` panicked.
 pub fn shield<F: Future>(future: F) -> Shield<F> {
     Shield {
-        future,
+        future: Once::new("shield", future),
         token: CancelToken::new(),
-        done: false,
     }
 }
 
@@ -72,10 +72,10 @@ pin_project! {
     /// after `future` panicked.
     #[must_use = "futures do nothing unless polled"]
     pub struct Shield<F> {
+        // `Once` reports a poll after completion (or a panic).
         #[pin]
-        future: F,
+        future: Once<F>,
         token: CancelToken,
-        done: bool,
     }
 }
 
@@ -91,17 +91,8 @@ impl<F: Future> Future for Shield<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        assert!(
-            !*this.done,
-            "taskscope: a shield future polled after it completed (or panicked); await it once"
-        );
-        // Set first, so that a panic of `future` leaves it set too.
-        *this.done = true;
-        let entered = ambient::enter(Ambient::Token(this.token.clone()));
-        let output = this.future.poll(cx);
-        drop(entered);
-        *this.done = output.is_ready();
-        output
+        let _entered = ambient::enter(Ambient::Token(this.token.clone()));
+        this.future.poll(cx)
     }
 }
 
