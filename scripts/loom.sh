@@ -51,6 +51,7 @@ mutants=(
     "cancel_pops_in_two_steps      token        child_dropped_while_parent_is_cancelled_leaks_nothing"
     "cancel_pops_in_two_steps      token        handles_dropped_on_two_threads_during_cancel_unlink_once"
     "lazy_cancel_flags_after_unlock token       task_cancelled_while_it_makes_its_token_sees_the_cancel"
+    "check_skips_first_sight       token        a_reason_a_child_saw_stays_when_its_cancel_races_the_scopes"
     "unlink_does_not_climb         token        last_handles_of_child_and_grandchild_dropped_together_leak_nothing"
     "child_skips_flag_check        token        scope_cancelled_from_another_thread_reaches_a_child_making_its_token"
     "schedule_never_wakes          ready_queue  child_woken_from_another_thread_is_polled_again"

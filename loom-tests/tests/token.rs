@@ -329,7 +329,7 @@ fn last_handles_of_a_cancelled_chain_dropped_together_free_every_node() {
 /// `Parent(Deadline)` in between later reported `Requested`.
 ///
 /// Last run: 10717 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
-/// No mutant: the code before that fix is the failing variant.
+/// Fails with mutant `check_skips_first_sight` (the code before that fix).
 #[test]
 fn a_reason_a_child_saw_stays_when_its_cancel_races_the_scopes() {
     check("token::a_reason_a_child_saw_stays", 3, || {

@@ -82,7 +82,10 @@ impl<'a> TaskToken<'a> {
             return Err(Cancelled::new(CancelReason::Requested));
         }
         let result = parent.check_as_child();
-        if result.is_ok() || flags & SAW_PARENT != 0 {
+        // The mutant reports the scope's reason without settling it under
+        // `making` (the code before that fix): a racing request can then
+        // change a reason the task already saw.
+        if result.is_ok() || flags & SAW_PARENT != 0 || mutant("check_skips_first_sight") {
             return result;
         }
         self.first_sight_of_the_scopes_cancel(result)
