@@ -83,6 +83,28 @@ impl<T> Mutex<T> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Stores a clone of `waker` in the slot `slot` finds in the guarded
+    /// value, unless the stored waker already wakes the same task.
+    ///
+    /// The clone is made, and the old waker dropped, with no lock held: both
+    /// are executor code, which may wake what this lock guards and take it
+    /// again. Two short lock sections when the waker changed, one otherwise.
+    pub(crate) fn store_waker(
+        &self,
+        slot: impl Fn(&mut T) -> &mut Option<std::task::Waker>,
+        waker: &std::task::Waker,
+    ) {
+        if slot(&mut self.lock())
+            .as_ref()
+            .is_some_and(|w| w.will_wake(waker))
+        {
+            return;
+        }
+        let new = waker.clone();
+        let replaced = slot(&mut self.lock()).replace(new);
+        drop(replaced);
+    }
 }
 
 impl<T> std::fmt::Debug for Mutex<T> {

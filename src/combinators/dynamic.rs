@@ -107,21 +107,6 @@ impl fmt::Debug for Wakers {
     }
 }
 
-/// Stores `waker` in `slot` unless the stored one wakes the same task.
-///
-/// Registered before the ready queue is taken, so a wake after the take
-/// finds it. The clone is made, and the old waker dropped, with no lock
-/// held: both run executor code, which may wake one of these branches, and
-/// that takes this lock.
-fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
-    if slot.lock().as_ref().is_some_and(|w| w.will_wake(waker)) {
-        return;
-    }
-    let new = waker.clone();
-    let replaced = slot.lock().replace(new);
-    drop(replaced);
-}
-
 /// Polls the woken branches once each, in the order they were woken.
 pub(crate) fn poll_dynamic<F: Future>(
     engine: &mut Engine,
@@ -131,7 +116,9 @@ pub(crate) fn poll_dynamic<F: Future>(
 ) -> Poll<Option<usize>> {
     engine.start_if_needed(list);
     let wakers = wakers.get_or_insert_with(|| Wakers::new(list.len()));
-    register(&wakers.shared.waker, cx.waker());
+    // Registered before the ready queue is taken, so a wake after the take
+    // finds it.
+    wakers.shared.waker.store_waker(|waker| waker, cx.waker());
     loop {
         wakers.batch.clear();
         mem::swap(&mut *wakers.shared.ready.lock(), &mut wakers.batch);

@@ -226,23 +226,12 @@ impl<T> Unordered<T> {
         }
     }
 
-    /// Stores the consumer's waker, cloned and the old one dropped with no
-    /// lock held: both run executor code, which may wake one of the
-    /// children, and that takes this lock.
+    /// Stores the consumer's waker (cloned, and the old one dropped, with no
+    /// lock held: `Mutex::store_waker`).
     fn register_consumer(&self, cx: &Context<'_>) {
-        let current = {
-            let state = self.woken.state.lock();
-            state
-                .consumer
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-        };
-        if current {
-            return;
-        }
-        let new = cx.waker().clone();
-        let replaced = self.woken.state.lock().consumer.replace(new);
-        drop(replaced);
+        self.woken
+            .state
+            .store_waker(|state| &mut state.consumer, cx.waker());
     }
 
     /// Asks every unfinished child to stop.
