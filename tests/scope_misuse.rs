@@ -234,64 +234,56 @@ fn misuse_of_an_escaped_handle_is_reported_at_the_callers_line() {
     }
 }
 
-/// A child that receives its own handle and awaits it, in `scope`; the
-/// message of the panic that ends the scope.
-fn self_join_message(nested: bool) -> String {
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        block_on(scope(|s| async move {
-            let (send, receive) = futures::channel::oneshot::channel::<JoinHandle<()>>();
-            let me = s.spawn(async move {
-                let handle = receive.await.expect("sent");
-                if nested {
-                    scope(|inner| async move { inner.spawn(handle).await }).await;
-                } else {
-                    handle.await;
-                }
-            });
-            send.send(me).expect("the child waits for it");
-        }));
+/// Runs `self_join` (a scope whose child awaits its own handle) on a thread
+/// of its own, so that a hang fails the test, and checks that it panics
+/// saying why.
+fn assert_self_join_panics(self_join: impl FnOnce() + Send + 'static) {
+    assert!(common::returns(|| {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(self_join));
+        let message = panic_message(&*outcome.expect_err("a self-join panics instead of hanging"));
+        assert!(message.contains("awaited its own JoinHandle"), "{message}");
     }));
-    panic_message(&*outcome.expect_err("a self-join panics instead of hanging"))
 }
 
 #[test]
 fn a_child_awaiting_its_own_handle_panics_instead_of_hanging() {
-    // On a thread of its own: without the check, the scope never returns.
-    assert!(common::returns(|| {
-        for nested in [false, true] {
-            let message = self_join_message(nested);
-            assert!(message.contains("awaited its own JoinHandle"), "{message}");
-        }
-    }));
+    for nested in [false, true] {
+        assert_self_join_panics(move || {
+            block_on(scope(|s| async move {
+                let (send, receive) = futures::channel::oneshot::channel::<JoinHandle<()>>();
+                let me = s.spawn(async move {
+                    let handle = receive.await.expect("sent");
+                    if nested {
+                        scope(|inner| async move { inner.spawn(handle).await }).await;
+                    } else {
+                        handle.await;
+                    }
+                });
+                send.send(me).expect("the child waits for it");
+            }));
+        });
+    }
 }
 
 #[test]
 fn a_child_awaiting_its_own_handle_in_a_local_scope_panics() {
-    assert!(common::returns(|| {
-        let local = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            block_on(taskscope::local_scope(|s| async move {
-                let (send, receive) = futures::channel::oneshot::channel::<JoinHandle<()>>();
-                let me = s.spawn(async move { receive.await.expect("sent").await });
-                send.send(me).expect("the child waits for it");
-            }));
+    assert_self_join_panics(|| {
+        block_on(taskscope::local_scope(|s| async move {
+            let (send, receive) = futures::channel::oneshot::channel::<JoinHandle<()>>();
+            let me = s.spawn(async move { receive.await.expect("sent").await });
+            send.send(me).expect("the child waits for it");
         }));
-        let message = panic_message(&*local.expect_err("no hang"));
-        assert!(message.contains("awaited its own JoinHandle"), "{message}");
-    }));
+    });
 }
 
 #[test]
 #[cfg(feature = "parallel")]
 fn a_child_awaiting_its_own_handle_in_a_parallel_scope_panics() {
-    assert!(common::returns(|| {
-        let parallel = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            block_on(taskscope::par_scope(|s| async move {
-                let (send, receive) = futures::channel::oneshot::channel::<JoinHandle<()>>();
-                let me = s.spawn(async move { receive.await.expect("sent").await });
-                send.send(me).expect("the child waits for it");
-            }));
+    assert_self_join_panics(|| {
+        block_on(taskscope::par_scope(|s| async move {
+            let (send, receive) = futures::channel::oneshot::channel::<JoinHandle<()>>();
+            let me = s.spawn(async move { receive.await.expect("sent").await });
+            send.send(me).expect("the child waits for it");
         }));
-        let message = panic_message(&*parallel.expect_err("no hang"));
-        assert!(message.contains("awaited its own JoinHandle"), "{message}");
-    }));
+    });
 }
