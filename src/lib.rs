@@ -69,11 +69,11 @@ pub use introspect::{
 #[cfg(all(loom, feature = "parallel"))]
 #[doc(hidden)]
 pub use scope::loom_par_scope as __loom_par_scope;
-#[cfg(feature = "parallel")]
-pub use scope::par_scope;
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
 pub use scope::{TryScope, TryScopeFuture, try_scope};
+#[cfg(feature = "parallel")]
+pub use scope::{par_scope, try_par_scope};
 pub use stream::{BufferUnorderedIn, BufferedIn, ForEachIn, ScopedStreamExt, Spawner};

@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use super::core::Core;
-use super::driver::{Driver, call_body, run_serial};
+use super::driver::{Driver, RunBatch, call_body, run_serial};
 use super::first_error::FirstError;
-use super::handle::Scope;
+use super::handle::{Scope, SendTask};
 use super::local::LocalScope;
 use super::local_scope_future::LocalScopeFuture;
 use super::scope_future::ScopeFuture;
@@ -145,13 +145,50 @@ impl Builder {
         Fut: Future<Output = Result<R, E>>,
         E: std::fmt::Debug,
     {
+        self.try_scope_with(body, run_serial)
+    }
+
+    /// Starts a [`try_par_scope`](crate::try_par_scope) with these settings.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`TryScopeFuture`](crate::TryScopeFuture#cancel-safety).
+    ///
+    /// # Panics
+    ///
+    /// `body` is called here, before the future exists: if the closure
+    /// itself panics (rather than the future it returns), the panic
+    /// propagates from this call once the children it spawned are dropped
+    /// unpolled. Otherwise as for
+    /// [`try_par_scope`](crate::try_par_scope#panics).
+    #[cfg(feature = "parallel")]
+    pub fn try_par_scope<'env, F, Fut, R, E>(self, body: F) -> TryScopeFuture<'env, Fut, R, E>
+    where
+        F: FnOnce(TryScope<'env, E>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: std::fmt::Debug,
+    {
+        self.try_scope_with(body, super::parallel::run_parallel)
+    }
+
+    /// A try scope whose ready children `run_batch` polls.
+    fn try_scope_with<'env, F, Fut, R, E>(
+        self,
+        body: F,
+        run_batch: RunBatch<SendTask<'env>>,
+    ) -> TryScopeFuture<'env, Fut, R, E>
+    where
+        F: FnOnce(TryScope<'env, E>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: std::fmt::Debug,
+    {
         let core = Arc::new(self.core());
         let errors = Arc::new(FirstError::new(core.shared().token().clone()));
         let body = call_body(&core, || {
             body(TryScope::new(Scope::new(core.clone()), errors.clone()))
         });
         let body = RecordBody::new(body, errors.clone());
-        let inner = ScopeFuture::new(Driver::new(body, core, run_serial));
+        let inner = ScopeFuture::new(Driver::new(body, core, run_batch));
         TryScopeFuture::new(inner, errors)
     }
 

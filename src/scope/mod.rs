@@ -27,7 +27,7 @@ pub use join_handle::JoinHandle;
 pub use local::LocalScope;
 pub use local_scope_future::{LocalScopeFuture, local_scope};
 #[cfg(feature = "parallel")]
-pub use par_scope::par_scope;
+pub use par_scope::{par_scope, try_par_scope};
 #[cfg(all(loom, feature = "parallel"))]
 pub use parallel::on_loom_threads::loom_par_scope;
 pub use scope_future::{ScopeFuture, scope};

@@ -1,10 +1,14 @@
-//! [`par_scope`]: a scope whose children are polled in parallel.
+//! [`par_scope`] and [`try_par_scope`]: scopes whose children are polled in
+//! parallel.
 
+use std::fmt;
 use std::future::Future;
 
 use super::builder::Builder;
 use super::handle::Scope;
 use super::scope_future::ScopeFuture;
+use super::try_scope::TryScope;
+use super::try_scope_future::TryScopeFuture;
 
 /// Like [`scope`](crate::scope), but the ready children are polled in
 /// parallel on rayon's thread pool: children that borrow, on several cores.
@@ -123,4 +127,64 @@ where
     Fut: Future,
 {
     Builder::new().par_scope(body)
+}
+
+/// A [`try_scope`](crate::try_scope) whose ready children are polled in
+/// parallel, as in [`par_scope`]: children that can fail, borrow, and run
+/// on several cores.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let lines: Vec<String> = (1..=1_000).map(|n| n.to_string()).chain(["x".into()]).collect();
+/// let lines = &lines;
+/// let result: Result<u64, String> = taskscope::try_par_scope(|s| async move {
+///     let handles: Vec<_> = lines
+///         .chunks(100)
+///         .map(|chunk| {
+///             s.spawn_try(async move {
+///                 let mut sum = 0;
+///                 for line in chunk {
+///                     // Siblings on other threads stop at their next
+///                     // checkpoint once one chunk failed.
+///                     taskscope::checkpoint().map_err(|c| c.to_string())?;
+///                     sum += line.parse::<u64>().map_err(|e| format!("{line:?}: {e}"))?;
+///                 }
+///                 Ok(sum)
+///             })
+///         })
+///         .collect();
+///     let mut total = 0;
+///     for handle in handles {
+///         total += handle.await.map_err(|c| c.to_string())?;
+///     }
+///     Ok(total)
+/// })
+/// .await;
+/// assert_eq!(result.unwrap_err(), "\"x\": invalid digit found in string");
+/// # });
+/// ```
+///
+/// The error policy (the first `Err` in time wins, cancels the scope with
+/// [`CancelReason::Failed`](crate::CancelReason::Failed), and is returned
+/// once the body and every child finished) is
+/// [`try_scope`](crate::try_scope#error-policy)'s; "first in time" is the
+/// first error recorded, whichever thread its child ran on. How the
+/// children run, and when a batch fans out, is [`par_scope`]'s.
+///
+/// # Cancel safety
+///
+/// As for [`par_scope`](crate::par_scope#cancel-safety).
+///
+/// # Panics
+///
+/// As for [`par_scope`](crate::par_scope#panics); a panic is never turned
+/// into an `Err`, and wins over an error, as in
+/// [`try_scope`](crate::try_scope#panics).
+pub fn try_par_scope<'env, F, Fut, R, E>(body: F) -> TryScopeFuture<'env, Fut, R, E>
+where
+    F: FnOnce(TryScope<'env, E>) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+    E: fmt::Debug,
+{
+    Builder::new().try_par_scope(body)
 }
