@@ -275,6 +275,12 @@ pub(crate) fn runs_inside(task: &TaskRef) -> bool {
 /// .await;
 /// # });
 /// ```
+///
+/// # Panics
+///
+/// Never, short of a call from a thread-local's destructor after this
+/// thread's ambient slot was torn down (where `std`'s thread-local access
+/// panics).
 pub fn current_token() -> CancelToken {
     enum Found {
         Token(CancelToken),
@@ -327,7 +333,7 @@ pub fn cancelled() -> WhenCancelled {
 
 /// `Err(Cancelled)` once the current task is cancelled, `Ok(())` before.
 ///
-/// Cheap (a few atomic loads, no lock): call it between units of work and let `?`
+/// Cheap (a few atomic loads, no lock until the task is cancelled): call it between units of work and let `?`
 /// carry the error out through the task's ordinary error path.
 ///
 /// ```
@@ -350,6 +356,12 @@ pub fn cancelled() -> WhenCancelled {
 /// assert_eq!(done, 0);
 /// # });
 /// ```
+///
+/// # Panics
+///
+/// Never, short of a call from a thread-local's destructor after this
+/// thread's ambient slot was torn down (where `std`'s thread-local access
+/// panics).
 pub fn checkpoint() -> Result<(), Cancelled> {
     with_current(|ambient, task| match (ambient, task) {
         (Some(Ambient::Token(token)), _) => token.check(),
@@ -360,6 +372,12 @@ pub fn checkpoint() -> Result<(), Cancelled> {
 }
 
 /// Whether the current task is cancelled; see [`checkpoint`].
+///
+/// # Panics
+///
+/// Never, short of a call from a thread-local's destructor after this
+/// thread's ambient slot was torn down (where `std`'s thread-local access
+/// panics).
 pub fn is_cancelled() -> bool {
     with_current(|ambient, task| match (ambient, task) {
         (Some(Ambient::Token(token)), _) => token.is_cancelled(),

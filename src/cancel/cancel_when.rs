@@ -185,7 +185,9 @@ impl<F: Future, D: Future> CancelWhen<F, D> {
     ///
     /// # Panics
     ///
-    /// Panics of `self` and `deadline` propagate.
+    /// Panics of `self` and `deadline` propagate. The returned future panics
+    /// if polled after it completed or after its inner future or a deadline
+    /// panicked.
     pub fn cancel_when<D2: Future>(self, deadline: D2) -> CancelWhen<Self, D2> {
         let token = self.token.clone();
         CancelWhen::new(self, deadline, token)

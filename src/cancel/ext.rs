@@ -59,7 +59,8 @@ pub trait CancelExt: Future + Sized {
     ///
     /// # Panics
     ///
-    /// Panics of `self` and `deadline` propagate.
+    /// Panics of `self` and `deadline` propagate. The returned future panics
+    /// if polled after it completed or after `self` or `deadline` panicked.
     fn cancel_when<D: Future>(self, deadline: D) -> CancelWhen<Self, D> {
         CancelWhen::new(self, deadline, None)
     }

@@ -6,7 +6,8 @@
 //! cost an allocation and a lock of the scope's node per spawn, so a child
 //! starts with this stand-in: it answers `is_cancelled` from the scope's
 //! token plus a local flag, and makes the real child token on first demand.
-//! Neither answer takes a lock (see `Made`).
+//! Neither answer takes a lock while nothing is cancelled (see `Made`); a
+//! check once the scope is cancelled locks to read the reason.
 //!
 //! The stand-in keeps no handle of the scope's token: the task's header
 //! reaches that token through its scope anyway, and lends it for each call

@@ -14,9 +14,17 @@ use std::sync::Arc;
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum CancelReason {
-    /// [`CancelToken::cancel`](crate::CancelToken::cancel) was called.
+    /// Someone asked: [`CancelToken::cancel`](crate::CancelToken::cancel),
+    /// [`Scope::cancel`](crate::Scope::cancel) (and `LocalScope`'s),
+    /// [`JoinHandle::cancel`](crate::JoinHandle::cancel), or a stream
+    /// adapter ([`buffered_in`](crate::ScopedStreamExt::buffered_in) and its
+    /// siblings) cancelling the children it no longer wants, when it is
+    /// cancelled or dropped.
     Requested,
-    /// A deadline passed ([`cancel_when`](crate::cancel_when) and friends).
+    /// A deadline passed: [`cancel_when`](crate::cancel_when) and friends,
+    /// or a scope's clean-up timeout
+    /// ([`Builder::cleanup_timeout_when`](crate::Builder::cleanup_timeout_when),
+    /// `cleanup_timeout`) cancelling the clean-ups still running.
     Deadline,
     /// The body of a [`try_scope`](crate::try_scope), one of its children or
     /// one of its [`defer_try`](crate::TryScope::defer_try) clean-ups returned an error; the text is the
@@ -25,9 +33,15 @@ pub enum CancelReason {
     /// A scope's body or child, or a combinator's branch, panicked; the text
     /// is the panic message, where it was a string.
     Panicked(Arc<str>),
-    /// The future lost a race to a sibling.
+    /// The future lost a race to a sibling: a loser of
+    /// [`race`](crate::race()), [`race!`](crate::race!),
+    /// [`race_all`](crate::race_all), [`race_array`](crate::race_array) or
+    /// [`race_ok`](crate::race_ok). (`select`'s losers are dropped, not
+    /// cancelled.)
     LostRace,
-    /// A sibling in a `try_join` failed.
+    /// A sibling failed in [`try_join`](crate::try_join()),
+    /// [`try_join!`](crate::try_join!), [`try_join_all`](crate::try_join_all)
+    /// or [`try_join_array`](crate::try_join_array).
     SiblingFailed,
     /// The scope future was dropped before it finished, or the scope's body
     /// closure panicked before it returned the body's future.

@@ -167,7 +167,10 @@ impl<'env> Scope<'env> {
     ///
     /// # Panics
     ///
-    /// If the scope has already finished (the handle outlived its scope).
+    /// If the scope has already finished (the handle outlived its scope), or
+    /// if called from the scope's clean-up (a deferred future or a
+    /// `prepare_drop`), which runs after the children were joined: run a
+    /// nested scope there instead.
     #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
@@ -194,7 +197,10 @@ impl<'env> Scope<'env> {
     ///
     /// # Panics
     ///
-    /// If the scope has already finished (the handle outlived its scope).
+    /// If the scope has already finished (the handle outlived its scope), or
+    /// if called from the scope's clean-up (a deferred future or a
+    /// `prepare_drop`), which runs after the children were joined: run a
+    /// nested scope there instead.
     #[track_caller]
     pub fn spawn_named<F>(
         &self,

@@ -58,7 +58,10 @@ impl<'env> LocalScope<'env> {
     ///
     /// # Panics
     ///
-    /// If the scope has already finished (the handle outlived its scope).
+    /// If the scope has already finished (the handle outlived its scope), or
+    /// if called from the scope's clean-up (a deferred future or a
+    /// `prepare_drop`), which runs after the children were joined: run a
+    /// nested scope there instead.
     #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
@@ -73,7 +76,10 @@ impl<'env> LocalScope<'env> {
     ///
     /// # Panics
     ///
-    /// If the scope has already finished (the handle outlived its scope).
+    /// If the scope has already finished (the handle outlived its scope), or
+    /// if called from the scope's clean-up (a deferred future or a
+    /// `prepare_drop`), which runs after the children were joined: run a
+    /// nested scope there instead.
     #[track_caller]
     pub fn spawn_named<F>(
         &self,

@@ -106,7 +106,10 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
     ///
     /// # Panics
     ///
-    /// If the scope has already finished (the handle outlived its scope).
+    /// If the scope has already finished (the handle outlived its scope), or
+    /// if called from the scope's clean-up (a deferred future or a
+    /// `prepare_drop`), which runs after the children were joined: run a
+    /// nested scope there instead.
     #[track_caller]
     pub fn spawn_try<F, T>(&self, future: F) -> JoinHandle<Result<T, Cancelled>>
     where
@@ -136,7 +139,10 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
     ///
     /// # Panics
     ///
-    /// If the scope has already finished (the handle outlived its scope).
+    /// If the scope has already finished (the handle outlived its scope), or
+    /// if called from the scope's clean-up (a deferred future or a
+    /// `prepare_drop`), which runs after the children were joined: run a
+    /// nested scope there instead.
     #[track_caller]
     pub fn spawn_try_named<F, T>(
         &self,
