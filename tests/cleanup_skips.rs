@@ -204,3 +204,51 @@ fn dropping_the_scope_future_during_clean_up_drops_the_running_and_waiting_ones(
     );
     assert_eq!(cleanup_skipped_count() - before, 2);
 }
+
+/// Adopts and defers on its scope from its destructor, as a hand-made async
+/// drop might: the scope must take both even while its future is dropped.
+struct CleansUpOnDrop<'env> {
+    scope: taskscope::Scope<'env>,
+    log: &'env cleanup_common::Log,
+}
+
+impl Drop for CleansUpOnDrop<'_> {
+    fn drop(&mut self) {
+        record(self.log, "outer: drop");
+        let log = self.log.clone();
+        self.scope
+            .defer(async move { record(&log, "late deferred ran") });
+        let _late = self.scope.adopt(Conn::open("late", self.log));
+    }
+}
+
+#[test]
+fn clean_ups_added_by_a_destructor_while_the_scope_future_is_dropped_are_dropped_and_counted() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let before = cleanup_skipped_count();
+    let mut fut = Box::pin(scope(|s| {
+        let outer = CleansUpOnDrop {
+            scope: s.clone(),
+            log: log_ref,
+        };
+        s.defer(async move {
+            let _outer = outer;
+        });
+        std::future::pending::<()>()
+    }));
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fut)));
+    assert!(dropped.is_ok(), "dropping the scope future does not panic");
+    assert_eq!(
+        entries(&log),
+        ["outer: drop", "late: open", "late: drop"],
+        "the late adoption gets its sync drop; no deferred future ran"
+    );
+    assert_eq!(
+        cleanup_skipped_count() - before,
+        3,
+        "the first deferred future, the late one and the late adoption were skipped"
+    );
+}

@@ -27,6 +27,24 @@ fn spawning_through_a_handle_that_outlived_its_scope_panics_clearly() {
     );
 }
 
+#[test]
+fn a_handle_used_after_its_scope_future_was_dropped_says_so() {
+    let mut escaped = None;
+    let mut fut = Box::pin(scope(|s| {
+        escaped = Some(s.clone());
+        std::future::pending::<()>()
+    }));
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    drop(fut);
+    let escaped = escaped.expect("the body closure ran");
+    let late = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| escaped.defer(async {})));
+    let message = panic_message(&*late.expect_err("the scope is gone"));
+    assert!(
+        message.contains("defer on a scope that was dropped before it finished"),
+        "{message}"
+    );
+}
+
 /// Records whether it was polled and how often it was dropped.
 struct Probe {
     polled: Arc<AtomicBool>,

@@ -45,7 +45,11 @@ pub(super) enum Phase {
     Running,
     /// The stack was run to the end; the scope returned.
     Finished,
-    /// The scope future was dropped unfinished.
+    /// The scope future is being dropped unfinished: clean-ups are dropped
+    /// unrun, and those their destructors adopt or defer are still taken,
+    /// to be dropped in turn.
+    Abandoning,
+    /// The scope future was dropped unfinished, and its last clean-up with it.
     Abandoned,
 }
 
@@ -70,13 +74,9 @@ impl<T: ?Sized> CleanupQueue<T> {
     #[track_caller]
     pub(crate) fn reserve(&self) -> u64 {
         let mut state = self.state.lock();
-        if matches!(state.phase, Phase::Finished | Phase::Abandoned) {
+        if let Some(gone) = Gone::of(state.phase) {
             drop(state);
-            panic!(
-                "taskscope: adopt on a scope that has already finished; a scope handle \
-                 must not be used after its scope returned (adopt from the scope's body \
-                 or its children instead)"
-            );
+            gone.refuse("adopt");
         }
         state.push(None)
     }
@@ -89,14 +89,10 @@ impl<T: ?Sized> CleanupQueue<T> {
     #[track_caller]
     pub(crate) fn push(&self, task: Pin<Box<T>>) {
         let mut state = self.state.lock();
-        if matches!(state.phase, Phase::Finished | Phase::Abandoned) {
+        if let Some(gone) = Gone::of(state.phase) {
             drop(state);
             drop(task);
-            panic!(
-                "taskscope: defer on a scope that has already finished; a scope handle \
-                 must not be used after its scope returned (defer from the scope's body \
-                 or its children instead)"
-            );
+            gone.refuse("defer");
         }
         state.push(Some(task));
     }
@@ -110,7 +106,7 @@ impl<T: ?Sized> CleanupQueue<T> {
         let mut state = self.state.lock();
         let why = match state.phase {
             Phase::Running if mutant("hand_back_skips_while_running") => Skip::AfterScope,
-            Phase::Open | Phase::Running => {
+            Phase::Open | Phase::Running | Phase::Abandoning => {
                 match state.slots.iter_mut().rev().find(|slot| slot.id == id) {
                     Some(slot) => slot.task = Some(task),
                     // Its slot was popped while the guard lived on somewhere
@@ -180,20 +176,26 @@ impl<T: ?Sized> CleanupQueue<T> {
         loop {
             let (run, stacked): (_, Vec<_>) = {
                 let mut state = self.state.lock();
-                state.phase = Phase::Abandoned;
-                let stacked = state.slots.drain(..).rev().filter_map(|slot| slot.task);
-                let stacked = stacked.collect();
-                (state.run.take(), stacked)
+                let stacked: Vec<_> = state.slots.drain(..).rev().collect();
+                let run = state.run.take();
+                if stacked.is_empty() && run.is_none() {
+                    // Under the same lock as the check: an `adopt` or
+                    // `defer` either came before and was dropped in an
+                    // earlier round, or comes after and is refused.
+                    state.phase = Phase::Abandoned;
+                    break;
+                }
+                state.phase = Phase::Abandoning;
+                (
+                    run,
+                    stacked.into_iter().filter_map(|slot| slot.task).collect(),
+                )
             };
             let (current, timer) = run.map(Run::dismantle).unwrap_or_default();
             drop(timer);
-            let pending: Vec<_> = current.into_iter().chain(stacked).collect();
-            if pending.is_empty() {
-                break;
-            }
             // Outside the lock: destructors are user code and may adopt or
-            // defer again (they are dropped in the next round).
-            for task in pending {
+            // defer again; what they add is dropped in the next round.
+            for task in current.into_iter().chain(stacked) {
                 note_skipped(Skip::ScopeDropped);
                 if let Some(payload) = drop_caught(task) {
                     first_panic.get_or_insert(payload);
@@ -205,6 +207,36 @@ impl<T: ?Sized> CleanupQueue<T> {
                 panic::resume_unwind(payload);
             }
         }
+    }
+}
+
+/// Why a scope takes no more clean-ups.
+#[derive(Clone, Copy)]
+enum Gone {
+    Returned,
+    Dropped,
+}
+
+impl Gone {
+    fn of(phase: Phase) -> Option<Gone> {
+        match phase {
+            Phase::Finished => Some(Gone::Returned),
+            Phase::Abandoned => Some(Gone::Dropped),
+            Phase::Open | Phase::Running | Phase::Abandoning => None,
+        }
+    }
+
+    /// Panics with what was wrong and what to do instead.
+    #[track_caller]
+    fn refuse(self, what: &str) -> ! {
+        let how = match self {
+            Gone::Returned => "has already finished (its scope returned)",
+            Gone::Dropped => "was dropped before it finished",
+        };
+        panic!(
+            "taskscope: {what} on a scope that {how}; a scope handle must not be used \
+             after its scope ended ({what} from the scope's body or its children instead)"
+        )
     }
 }
 

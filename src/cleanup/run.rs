@@ -51,7 +51,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     None
                 }
                 Phase::Running => state.run.take(),
-                Phase::Finished | Phase::Abandoned => return Poll::Ready(()),
+                Phase::Finished | Phase::Abandoning | Phase::Abandoned => return Poll::Ready(()),
             }
         };
         let mut run = match parked {
