@@ -73,7 +73,9 @@ pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,
 };
-pub use scope::{TryScope, TryScopeFuture, try_scope};
+pub use scope::{
+    LocalTryScope, LocalTryScopeFuture, TryScope, TryScopeFuture, local_try_scope, try_scope,
+};
 #[cfg(feature = "parallel")]
 pub use scope::{par_scope, try_par_scope};
 pub use stream::{BufferUnorderedIn, BufferedIn, ForEachIn, ScopedStreamExt, Spawner};

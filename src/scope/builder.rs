@@ -9,6 +9,8 @@ use super::first_error::FirstError;
 use super::handle::{Scope, SendTask};
 use super::local::LocalScope;
 use super::local_scope_future::LocalScopeFuture;
+use super::local_try_scope::LocalTryScope;
+use super::local_try_scope_future::LocalTryScopeFuture;
 use super::scope_future::ScopeFuture;
 use super::shared::ScopeShared;
 use super::try_scope::TryScope;
@@ -183,13 +185,44 @@ impl Builder {
         E: std::fmt::Debug,
     {
         let core = Arc::new(self.core());
-        let errors = Arc::new(FirstError::new(core.shared().token().clone()));
-        let body = call_body(&core, || {
-            body(TryScope::new(Scope::new(core.clone()), errors.clone()))
+        let (body, errors) = call_try_body(&core, |errors| {
+            body(TryScope::new(Scope::new(core.clone()), errors))
         });
-        let body = RecordBody::new(body, errors.clone());
         let inner = ScopeFuture::new(Driver::new(body, core, run_batch));
         TryScopeFuture::new(inner, errors)
+    }
+
+    /// Starts a [`local_try_scope`](crate::local_try_scope) with these
+    /// settings.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`TryScopeFuture`](crate::TryScopeFuture#cancel-safety).
+    ///
+    /// # Panics
+    ///
+    /// `body` is called here, before the future exists: if the closure
+    /// itself panics (rather than the future it returns), the panic
+    /// propagates from this call once the children it spawned are dropped
+    /// unpolled. Otherwise as for
+    /// [`try_scope`](crate::try_scope#panics).
+    pub fn local_try_scope<'env, F, Fut, R, E>(
+        self,
+        body: F,
+    ) -> LocalTryScopeFuture<'env, Fut, R, E>
+    where
+        F: FnOnce(LocalTryScope<'env, E>) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: std::fmt::Debug,
+    {
+        // As in `local_scope`: the core never crosses a thread.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let core = Arc::new(self.core());
+        let (body, errors) = call_try_body(&core, |errors| {
+            body(LocalTryScope::new(LocalScope::new(core.clone()), errors))
+        });
+        let inner = LocalScopeFuture::new(Driver::new(body, core, run_serial));
+        LocalTryScopeFuture::new(inner, errors)
     }
 
     /// Starts a [`local_scope`](crate::local_scope) with these settings.
@@ -238,4 +271,19 @@ impl Builder {
         }
         shared
     }
+}
+
+/// Calls a try scope's body closure with the scope's new first-error slot;
+/// returns its future, wrapped to record its `Err`, and the slot.
+fn call_try_body<T: ?Sized, Fut, R, E>(
+    core: &Arc<Core<T>>,
+    body: impl FnOnce(Arc<FirstError<E>>) -> Fut,
+) -> (RecordBody<Fut, E>, Arc<FirstError<E>>)
+where
+    Fut: Future<Output = Result<R, E>>,
+    E: std::fmt::Debug,
+{
+    let errors = Arc::new(FirstError::new(core.shared().token().clone()));
+    let body = call_body(core, || body(errors.clone()));
+    (RecordBody::new(body, errors.clone()), errors)
 }

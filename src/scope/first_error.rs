@@ -1,9 +1,10 @@
 //! The first error of a [`try_scope`](crate::try_scope), shared by its body and children.
 
 use std::fmt;
+use std::future::Future;
 
 use crate::cancel::{CancelReason, CancelToken, Cancelled};
-use crate::sync::{AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 
 /// Keeps the first error recorded in a `try_scope` and counts the others.
 pub(crate) struct FirstError<E> {
@@ -63,6 +64,55 @@ impl<E: fmt::Debug> FirstError<E> {
 
     pub(crate) fn token(&self) -> &CancelToken {
         &self.token
+    }
+
+    /// The scope's result once the body and every child finished: the first
+    /// error if one was recorded, else the body's value (`None` only when
+    /// the body returned an error, which was recorded).
+    pub(crate) fn outcome<R>(&self, body: Option<R>) -> Result<R, E> {
+        match self.take() {
+            Some(error) => Err(error),
+            None => Ok(body.expect("a body that returned `Err` recorded it")),
+        }
+    }
+}
+
+/// `future`, with its `Err` recorded in `errors`: what a `spawn_try` child
+/// runs, in either flavour of try scope.
+pub(crate) fn recording<F, T, E>(
+    errors: &Arc<FirstError<E>>,
+    future: F,
+) -> impl Future<Output = Result<T, Cancelled>> + use<F, T, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: fmt::Debug,
+{
+    let errors = errors.clone();
+    async move {
+        match future.await {
+            Ok(value) => Ok(value),
+            Err(error) => Err(errors.record(error)),
+        }
+    }
+}
+
+/// `future` as a clean-up whose `Err` is recorded in `errors`: what
+/// `defer_try` defers, in either flavour of try scope.
+pub(crate) fn recording_cleanup<F, E>(
+    errors: &Arc<FirstError<E>>,
+    future: F,
+) -> impl Future<Output = ()> + use<F, E>
+where
+    F: Future<Output = Result<(), E>>,
+    E: fmt::Debug,
+{
+    let errors = errors.clone();
+    async move {
+        if let Err(error) = future.await {
+            // The scope's token may be cancelled now; clean-up is shielded
+            // from it, so the rest of the clean-up still runs.
+            let _ = errors.record(error);
+        }
     }
 }
 

@@ -10,6 +10,8 @@ mod handle;
 mod join_handle;
 mod local;
 mod local_scope_future;
+mod local_try_scope;
+mod local_try_scope_future;
 #[cfg(feature = "parallel")]
 mod par_scope;
 #[cfg(feature = "parallel")]
@@ -26,6 +28,8 @@ pub use handle::Scope;
 pub use join_handle::JoinHandle;
 pub use local::LocalScope;
 pub use local_scope_future::{LocalScopeFuture, local_scope};
+pub use local_try_scope::{LocalTryScope, local_try_scope};
+pub use local_try_scope_future::LocalTryScopeFuture;
 #[cfg(feature = "parallel")]
 pub use par_scope::{par_scope, try_par_scope};
 #[cfg(all(loom, feature = "parallel"))]

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::ops::Deref;
 
 use super::builder::Builder;
-use super::first_error::FirstError;
+use super::first_error::{FirstError, recording, recording_cleanup};
 use super::handle::Scope;
 use super::join_handle::JoinHandle;
 use super::try_scope_future::TryScopeFuture;
@@ -117,7 +117,7 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
         T: Send + 'env,
         E: Send + 'env,
     {
-        self.scope.spawn(self.recording(future))
+        self.scope.spawn(recording(&self.errors, future))
     }
 
     /// Spawns a child that can fail, named `name`; the name shows in
@@ -154,24 +154,8 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
         T: Send + 'env,
         E: Send + 'env,
     {
-        self.scope.spawn_named(name, self.recording(future))
-    }
-
-    /// `future`, with its `Err` recorded in the scope's first-error slot.
-    fn recording<F, T>(
-        &self,
-        future: F,
-    ) -> impl Future<Output = Result<T, Cancelled>> + use<F, T, E>
-    where
-        F: Future<Output = Result<T, E>>,
-    {
-        let errors = self.errors.clone();
-        async move {
-            match future.await {
-                Ok(value) => Ok(value),
-                Err(error) => Err(errors.record(error)),
-            }
-        }
+        self.scope
+            .spawn_named(name, recording(&self.errors, future))
     }
 
     /// Runs a fallible clean-up when the scope is finishing; see
@@ -201,14 +185,7 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
         F: Future<Output = Result<(), E>> + Send + 'env,
         E: Send + 'env,
     {
-        let errors = self.errors.clone();
-        self.scope.defer(async move {
-            if let Err(error) = future.await {
-                // The scope's token may be cancelled now; clean-up is
-                // shielded from it, so the rest of the clean-up still runs.
-                let _ = errors.record(error);
-            }
-        });
+        self.scope.defer(recording_cleanup(&self.errors, future));
     }
 
     /// How many errors arrived after the first one and were dropped, so far.

@@ -113,10 +113,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R, E>> {
         let this = self.project();
         let body = std::task::ready!(this.inner.poll(cx));
-        Poll::Ready(match this.errors.take() {
-            Some(error) => Err(error),
-            None => Ok(body.expect("a body that returned `Err` recorded it")),
-        })
+        Poll::Ready(this.errors.outcome(body))
     }
 }
 
