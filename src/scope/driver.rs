@@ -116,8 +116,11 @@ where
             "taskscope: scope future polled after it completed; await a scope once"
         );
         let shared = this.core.shared();
-        #[cfg(feature = "tracing")]
-        let _span = shared.info().span().enter();
+        // The scope's span is entered around the body and the clean-up
+        // only, not around the batch runner: a parallel runner's thread may
+        // run unrelated pool work while it waits for its helpers, which must
+        // not be attributed to this scope. (Children enter their own spans,
+        // whose parent is the scope's.)
         shared.begin_poll(cx.waker());
         let mut budget = POLL_BUDGET;
         loop {
@@ -132,6 +135,8 @@ where
             budget -= this.batch.len();
             if let Some(position) = this.batch.iter().position(|&index| index == BODY) {
                 this.batch.swap_remove(position);
+                #[cfg(feature = "tracing")]
+                let _span = shared.info().span().enter();
                 poll_body(this.body.as_mut(), this.output, this.body_header, shared);
             }
             this.run.spare = budget;
@@ -150,6 +155,8 @@ where
         {
             // Every child was joined and spawns are refused: run the clean-up
             // stack (adopted values, deferred futures) before returning.
+            #[cfg(feature = "tracing")]
+            let _span = shared.info().span().enter();
             if this.core.cleanup().poll_run(cx, shared).is_pending() {
                 return Poll::Pending;
             }

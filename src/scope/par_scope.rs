@@ -88,6 +88,14 @@ use super::try_scope_future::TryScopeFuture;
 /// say) may not find it on a pool thread: create such resources before
 /// spawning the child, or use runtime-independent futures.
 ///
+/// A thread waiting for its helpers may run unrelated pool work meanwhile;
+/// that work sees no task of the scope ([`current_token`](crate::current_token)
+/// is not the scope's) and, with the `tracing` feature, runs outside the
+/// scope's span. One case is left: when the waiting fan-out belongs to a
+/// `par_scope` nested in a child, that work runs inside the *outer child's*
+/// span, which the thread entered to poll it and cannot leave halfway
+/// (tracing has no way to set a thread's entered spans aside).
+///
 /// # Cancel safety
 ///
 /// As [`scope`](crate::scope): dropping the scope future before it
@@ -114,8 +122,8 @@ use super::try_scope_future::TryScopeFuture;
 /// that panics (with the `tracing` feature), or std's panic on a
 /// thread-local being destroyed, if the scope is polled from another
 /// thread-local's destructor as its thread exits. If that happens during a
-/// fan-out, the other threads finish the polls they are making first; then
-/// the panic is resumed from the scope future's `poll`, and the scope cannot
+/// fan-out, the other threads go on claiming and polling children until the
+/// batch and the poll budget are used up, and return; then the panic is resumed from the scope future's `poll`, and the scope cannot
 /// complete after it (the children the unwinding thread held were dropped while
 /// still registered): drop it, which cancels and drops what is left, as
 /// under "Cancel safety".

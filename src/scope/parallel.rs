@@ -15,8 +15,11 @@
 //! [`FAN_OUT_NANOS`], and one poll is expected to cost at least
 //! [`MIN_FAN_OUT_POLL_NANOS`] (cheaper polls lose more to the hand-over
 //! between threads than they gain from a second core). A single ready child
-//! is always polled inline, and untimed: a trickle of single light wake-ups
-//! between heavy batches must not talk the estimate down. The estimate lives
+//! is always polled inline, and untimed once the scope has a sample of its
+//! own: a trickle of single light wake-ups between heavy batches must not
+//! talk the estimate down. (Until then it is timed, so that a scope whose
+//! children are only ever ready one at a time still leaves its own estimate
+//! for the next scope, not the one it borrowed.) The estimate lives
 //! in the driver across batches. A new scope starts from the estimate its
 //! thread's last parallel scope left, if that one was heavy, so that a
 //! scope of two heavy children (a divide-and-conquer step) runs both at
@@ -81,7 +84,7 @@ pub(crate) fn run_parallel(core: &Arc<Core<SendTask<'_>>>, batch: &[usize], run:
     if run.poll_nanos == 0 {
         borrow_recent_estimate(run);
     }
-    if batch.len() == 1 && run.poll_nanos != 0 {
+    if batch.len() == 1 && run.poll_nanos != 0 && !run.prior {
         // Nothing to decide; see the module docs.
         core.run_serial(batch);
         return;
@@ -451,5 +454,29 @@ mod tests {
         assert!(estimate < 2_000, "heavy to light: {estimate}");
         assert_eq!(blend(5, 0, 0), 2, "no polls counts as a zero sample");
         assert_eq!(blend(0, 0, 1), 1, "a known estimate is never 0");
+    }
+
+    #[test]
+    fn a_scope_that_borrowed_an_estimate_leaves_its_own_even_from_single_children() {
+        const BORROWED: u64 = u64::MAX / 4;
+        // A heavy estimate left by an earlier scope on this thread.
+        RECENT_POLL_NANOS.with(|recent| recent.set(BORROWED));
+        let core = Arc::new(crate::scope::builder::Builder::new().core());
+        let _handle = core.insert(async {}, None);
+        let mut batch = Vec::new();
+        core.shared().take_ready(&mut batch, 16);
+        batch.retain(|&index| index != crate::scope::task::BODY);
+        assert_eq!(batch.len(), 1, "one ready child");
+        let mut run = BatchRun::default();
+        run_parallel(&core, &batch, &mut run);
+        assert!(
+            !run.prior,
+            "the scope's own sample replaced the borrowed one"
+        );
+        assert_ne!(
+            RECENT_POLL_NANOS.with(Cell::get),
+            BORROWED,
+            "the next scope on this thread starts from this one's estimate"
+        );
     }
 }
