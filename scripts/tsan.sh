@@ -1,5 +1,5 @@
 #!/usr/bin/env sh
-# Runs the par_scope tests, the branch-waker tests (one wakes a branch
+# Runs the par_scope and try_par_scope tests, the branch-waker tests (one wakes a branch
 # from another thread) and the snapshot tests (snapshots taken on other
 # threads hold, and may free last, the children's task cells) under
 # ThreadSanitizer, with std rebuilt
@@ -15,5 +15,6 @@ RUSTFLAGS="-Zsanitizer=thread" \
 RUSTDOCFLAGS="-Zsanitizer=thread" \
 TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
     cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
-    --test par_scope --test par_scope_threads --test par_scope_streams --test combinators_wakers \
+    --test par_scope --test par_scope_threads --test par_scope_streams --test try_par_scope \
+    --test combinators_wakers \
     --test snapshot -- "$@"
