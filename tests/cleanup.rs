@@ -346,3 +346,42 @@ fn adopted_guards_and_scope_futures_holding_them_stay_send() {
     assert_send(&fut);
     futures::executor::block_on(fut);
 }
+
+#[test]
+fn a_guard_dropped_by_a_running_clean_up_still_gets_its_async_close() {
+    let log = new_log();
+    let log_ref = &log;
+    futures::executor::block_on(scope(|s| async move {
+        let conn = s.adopt(Conn::open("a", log_ref));
+        // Deferred after the adoption, so it runs first, and drops the guard
+        // while the clean-up is running.
+        s.defer(async move {
+            let _conn = conn;
+        });
+    }));
+    assert_eq!(
+        entries(&log),
+        with_open("a", closed_then_dropped("a")),
+        "the value handed back mid-clean-up takes its slot and is closed"
+    );
+}
+
+#[test]
+fn a_guard_whose_slot_was_passed_empty_is_closed_when_it_comes_back() {
+    let log = new_log();
+    let log_ref = &log;
+    futures::executor::block_on(scope(|s| async move {
+        let holder = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let held = holder.clone();
+        // Runs last: by then the adoption's slot below was found empty.
+        s.defer(async move {
+            drop(held.lock().unwrap().take());
+        });
+        *holder.lock().unwrap() = Some(s.adopt(Conn::open("a", log_ref)));
+    }));
+    assert_eq!(
+        entries(&log),
+        with_open("a", closed_then_dropped("a")),
+        "a guard that outlived its slot is still closed before the scope returns"
+    );
+}

@@ -10,6 +10,7 @@ use std::task::Poll;
 
 use cleanup_common::{Conn, Stubborn, entries, new_log, record};
 use common::{CountingWaker, Gate};
+use futures::executor::block_on;
 use taskscope::{Builder, cleanup_skipped_count, scope};
 
 /// Tests that make clean-ups skip hold this while they measure the global
@@ -251,4 +252,100 @@ fn clean_ups_added_by_a_destructor_while_the_scope_future_is_dropped_are_dropped
         3,
         "the first deferred future, the late one and the late adoption were skipped"
     );
+}
+
+#[test]
+fn a_guard_dropped_after_its_scope_returned_gets_its_sync_drop_and_counts_a_skip() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let before = cleanup_skipped_count();
+    let guard = block_on(scope(
+        |s| async move { s.adopt(Conn::open("late", log_ref)) },
+    ));
+    drop(guard);
+    assert_eq!(
+        entries(&log),
+        ["late: open", "late: drop"],
+        "no close, a sync drop"
+    );
+    assert_eq!(
+        cleanup_skipped_count() - before,
+        1,
+        "the skipped close is counted"
+    );
+}
+
+/// An adopted value whose sync drop panics.
+struct PanicsOnDrop(&'static str);
+
+impl taskscope::AsyncDrop for PanicsOnDrop {
+    async fn prepare_drop(&mut self) {}
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+#[test]
+fn a_guard_dropped_after_its_scope_returned_raises_its_values_drop_panic() {
+    let _counting = skip_counter_lock();
+    let guard = block_on(scope(|s| async move {
+        s.adopt(PanicsOnDrop("late drop panicked"))
+    }));
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(guard)));
+    let payload = dropped.expect_err("the value's panic reaches whoever dropped the guard");
+    assert_eq!(common::panic_message(&*payload), "late drop panicked");
+}
+
+#[test]
+fn dropping_the_scope_future_during_clean_up_drops_the_running_one_first() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let mut fut = Box::pin(scope(|s| async move {
+        let _waiting = s.adopt(Conn::open("waiting", log_ref));
+        let _stubborn = s.adopt(Stubborn {
+            log: log_ref.clone(),
+        });
+    }));
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    drop(fut);
+    assert_eq!(
+        entries(&log),
+        [
+            "waiting: open",
+            "stubborn: close start",
+            "stubborn: drop (cancelled: false)",
+            "waiting: drop"
+        ],
+        "newest first: the running clean-up, then the one below it"
+    );
+}
+
+#[test]
+fn dropping_the_scope_future_raises_the_first_clean_up_drop_panic() {
+    let _counting = skip_counter_lock();
+    let before = cleanup_skipped_count();
+    let mut fut = Box::pin(scope(|s| {
+        let (older, newer) = (PanicsOnDrop("older"), PanicsOnDrop("newer"));
+        s.defer(async move {
+            let _older = older;
+        });
+        s.defer(async move {
+            let _newer = newer;
+        });
+        std::future::pending::<()>()
+    }));
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fut)));
+    let payload = dropped.expect_err("a clean-up's drop panic is raised");
+    assert_eq!(
+        common::panic_message(&*payload),
+        "newer",
+        "dropped newest first, and the first panic is the one raised"
+    );
+    assert_eq!(cleanup_skipped_count() - before, 2, "both were skipped");
 }

@@ -28,6 +28,26 @@ fn spawning_through_a_handle_that_outlived_its_scope_panics_clearly() {
 }
 
 #[test]
+fn defer_and_adopt_through_a_handle_that_outlived_its_scope_say_it_returned() {
+    struct Value;
+    impl taskscope::AsyncDrop for Value {
+        async fn prepare_drop(&mut self) {}
+    }
+    let escaped = block_on(scope(|s| async move { s }));
+    let deferred = std::panic::catch_unwind(AssertUnwindSafe(|| escaped.defer(async {})));
+    let adopted = std::panic::catch_unwind(AssertUnwindSafe(|| drop(escaped.adopt(Value))));
+    for (what, outcome) in [("defer", deferred), ("adopt", adopted)] {
+        let message = panic_message(&*outcome.expect_err("the scope is gone"));
+        assert!(
+            message.contains(&format!(
+                "{what} on a scope that has already finished (its scope returned)"
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn a_handle_used_after_its_scope_future_was_dropped_says_so() {
     let mut escaped = None;
     let mut fut = Box::pin(scope(|s| {
