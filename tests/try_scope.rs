@@ -267,3 +267,38 @@ fn a_try_scope_built_with_a_clean_up_timeout_applies_it() {
     });
     assert_eq!(ready, Some(Ok(7)), "the timeout cut the stuck clean-up off");
 }
+
+#[test]
+fn an_error_after_the_scope_was_cancelled_is_still_the_scopes_error() {
+    let mut reason = None;
+    let result: Result<(), &str> = block_on(try_scope(|s| {
+        let reason = &mut reason;
+        async move {
+            s.cancel();
+            let failed = s.spawn_try(async { Err::<(), _>("late") }).await;
+            assert!(failed.is_err(), "the handle reports the failure");
+            *reason = s.token().reason();
+            Ok(())
+        }
+    }));
+    assert_eq!(result, Err("late"), "cancelled first, the error still wins");
+    assert!(
+        matches!(reason, Some(CancelReason::Requested)),
+        "the token keeps its first reason: {reason:?}"
+    );
+}
+
+#[test]
+fn a_named_fallible_child_shows_its_name() {
+    let result: Result<(), ()> = block_on(try_scope(|s| async move {
+        s.spawn_try_named("parse", async {
+            taskscope::cancelled().await;
+            Ok(())
+        });
+        let snapshot = s.snapshot();
+        assert_eq!(snapshot.scopes[0].tasks[0].name.as_deref(), Some("parse"));
+        s.cancel();
+        Ok(())
+    }));
+    assert!(result.is_ok());
+}
