@@ -259,6 +259,31 @@ mod tests {
     }
 
     #[test]
+    fn a_cancel_before_the_token_is_made_fails_the_check_as_requested() {
+        let (parent, lazy) = (CancelToken::new(), LazyToken::new());
+        let task = TaskToken::new(&lazy, &parent);
+        task.cancel();
+        assert!(matches!(
+            task.check().unwrap_err().reason(),
+            CancelReason::Requested
+        ));
+    }
+
+    #[test]
+    fn once_made_the_token_answers_even_when_cancelled_directly() {
+        let (parent, lazy) = (CancelToken::new(), LazyToken::new());
+        let task = TaskToken::new(&lazy, &parent);
+        // The task's own token, handed to code that cancels it.
+        task.token().cancel_with(CancelReason::Deadline);
+        assert!(task.is_cancelled());
+        assert!(matches!(
+            task.check().unwrap_err().reason(),
+            CancelReason::Deadline
+        ));
+        assert!(!parent.is_cancelled());
+    }
+
+    #[test]
     fn an_unmade_token_reports_the_parents_cancellation_as_inherited() {
         let (parent, lazy) = (CancelToken::new(), LazyToken::new());
         let task = TaskToken::new(&lazy, &parent);

@@ -390,3 +390,39 @@ fn a_dropped_waiters_waker_is_dropped_outside_the_tokens_lock() {
         assert_eq!(token.linked_children(), 0, "the child was unlinked");
     }));
 }
+
+#[test]
+fn a_child_moved_into_a_dropped_siblings_place_still_unlinks_when_dropped() {
+    let parent = CancelToken::new();
+    let first = parent.child();
+    let _middle = parent.child();
+    let last = parent.child();
+    drop(first); // `last` moves into its place (I4)
+    drop(last);
+    assert_eq!(parent.linked_children(), 1, "only the middle child is left");
+}
+
+#[test]
+fn the_first_panicking_callback_is_the_one_raised() {
+    let token = CancelToken::new();
+    token.on_cancel(|_| panic!("first")).forget();
+    token.on_cancel(|_| panic!("second")).forget();
+    let raised = panic::catch_unwind(AssertUnwindSafe(|| token.cancel()));
+    let payload = raised.expect_err("a callback panicked");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"first"));
+}
+
+#[test]
+fn a_callback_on_a_cancelled_token_gets_its_reason() {
+    let token = CancelToken::new();
+    token.cancel_with(CancelReason::Deadline);
+    let seen = StdArc::new(std::sync::Mutex::new(None));
+    let into = seen.clone();
+    token
+        .on_cancel(move |reason| *into.lock().unwrap() = Some(reason.clone()))
+        .forget();
+    assert!(matches!(
+        *seen.lock().unwrap(),
+        Some(CancelReason::Deadline)
+    ));
+}
