@@ -479,4 +479,27 @@ mod tests {
             "the next scope on this thread starts from this one's estimate"
         );
     }
+
+    #[test]
+    fn the_spare_budget_goes_back_to_the_driver_per_participant() {
+        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
+        let batch: Vec<usize> = (0..4).collect();
+        let before = BatchRun {
+            spare: 10,
+            ..BatchRun::default()
+        };
+        let fan = FanOut::new(&core, &batch[..], 2, &before);
+        let mut bite = Vec::new();
+        while {
+            bite.clear();
+            fan.claim(&mut bite);
+            !bite.is_empty()
+        } {}
+        let mut after = BatchRun::default();
+        fan.finish(2, &mut after);
+        // Two threads shared 2 × (4 + 10) polls; the batch used 4 of them,
+        // 2 per thread, so each has 14 - 2 = 12 left, as if it had polled
+        // its half of the batch alone.
+        assert_eq!(after.spare, 12);
+    }
 }
