@@ -254,3 +254,54 @@ impl<T> Unordered<T> {
                 .count()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::scope;
+    use crate::test_util::{CountingWaker, yield_now};
+
+    #[test]
+    fn children_finished_before_they_are_added_count_and_come_out_oldest_first() {
+        block_on(scope(|s| async move {
+            let (first, second) = (s.spawn(async { 1 }), s.spawn(async { 2 }));
+            while !(first.is_finished() && second.is_finished()) {
+                yield_now().await;
+            }
+            let mut set = Unordered::new();
+            set.push(first);
+            set.push(second);
+            assert_eq!(set.len(), 2, "finished children still count");
+            assert!(!set.is_empty());
+            let waker = CountingWaker::new();
+            let mut cx = waker.context();
+            assert_eq!(set.poll_next(&mut cx), Poll::Ready(Some(1)));
+            assert_eq!(set.poll_next(&mut cx), Poll::Ready(Some(2)));
+            assert_eq!(set.poll_next(&mut cx), Poll::Ready(None));
+            assert!(set.is_empty());
+        }));
+    }
+
+    #[test]
+    fn a_stale_woken_index_does_not_hide_the_wakes_behind_it() {
+        block_on(scope(|s| async move {
+            let mut set = Unordered::new();
+            set.push(s.spawn(async {
+                yield_now().await;
+                7
+            }));
+            // An index whose child is gone, queued before the real wake.
+            set.woken.state.lock().indices.push_back(99);
+            // The child finishes (two polls, a body yield each) and wakes
+            // index 0 behind the stale one.
+            for _ in 0..4 {
+                yield_now().await;
+            }
+            assert_eq!(set.woken.state.lock().indices, [99, 0]);
+            let waker = CountingWaker::new();
+            assert_eq!(set.poll_next(&mut waker.context()), Poll::Ready(Some(7)));
+        }));
+    }
+}
