@@ -22,7 +22,7 @@ fn spawning_through_a_handle_that_outlived_its_scope_panics_clearly() {
     }));
     let message = panic_message(&*outcome.unwrap_err());
     assert!(
-        message.contains("scope that has already finished"),
+        message.contains("spawn on a scope that has already finished (its scope returned)"),
         "{message}"
     );
 }
@@ -48,7 +48,7 @@ fn defer_and_adopt_through_a_handle_that_outlived_its_scope_say_it_returned() {
 }
 
 #[test]
-fn a_handle_used_after_its_scope_future_was_dropped_says_so() {
+fn a_handle_used_after_its_scope_future_was_dropped_says_it_was_dropped() {
     let mut escaped = None;
     let mut fut = Box::pin(scope(|s| {
         escaped = Some(s.clone());
@@ -57,12 +57,17 @@ fn a_handle_used_after_its_scope_future_was_dropped_says_so() {
     assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
     drop(fut);
     let escaped = escaped.expect("the body closure ran");
-    let late = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| escaped.defer(async {})));
-    let message = panic_message(&*late.expect_err("the scope is gone"));
-    assert!(
-        message.contains("defer on a scope that was dropped before it finished"),
-        "{message}"
-    );
+    let deferred = std::panic::catch_unwind(AssertUnwindSafe(|| escaped.defer(async {})));
+    let spawned = std::panic::catch_unwind(AssertUnwindSafe(|| drop(escaped.spawn(async {}))));
+    for (what, outcome) in [("defer", deferred), ("spawn", spawned)] {
+        let message = panic_message(&*outcome.expect_err("the scope is gone"));
+        assert!(
+            message.contains(&format!(
+                "{what} on a scope that was dropped before it finished"
+            )),
+            "{message}"
+        );
+    }
 }
 
 /// Records whether it was polled and how often it was dropped.

@@ -16,6 +16,7 @@ use std::pin::Pin;
 use super::run::Run;
 use super::skipped::{Skip, note_skipped};
 use super::timeout::CleanupTimeout;
+use crate::scope::gone::Gone;
 use crate::sync::{Mutex, mutant};
 
 pub(crate) struct CleanupQueue<T: ?Sized> {
@@ -74,7 +75,7 @@ impl<T: ?Sized> CleanupQueue<T> {
     #[track_caller]
     pub(crate) fn reserve(&self) -> u64 {
         let mut state = self.state.lock();
-        if let Some(gone) = Gone::of(state.phase) {
+        if let Some(gone) = gone(state.phase) {
             drop(state);
             gone.refuse("adopt");
         }
@@ -89,7 +90,7 @@ impl<T: ?Sized> CleanupQueue<T> {
     #[track_caller]
     pub(crate) fn push(&self, task: Pin<Box<T>>) {
         let mut state = self.state.lock();
-        if let Some(gone) = Gone::of(state.phase) {
+        if let Some(gone) = gone(state.phase) {
             drop(state);
             drop(task);
             gone.refuse("defer");
@@ -210,33 +211,12 @@ impl<T: ?Sized> CleanupQueue<T> {
     }
 }
 
-/// Why a scope takes no more clean-ups.
-#[derive(Clone, Copy)]
-enum Gone {
-    Returned,
-    Dropped,
-}
-
-impl Gone {
-    fn of(phase: Phase) -> Option<Gone> {
-        match phase {
-            Phase::Finished => Some(Gone::Returned),
-            Phase::Abandoned => Some(Gone::Dropped),
-            Phase::Open | Phase::Running | Phase::Abandoning => None,
-        }
-    }
-
-    /// Panics with what was wrong and what to do instead.
-    #[track_caller]
-    fn refuse(self, what: &str) -> ! {
-        let how = match self {
-            Gone::Returned => "has already finished (its scope returned)",
-            Gone::Dropped => "was dropped before it finished",
-        };
-        panic!(
-            "taskscope: {what} on a scope that {how}; a scope handle must not be used \
-             after its scope ended ({what} from the scope's body or its children instead)"
-        )
+/// Why a scope takes no more clean-ups, if it takes none.
+fn gone(phase: Phase) -> Option<Gone> {
+    match phase {
+        Phase::Finished => Some(Gone::Returned),
+        Phase::Abandoned => Some(Gone::Dropped),
+        Phase::Open | Phase::Running | Phase::Abandoning => None,
     }
 }
 

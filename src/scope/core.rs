@@ -23,6 +23,7 @@ use std::task::{Context, Poll, Waker};
 use slab::Slab;
 
 use super::cell::{Holds, OwnedTask, TaskRef};
+use super::gone::Gone;
 use super::join_handle::JoinHandle;
 use super::shared::ScopeShared;
 use super::task::{DEAD, PanicBox, TaskExit, TaskHeader, drop_after_panic};
@@ -42,8 +43,9 @@ pub(crate) struct Core<T: ?Sized> {
 
 struct State<T: ?Sized> {
     tasks: Slab<Entry<T>>,
-    /// Set when the scope finished or was dropped: spawning is a bug then.
-    closed: bool,
+    /// Set when the scope finished or was dropped (how, for the message):
+    /// spawning is a bug then.
+    ended: Option<Gone>,
 }
 
 struct Entry<T: ?Sized> {
@@ -84,7 +86,7 @@ impl<T: ?Sized> Core<T> {
             shared,
             state: Mutex::new(State {
                 tasks: Slab::new(),
-                closed: false,
+                ended: None,
             }),
             next_seq: StatU64::new(1),
             cleanup: CleanupQueue::new(CleanupTimeout::default()),
@@ -128,14 +130,10 @@ impl<T: ?Sized> Core<T> {
         let header = TaskHeader::new(self.shared.clone(), DEAD, seq, name);
         let (task, join, [header, for_waker, registered]) = OwnedTask::new(future, header);
         let mut state = self.state.lock();
-        if state.closed {
+        if let Some(gone) = state.ended {
             drop(state);
             drop((task, join, header, for_waker, registered));
-            panic!(
-                "taskscope: spawn on a scope that has already finished; a scope handle \
-                 must not be used after its scope returned (spawn from the scope's body \
-                 or from its children instead)"
-            );
+            gone.refuse("spawn");
         }
         let index = state.tasks.vacant_key();
         header.place(index);
@@ -279,9 +277,9 @@ impl<T: ?Sized> Core<T> {
     pub(crate) fn close_if_empty(&self) -> bool {
         let mut state = self.state.lock();
         if state.tasks.is_empty() {
-            state.closed = true;
+            state.ended.get_or_insert(Gone::Returned);
         }
-        state.closed && state.tasks.is_empty()
+        state.ended.is_some() && state.tasks.is_empty()
     }
 
     /// Drops every child, unpolled, and closes the scope; returns the first
@@ -299,7 +297,7 @@ impl<T: ?Sized> Core<T> {
             let futures: Vec<_> = {
                 let mut state = self.state.lock();
                 if state.tasks.is_empty() {
-                    state.closed = true;
+                    state.ended = Some(Gone::Dropped);
                     return first_panic;
                 }
                 state
@@ -439,7 +437,7 @@ impl<T: ?Sized> fmt::Debug for Core<T> {
         // caller's code, which may spawn here.
         let (children, closed) = {
             let state = self.state.lock();
-            (state.tasks.len(), state.closed)
+            (state.tasks.len(), state.ended.is_some())
         };
         f.debug_struct("Core")
             .field("children", &children)

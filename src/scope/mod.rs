@@ -6,6 +6,7 @@ mod child;
 pub(crate) mod core;
 pub(crate) mod driver;
 mod first_error;
+pub(crate) mod gone;
 mod handle;
 mod join_handle;
 mod local;
