@@ -22,7 +22,9 @@ use std::time::Duration;
 use common::{CountingWaker, panic_message};
 use futures::FutureExt;
 use futures::executor::block_on;
-use par_support::{in_a_pool_of_two, spin_for, spin_until, spin_until_count};
+use par_support::{
+    beside_an_unrelated_client, in_a_pool_of_two, spin_for, spin_until, spin_until_count,
+};
 use taskscope::par_scope;
 
 #[test]
@@ -235,66 +237,34 @@ fn a_cell_freed_last_by_a_watchdogs_snapshot_is_ordered_after_the_scopes_uses() 
 /// current: not its (here cancelled) token, not its place in the tree.
 #[test]
 fn pool_work_stolen_during_a_fan_out_sees_no_task_of_the_scope() {
-    let pool = Arc::new(
-        rayon_core::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .expect("a pool"),
+    let saw = beside_an_unrelated_client(
+        || taskscope::is_cancelled() || !taskscope::snapshot().scopes.is_empty(),
+        || {
+            block_on(par_scope(|s| async move {
+                s.cancel();
+                for _ in 0..2 {
+                    s.spawn(async {
+                        // Nested fan-outs, made on pool threads whose slot
+                        // holds this cancelled child while they wait.
+                        for _ in 0..20 {
+                            par_scope(|nested| async move {
+                                for _ in 0..6 {
+                                    nested.spawn(async { spin_for(Duration::from_millis(1)) });
+                                }
+                            })
+                            .await;
+                        }
+                    });
+                }
+            }));
+        },
     );
-    let done = Arc::new(AtomicBool::new(false));
-    let ran_during = Arc::new(AtomicUsize::new(0));
-    let saw_a_task = Arc::new(AtomicUsize::new(0));
-    // An unrelated client of the same pool, spawning jobs throughout.
-    let client = {
-        let (pool, done) = (pool.clone(), done.clone());
-        let (ran_during, saw_a_task) = (ran_during.clone(), saw_a_task.clone());
-        thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                let (done, ran_during, saw_a_task) =
-                    (done.clone(), ran_during.clone(), saw_a_task.clone());
-                pool.spawn(move || {
-                    if !done.load(Ordering::SeqCst) {
-                        ran_during.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let in_a_task =
-                        taskscope::is_cancelled() || !taskscope::snapshot().scopes.is_empty();
-                    if in_a_task {
-                        saw_a_task.fetch_add(1, Ordering::SeqCst);
-                    }
-                });
-                spin_for(Duration::from_micros(50));
-            }
-        })
-    };
-    pool.install(|| {
-        block_on(par_scope(|s| async move {
-            s.cancel();
-            for _ in 0..2 {
-                s.spawn(async {
-                    // Nested fan-outs, made on pool threads whose slot
-                    // holds this cancelled child while they wait.
-                    for _ in 0..20 {
-                        par_scope(|nested| async move {
-                            for _ in 0..6 {
-                                nested.spawn(async { spin_for(Duration::from_millis(1)) });
-                            }
-                        })
-                        .await;
-                    }
-                });
-            }
-        }));
-    });
-    done.store(true, Ordering::SeqCst);
-    client.join().expect("the client thread does not panic");
-    pool.install(|| ());
     assert!(
-        ran_during.load(Ordering::SeqCst) > 0,
+        saw.ran_during > 0,
         "some unrelated work ran while the scopes did"
     );
     assert_eq!(
-        saw_a_task.load(Ordering::SeqCst),
-        0,
+        saw.probed_true, 0,
         "no unrelated job ran as part of a task of the scope"
     );
 }

@@ -8,13 +8,11 @@
 mod par_support;
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::executor::block_on;
-use par_support::spin_for;
+use par_support::{beside_an_unrelated_client, spin_for};
 use taskscope::par_scope;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -63,41 +61,9 @@ fn pool_work_run_during_a_fan_out_is_outside_the_scopes_span() {
         next_id: AtomicU64::new(1),
     })
     .expect("the only subscriber of this binary");
-    let pool = Arc::new(
-        rayon_core::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .expect("a pool"),
-    );
-    let done = Arc::new(AtomicBool::new(false));
-    let ran_during = Arc::new(AtomicUsize::new(0));
-    let inside = Arc::new(Mutex::new(0_usize));
-    // An unrelated client of the same pool, spawning jobs throughout.
-    let client = {
-        let (pool, done, ran_during, inside) = (
-            pool.clone(),
-            done.clone(),
-            ran_during.clone(),
-            inside.clone(),
-        );
-        thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                let (done, ran_during, inside) = (done.clone(), ran_during.clone(), inside.clone());
-                pool.spawn(move || {
-                    if !done.load(Ordering::SeqCst) {
-                        ran_during.fetch_add(1, Ordering::SeqCst);
-                    }
-                    if inside_a_span() {
-                        *inside.lock().unwrap() += 1;
-                    }
-                });
-                spin_for(Duration::from_micros(50));
-            }
-        })
-    };
     // The scope is polled on a pool thread, which runs other pool work
     // while it waits for its helper at the end of each fan-out.
-    pool.install(|| {
+    let saw = beside_an_unrelated_client(inside_a_span, || {
         block_on(par_scope(|s| async move {
             for _ in 0..20 {
                 let handles: Vec<_> = (0..6)
@@ -109,16 +75,12 @@ fn pool_work_run_during_a_fan_out_is_outside_the_scopes_span() {
             }
         }));
     });
-    done.store(true, Ordering::SeqCst);
-    client.join().expect("the client thread does not panic");
-    pool.install(|| ());
     assert!(
-        ran_during.load(Ordering::SeqCst) > 0,
+        saw.ran_during > 0,
         "some unrelated work ran while the scope did"
     );
     assert_eq!(
-        *inside.lock().unwrap(),
-        0,
+        saw.probed_true, 0,
         "no unrelated job ran inside the scope's or a child's span"
     );
 }

@@ -1,7 +1,9 @@
 //! Helpers shared by the `par_scope` integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// CPU work over `text`: iterated FNV-style hashing, long enough to matter.
@@ -61,6 +63,63 @@ pub fn in_a_pool_of_two<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         .build()
         .expect("a pool of two threads")
         .install(f)
+}
+
+/// What the jobs of an unrelated client of a pool saw (see
+/// [`beside_an_unrelated_client`]).
+pub struct ClientSaw {
+    /// Jobs that ran before the work under test had finished.
+    pub ran_during: usize,
+    /// Jobs for which the probe returned `true`.
+    pub probed_true: usize,
+}
+
+/// Runs `work` on a rayon pool of two threads while another thread, an
+/// unrelated client of the same pool, keeps spawning small jobs onto it
+/// (one per 50 µs) until `work` has returned; each job calls `probe`.
+///
+/// A fan-out's calling thread runs other pool work while it waits for its
+/// helpers: the client's jobs are that work, and `probe` tells what they
+/// could see of the scope.
+pub fn beside_an_unrelated_client(probe: fn() -> bool, work: impl FnOnce() + Send) -> ClientSaw {
+    let pool = Arc::new(
+        rayon_core::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("a pool of two threads"),
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let ran_during = Arc::new(AtomicUsize::new(0));
+    let probed_true = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let (pool, done) = (pool.clone(), done.clone());
+        let (ran_during, probed_true) = (ran_during.clone(), probed_true.clone());
+        thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                let (done, ran_during, probed_true) =
+                    (done.clone(), ran_during.clone(), probed_true.clone());
+                pool.spawn(move || {
+                    if !done.load(Ordering::SeqCst) {
+                        ran_during.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if probe() {
+                        probed_true.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+                spin_for(Duration::from_micros(50));
+            }
+        })
+    };
+    pool.install(work);
+    done.store(true, Ordering::SeqCst);
+    client.join().expect("the client thread does not panic");
+    // Queued behind the client's last jobs: lets them run before the
+    // counts are read.
+    pool.install(|| ());
+    ClientSaw {
+        ran_during: ran_during.load(Ordering::SeqCst),
+        probed_true: probed_true.load(Ordering::SeqCst),
+    }
 }
 
 pub struct OnDrop<F: FnMut()>(pub F);
