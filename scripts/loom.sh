@@ -6,7 +6,7 @@
 #   bash scripts/loom.sh                     the whole suite (what CI runs)
 #   bash scripts/loom.sh token               one file: token, ready_queue, join,
 #                                            race, adopted, buffered_in, parallel,
-#                                            branch_wakers
+#                                            gate, branch_wakers
 #   bash scripts/loom.sh token <model>       one model (exact test name)
 #   bash scripts/loom.sh --mutants           shows that each model fails on
 #                                            its deliberately broken variant
@@ -76,6 +76,8 @@ mutants=(
     "finish_ignores_children       parallel     child_woken_while_another_participant_polls_it_is_polled_again"
     "claim_reclaims_position       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
     "put_back_ignores_rewake       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
+    "gate_admits_after_close       gate         a_helper_touches_the_state_only_while_the_owner_waits_for_it"
+    "gate_owner_does_not_wait      gate         a_helper_touches_the_state_only_while_the_owner_waits_for_it"
     "branch_wakers_keep_first_waker branch_wakers branch_woken_while_the_join_changes_tasks_is_polled_again"
     "branch_wakers_pass_forgets_wakes branch_wakers branches_woken_from_two_threads_are_both_polled_again"
 )

@@ -16,5 +16,6 @@ RUSTDOCFLAGS="-Zsanitizer=thread" \
 TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
     cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
     --test par_scope --test par_scope_threads --test par_scope_streams --test try_par_scope \
+    --test par_scope_saturated \
     --test combinators_wakers \
     --test snapshot -- "$@"

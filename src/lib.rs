@@ -24,13 +24,15 @@
 //! tree, each scope's future polls its body and its woken children, and
 //! every scope owns a [`CancelToken`] that is a child of the token of the
 //! task that created it.
-// Three places with `unsafe` code in the crate, each allowed where it
+// Four places with `unsafe` code in the crate, each allowed where it
 // stands: building a branch's waker from an integer
 // (src/combinators/wake_slots.rs), the array forms' pin projection
-// (src/combinators/array.rs) and the scope's task cells, one allocation per
-// child counted by hand (src/scope/cell.rs); the arguments are in
-// design/soundness.md, "Branch wakers", "Array forms" and "Task cells".
-// Everything else is denied.
+// (src/combinators/array.rs), the scope's task cells, one allocation per
+// child counted by hand (src/scope/cell.rs), and the parallel scope's
+// admission gate, helper jobs that reach a fan-out's borrowed state through
+// an erased lifetime (src/scope/gate.rs); the arguments are in
+// design/soundness.md, "Branch wakers", "Array forms", "Task cells" and
+// "The admission gate". Everything else is denied.
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
@@ -66,6 +68,9 @@ pub use introspect::{
     ScopeSnapshot, Snapshot, SnapshotDisplay, SnapshotHandle, TaskSnapshot, TaskState,
     record_poll_times, snapshot,
 };
+#[cfg(all(loom, feature = "parallel"))]
+#[doc(hidden)]
+pub use scope::loom_gate as __loom_gate;
 #[cfg(all(loom, feature = "parallel"))]
 #[doc(hidden)]
 pub use scope::loom_par_scope as __loom_par_scope;

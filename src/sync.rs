@@ -107,6 +107,39 @@ impl<T> Mutex<T> {
     }
 }
 
+/// A condition variable for [`Mutex`], whose `wait` ignores poisoning as
+/// its `lock` does.
+pub(crate) struct Condvar {
+    #[cfg(not(loom))]
+    inner: std::sync::Condvar,
+    #[cfg(loom)]
+    inner: loom::sync::Condvar,
+}
+
+#[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(not(loom))]
+            inner: std::sync::Condvar::new(),
+            #[cfg(loom)]
+            inner: loom::sync::Condvar::new(),
+        }
+    }
+
+    /// Releases `guard`'s lock until notified (or spuriously woken), then
+    /// takes it again.
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.inner
+            .wait(guard)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.inner.notify_all();
+    }
+}
+
 impl<T> std::fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Mutex { .. }")

@@ -6,6 +6,8 @@ mod child;
 pub(crate) mod core;
 pub(crate) mod driver;
 mod first_error;
+#[cfg(feature = "parallel")]
+mod gate;
 pub(crate) mod gone;
 mod handle;
 mod join_handle;
@@ -25,6 +27,8 @@ mod try_scope_future;
 
 pub use builder::Builder;
 pub use driver::POLL_BUDGET;
+#[cfg(all(loom, feature = "parallel"))]
+pub use gate::for_loom as loom_gate;
 pub use handle::Scope;
 pub use join_handle::JoinHandle;
 pub use local::LocalScope;

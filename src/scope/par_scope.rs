@@ -47,11 +47,12 @@ use super::try_scope_future::TryScopeFuture;
 /// are woken meanwhile; it returns only after every one of those polls has
 /// returned. So the thread that polls the scope is busy for as long as the
 /// longest child poll of the batch: short for children that mostly wait,
-/// and exactly the parallelism asked for with CPU-heavy children. As with
-/// `rayon::join` called from outside the pool, a fan-out also waits until
-/// the pool has taken up each helper job it spawned: on a pool saturated
-/// with other long jobs, the scope's poll waits for one of them to end, and
-/// pool jobs that wait for the executor polling a `par_scope` deadlock it.
+/// and exactly the parallelism asked for with CPU-heavy children. Unlike
+/// `rayon::join` called from outside the pool, a fan-out does not wait for
+/// the pool to take its helper jobs up: on a pool saturated with other long
+/// jobs (even jobs that wait for the executor polling the scope), the
+/// calling thread polls the batch alone and the `poll` returns once it is
+/// done; a helper that starts later finds the fan-out closed and returns.
 ///
 /// A batch is fanned out only when at least two children are ready and
 /// their expected work (the scope's running estimate of one poll, times

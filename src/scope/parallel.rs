@@ -46,16 +46,18 @@
 //! is a bite of several children, a share of what is left that shrinks to
 //! one child at the end (`FanOut::share`),
 //! taken out of the slab under one lock and put back under one more.
-//! `rayon_core::in_place_scope` returns only when every helper job has
-//! returned, so no poll outlives the call; see design/soundness.md, "The
-//! parallel scope".
+//! From a pool thread the helpers are jobs of `rayon_core::in_place_scope`,
+//! which returns only when every one of them has returned; from outside the
+//! pool they pass the admission gate (`gate`), and the fan-out returns once
+//! every helper admitted in time has left. Either way no poll outlives the
+//! call; see design/soundness.md, "The parallel scope".
 
 use std::cell::Cell;
-use std::ops::Deref;
 use std::time::Instant;
 
 use super::core::Core;
 use super::driver::BatchRun;
+use super::gate::{Job, Shared, run_with_helpers};
 use super::handle::SendTask;
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, mutant};
 
@@ -176,14 +178,9 @@ fn elapsed_nanos(started: Instant) -> u64 {
 }
 
 /// What the participants of one fan-out share.
-///
-/// Generic over how it holds the core and the batch: borrowed
-/// (`&Core`, `&[usize]`) for rayon's fork-join, owned (`Arc<Core>`,
-/// `Vec<usize>`) for the `'static` loom threads of `on_loom_threads`, so
-/// that the loom models run this very code.
-struct FanOut<C, B> {
-    core: C,
-    batch: B,
+struct FanOut<'a, 'env> {
+    core: &'a Core<SendTask<'env>>,
+    batch: &'a [usize],
     /// The next unclaimed position in `batch`.
     next: AtomicUsize,
     /// Polls still allowed beyond the batch (the driver's budget).
@@ -194,14 +191,15 @@ struct FanOut<C, B> {
     timing: Mutex<(u64, u64)>,
 }
 
-impl<'env, C, B> FanOut<C, B>
-where
-    C: Deref<Target = Core<SendTask<'env>>>,
-    B: Deref<Target = [usize]>,
-{
+impl<'a, 'env> FanOut<'a, 'env> {
     /// The state of a fan-out of `batch` among `participants` threads
     /// (the calling one included), within the budget `run` has left.
-    fn new(core: C, batch: B, participants: usize, run: &BatchRun) -> Self {
+    fn new(
+        core: &'a Core<SendTask<'env>>,
+        batch: &'a [usize],
+        participants: usize,
+        run: &BatchRun,
+    ) -> Self {
         // The budget counts per participant (see `POLL_BUDGET`): together
         // they may make `participants` times what is left of it for this
         // batch, so a scope with many queued children joins its helpers that
@@ -315,10 +313,27 @@ where
 /// woken while another participant holds it waits for its next poll.
 const MAX_BITE: usize = 32;
 
-/// Polls `rest` on this thread and `helpers` pool threads; returns when
-/// every one of their polls has returned (or re-raises the first panic of
-/// one of them, after the others finished).
+/// Polls `rest` on this thread and offers a share to `helpers` pool
+/// threads; returns when this thread found nothing left to claim and every
+/// helper that took part has returned (or re-raises the first panic of one
+/// of them, after the others finished).
+///
+/// From a pool thread, through rayon's fork-join, whose wait runs pool work
+/// (the helper jobs of nested fan-outs among it) and takes the fan-out's
+/// own helper jobs back when no other thread took them. From outside the
+/// pool, whose threads may all be busy with long jobs (or with jobs that
+/// wait for this very executor), through the admission gate: the fan-out
+/// waits only for the helpers that started in time (`gate`).
 fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
+    if rayon_core::current_thread_index().is_some() {
+        fan_out_in_pool(core, rest, helpers, run);
+    } else {
+        fan_out_with(core, rest, helpers, run, rayon_core::spawn);
+    }
+}
+
+/// [`fan_out`] from a thread of the pool: a fork-join in rayon's scope.
+fn fan_out_in_pool(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
     let participants = helpers + 1;
     let fan = FanOut::new(core, rest, participants, run);
     // While this thread waits for its helpers it may run other pool work,
@@ -334,22 +349,40 @@ fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut 
     fan.finish(participants, run);
 }
 
-/// The loom build's fan-out: the same `FanOut` (claims, takes, puts back,
-/// hand-backs), its helpers on loom threads instead of rayon's.
+/// [`fan_out`], with the helper jobs handed to `spawn`: rayon's pool, or
+/// loom's threads in the loom build.
+fn fan_out_with(
+    core: &Core<SendTask<'_>>,
+    rest: &[usize],
+    helpers: usize,
+    run: &mut BatchRun,
+    spawn: impl Fn(Job),
+) {
+    let participants = helpers + 1;
+    let fan = FanOut::new(core, rest, participants, run);
+    run_with_helpers(&fan, helpers, spawn);
+    fan.finish(participants, run);
+}
+
+impl Shared for FanOut<'_, '_> {
+    fn work(&self) {
+        FanOut::work(self);
+    }
+}
+
+/// The loom build's fan-out: the same `fan_out_with` (gate, claims, takes,
+/// puts back, hand-backs), its helpers on loom threads instead of rayon's.
 ///
-/// Loom cannot see rayon's threads, and its own threads must be `'static`,
-/// so this runner serves only scopes whose children are `'static`
-/// ([`loom_par_scope`]): it moves an `Arc` of the core and an owned copy of
-/// the batch into the helper threads, and joins them before it returns, as
-/// `rayon_core::in_place_scope` does (a panic on any thread fails the loom
-/// model, so the models need no more of rayon's panic handling). See
+/// Loom cannot see rayon's threads. Its threads are `'static`, like the
+/// helper jobs handed to rayon, so the gate's lifetime erasure is the one
+/// the models check. The scopes they build have `'static` children only
+/// ([`loom_par_scope`]), which the models do not need to borrow. See
 /// design/loom.md.
 #[cfg(loom)]
 pub(crate) mod on_loom_threads {
     use std::future::Future;
-    use std::panic;
 
-    use super::{FAN_OUT_NANOS, FanOut};
+    use super::{FAN_OUT_NANOS, fan_out_with};
     use crate::scope::builder::Builder;
     use crate::scope::core::Core;
     use crate::scope::driver::{BatchRun, Driver};
@@ -386,26 +419,15 @@ pub(crate) mod on_loom_threads {
             core.run_serial(batch);
             return;
         }
-        let helpers = HELPERS.min(batch.len() - 1);
-        let participants = helpers + 1;
         // Loom replays interleavings, so nothing may depend on the clock:
         // every batch of two fans out. With so few children every bite is
         // one child, which makes the most claims race.
         run.poll_nanos = FAN_OUT_NANOS;
-        let fan = Arc::new(FanOut::new(core.clone(), batch.to_vec(), participants, run));
-        let threads: Vec<_> = (0..helpers)
-            .map(|_| {
-                let fan = fan.clone();
-                loom::thread::spawn(move || fan.work())
-            })
-            .collect();
-        fan.work();
-        for thread in threads {
-            if let Err(payload) = thread.join() {
-                panic::resume_unwind(payload);
-            }
-        }
-        fan.finish(participants, run);
+        let helpers = HELPERS.min(batch.len() - 1);
+        fan_out_with(core, batch, helpers, run, |job| {
+            // Detached, as a rayon job: only the gate orders its end.
+            loom::thread::spawn(job);
+        });
     }
 }
 

@@ -1,0 +1,72 @@
+//! Loom models of the parallel scope's admission gate: a helper job that
+//! reaches the fan-out's borrowed state through an erased lifetime touches
+//! it only while the owner waits for it, never after the owner returned,
+//! however late the job runs.
+//!
+//! The state lives in an `Arc` for the whole model, so that a broken gate
+//! shows as a data race on the `alive` cell (which loom reports) rather
+//! than as a use after free; the owner's write to `alive` after
+//! `run_with_helpers` returned stands for the state being freed. See
+//! design/loom.md, "The parallel scope".
+#![cfg(loom)]
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use taskscope::__loom_gate::{Work, run_with_helpers};
+use taskscope_loom_tests::check;
+
+/// The fan-out's state, as the gate sees it.
+struct State {
+    /// False once the owner "freed" the state: written after
+    /// `run_with_helpers` returned, read by every call of the work.
+    alive: UnsafeCell<bool>,
+    /// How many calls of the work ran, the owner's included.
+    calls: AtomicUsize,
+}
+
+// SAFETY: the one non-`Sync` field, `alive`, is a loom cell: loom checks
+// every access to it for ordering, which is the property under test.
+unsafe impl Sync for State {}
+
+impl Work for State {
+    fn work(&self) {
+        self.alive.with(|alive| {
+            // SAFETY: loom's cell checks this read against the owner's
+            // write; a read it cannot order before that write fails the
+            // model as a data race.
+            assert!(unsafe { *alive }, "a helper used freed state");
+        });
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Property: a helper touches the state only if it was admitted before the
+/// owner closed the gate, and the owner returns only after every admitted
+/// helper left; the owner's own call always runs. Two helpers race the
+/// owner's close from two loom threads: admitted before it, during the
+/// owner's own work, or after the owner returned.
+///
+/// Last run: 486 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutants `gate_admits_after_close` (a late helper reads the
+/// state as the owner frees it: loom reports the race) and
+/// `gate_owner_does_not_wait` (the owner frees the state while an admitted
+/// helper still reads it).
+#[test]
+fn a_helper_touches_the_state_only_while_the_owner_waits_for_it() {
+    check(
+        "gate::a_helper_touches_the_state_only_while_the_owner_waits_for_it",
+        3,
+        || {
+            let state = Arc::new(State {
+                alive: UnsafeCell::new(true),
+                calls: AtomicUsize::new(0),
+            });
+            run_with_helpers(&*state, 2);
+            // SAFETY: see `State::work`; loom checks the ordering.
+            state.alive.with_mut(|alive| unsafe { *alive = false });
+            let calls = state.calls.load(Ordering::Relaxed);
+            assert!((1..=3).contains(&calls), "{calls} calls");
+        },
+    );
+}

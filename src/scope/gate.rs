@@ -1,0 +1,352 @@
+//! The admission gate of a fan-out: helper jobs that borrow the fan-out's
+//! state, and that the fan-out waits for only if they arrived in time.
+//!
+//! A fork-join through `rayon_core::in_place_scope` returns only once every
+//! job it spawned has *run*. Called from outside the pool (an async
+//! executor's thread), its wait cannot run those jobs itself: on a pool
+//! saturated with other long jobs, the scope's `poll` waited for a pool
+//! thread to take its helper up even after the calling thread had polled
+//! every child itself, and deadlocked when those jobs waited for the
+//! executor polling the scope. Here a helper job is `'static` and reaches
+//! the borrowed state through a pointer whose lifetime was erased; the gate
+//! makes that sound. (From a pool thread the fan-out keeps rayon's
+//! fork-join: its wait takes the fan-out's own unclaimed helper jobs back.)
+//!
+//! # Invariants
+//!
+//! - **G1.** A helper dereferences the pointer only between a successful
+//!   [`Gate::enter`] and its [`Gate::leave`].
+//! - **G2.** [`Gate::enter`] succeeds only before [`Gate::close_and_wait`]
+//!   closed the gate.
+//! - **G3.** [`Gate::close_and_wait`] returns only when every successful
+//!   `enter` has been matched by a `leave`; the gate's mutex orders the
+//!   helper's uses of the state before that return.
+//! - **G4.** [`run_with_helpers`] closes the gate and waits before it
+//!   returns, also when its own call of the work unwinds (`CloseOnDrop`),
+//!   so the borrowed state outlives every admitted helper. Its frame cannot
+//!   be forgotten halfway: the caller gets control back only by its return
+//!   or its unwinding.
+//!
+//! A helper job that starts after the gate closed returns without touching
+//! the state, however late it runs. See design/soundness.md, "The admission
+//! gate".
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::sync::{Arc, Condvar, Mutex, mutant};
+
+/// A job for a pool: owns everything it touches but the gated state.
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Work shared by several threads, each calling [`Shared::work`] once.
+pub(crate) trait Shared: Sync {
+    /// One participant's share: returns when nothing is left to take.
+    fn work(&self);
+}
+
+/// Calls `shared.work()` on this thread and offers `helpers` more calls of
+/// it to the threads that `spawn` hands jobs to. Returns once this thread's
+/// call returned and every offered call that started before that returned;
+/// an offered call that starts later returns at once, without touching
+/// `shared` (G1 to G4).
+///
+/// # Panics
+///
+/// Re-raises a panic of this thread's call, else the first panic of a
+/// helper's, once every admitted helper has left.
+pub(crate) fn run_with_helpers<S: Shared>(shared: &S, helpers: usize, spawn: impl Fn(Job)) {
+    let gate = Arc::new(Gate::default());
+    // Before the first spawn: if a spawn panics, the helpers already
+    // admitted are still waited for (G4).
+    let close = CloseOnDrop(&gate);
+    for _ in 0..helpers {
+        let erased = Erased::new(shared);
+        let gate = gate.clone();
+        spawn(Box::new(move || gate.admit(erased)));
+    }
+    shared.work();
+    let helper_panic = close.close_and_wait();
+    if let Some(payload) = helper_panic {
+        panic::resume_unwind(payload);
+    }
+}
+
+/// A `&S` with its lifetime erased, and the function that calls its work.
+struct Erased {
+    data: *const (),
+    work: unsafe fn(*const ()),
+}
+
+#[allow(unsafe_code)] // the fan-out's admission gate (design/soundness.md, G1)
+// SAFETY: `Erased` stands for a `&S` with `S: Sync`, which is `Send`; it is
+// only dereferenced while the gate admits its holder (G1).
+unsafe impl Send for Erased {}
+
+impl Erased {
+    fn new<S: Shared>(shared: &S) -> Self {
+        Erased {
+            data: std::ptr::from_ref(shared).cast(),
+            work: call_work::<S>,
+        }
+    }
+}
+
+/// Calls the work of the `S` that `data` points to.
+///
+/// # Safety
+///
+/// `data` must come from `Erased::new::<S>` and its referent must still be
+/// alive: the caller holds a pass of the gate (G1 to G4).
+#[allow(unsafe_code)] // the fan-out's admission gate (design/soundness.md, G1)
+unsafe fn call_work<S: Shared>(data: *const ()) {
+    // SAFETY: `data` was made from a `&S` (`Erased::new`), and the caller
+    // was admitted by the gate, so the referent is alive until it leaves
+    // (G1 to G4); `S: Sync` allows the shared access from here.
+    let shared = unsafe { &*data.cast::<S>() };
+    shared.work();
+}
+
+/// Who is inside, and whether more may come in.
+struct Gate {
+    state: Mutex<GateState>,
+    /// Signalled when the last admitted helper leaves a closed gate.
+    emptied: Condvar,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            state: Mutex::new(GateState::default()),
+            emptied: Condvar::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct GateState {
+    closed: bool,
+    inside: usize,
+    /// The first panic of an admitted helper, for the owner to raise.
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+impl Gate {
+    /// A helper job's whole life: the work if admitted, else nothing.
+    fn admit(&self, erased: Erased) {
+        if !self.enter() {
+            return;
+        }
+        let work = AssertUnwindSafe(|| {
+            #[allow(unsafe_code)] // the fan-out's admission gate (design/soundness.md, G1)
+            // SAFETY: admitted (`enter` returned true) and not yet left:
+            // the owner keeps the state alive until this helper leaves.
+            unsafe {
+                (erased.work)(erased.data);
+            }
+        });
+        let outcome = panic::catch_unwind(work);
+        self.leave(outcome.err());
+    }
+
+    /// Admits a helper unless the gate is closed (G2).
+    fn enter(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.closed && !mutant("gate_admits_after_close") {
+            return false;
+        }
+        state.inside += 1;
+        true
+    }
+
+    /// An admitted helper is done with the state.
+    fn leave(&self, panic: Option<Box<dyn Any + Send>>) {
+        let unraised = {
+            let mut state = self.state.lock();
+            state.inside -= 1;
+            let unraised = match panic {
+                Some(payload) if state.panic.is_none() => {
+                    state.panic = Some(payload);
+                    None
+                }
+                later => later,
+            };
+            if state.closed && state.inside == 0 {
+                self.emptied.notify_all();
+            }
+            unraised
+        };
+        // Only the first helper panic is raised; a payload's destructor is
+        // user code, so it runs with no lock held.
+        if let Some(payload) = unraised {
+            crate::scope::task::drop_after_panic(payload);
+        }
+    }
+
+    /// Admits nobody more and waits until every admitted helper has left
+    /// (G3); returns the first panic of a helper.
+    fn close_and_wait(&self) -> Option<Box<dyn Any + Send>> {
+        let mut state = self.state.lock();
+        state.closed = true;
+        while state.inside > 0 && !mutant("gate_owner_does_not_wait") {
+            state = self.emptied.wait(state);
+        }
+        state.panic.take()
+    }
+}
+
+/// Closes the gate and waits when dropped: on unwind, G4.
+struct CloseOnDrop<'a>(&'a Gate);
+
+impl CloseOnDrop<'_> {
+    fn close_and_wait(self) -> Option<Box<dyn Any + Send>> {
+        let panic = self.0.close_and_wait();
+        std::mem::forget(self); // closed already; holds only a reference
+        panic
+    }
+}
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        // Unwinding from this thread's own work: its panic goes on, a
+        // helper's is dropped.
+        if let Some(payload) = self.0.close_and_wait() {
+            crate::scope::task::drop_after_panic(payload);
+        }
+    }
+}
+
+/// The gate for loom models: `run_with_helpers` with loom threads for
+/// helpers, reachable from the `loom-tests` crate.
+///
+/// Only in loom builds (`--cfg loom`); not part of the API.
+#[cfg(loom)]
+pub mod for_loom {
+    /// Work that the owner and its helpers share; see `run_with_helpers`.
+    pub trait Work: Sync {
+        /// One participant's share.
+        fn work(&self);
+    }
+
+    struct Adapter<'a, W>(&'a W);
+
+    impl<W: Work> super::Shared for Adapter<'_, W> {
+        fn work(&self) {
+            self.0.work();
+        }
+    }
+
+    /// Calls `work` on this thread and offers `helpers` more calls to
+    /// detached loom threads, through the gate; see the module docs.
+    pub fn run_with_helpers<W: Work>(work: &W, helpers: usize) {
+        super::run_with_helpers(&Adapter(work), helpers, |job| {
+            loom::thread::spawn(job);
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::thread::{self, ThreadId};
+
+    /// Counts the calls of its work.
+    #[derive(Default)]
+    struct Counted {
+        calls: AtomicUsize,
+    }
+
+    impl Shared for Counted {
+        fn work(&self) {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_helper_that_starts_after_the_owner_returned_does_nothing() {
+        let (send, receive) = mpsc::channel::<Job>();
+        let counted = Box::new(Counted::default());
+        run_with_helpers(&*counted, 2, |job| send.send(job).unwrap());
+        assert_eq!(counted.calls.load(Ordering::SeqCst), 1, "only the owner");
+        drop(counted);
+        // The jobs run after the state is freed: admitted, they would read
+        // freed memory (Miri runs this test).
+        let late: Vec<Job> = receive.try_iter().collect();
+        assert_eq!(late.len(), 2, "both offered");
+        late.into_iter().for_each(|job| job());
+    }
+
+    /// The owner's call returns once the helper is inside its own; the
+    /// helper's call then goes on for a while, or panics.
+    struct OwnerLeavesFirst {
+        owner: ThreadId,
+        helper_inside: AtomicBool,
+        helper_done: AtomicBool,
+        helper_panics: bool,
+    }
+
+    impl OwnerLeavesFirst {
+        fn new(helper_panics: bool) -> Self {
+            OwnerLeavesFirst {
+                owner: thread::current().id(),
+                helper_inside: AtomicBool::new(false),
+                helper_done: AtomicBool::new(false),
+                helper_panics,
+            }
+        }
+
+        /// `run_with_helpers` with one helper on a thread of its own.
+        fn run(&self) {
+            thread::scope(|threads| {
+                run_with_helpers(self, 1, |job| {
+                    threads.spawn(job);
+                });
+            });
+        }
+    }
+
+    impl Shared for OwnerLeavesFirst {
+        fn work(&self) {
+            if thread::current().id() == self.owner {
+                while !self.helper_inside.load(Ordering::SeqCst) {
+                    thread::yield_now();
+                }
+                return;
+            }
+            self.helper_inside.store(true, Ordering::SeqCst);
+            assert!(!self.helper_panics, "the helper's panic");
+            for _ in 0..100 {
+                thread::yield_now();
+            }
+            self.helper_done.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_owner_waits_for_a_helper_admitted_in_time() {
+        let shared = OwnerLeavesFirst::new(false);
+        // Checked before the thread scope's own join could order it.
+        let checked = AtomicBool::new(false);
+        thread::scope(|threads| {
+            run_with_helpers(&shared, 1, |job| {
+                threads.spawn(job);
+            });
+            checked.store(shared.helper_done.load(Ordering::SeqCst), Ordering::SeqCst);
+        });
+        assert!(
+            checked.load(Ordering::SeqCst),
+            "returned while an admitted helper was still inside"
+        );
+    }
+
+    #[test]
+    fn a_helpers_panic_is_raised_by_the_owner_after_it_left() {
+        let shared = OwnerLeavesFirst::new(true);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| shared.run()));
+        let payload = outcome.expect_err("the helper panicked");
+        let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(message.contains("the helper's panic"), "{message}");
+    }
+}
