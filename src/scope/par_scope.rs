@@ -70,7 +70,7 @@ use super::try_scope_future::TryScopeFuture;
 /// are woken again for every fan-out; for items of a few microseconds of
 /// work each, spawn one child per chunk of items rather than one per item.
 /// Measured on 2 cores with items of 1 to 10 µs: a child per item runs
-/// 1.6 to 1.75 times as fast as a serial loop, a child per 64 items 1.9 to
+/// 1.6 to 1.8 times as fast as a serial loop, a child per 64 items 1.9 to
 /// 1.97 times, rayon's `par_iter` 1.9 to 2.0 times (design/performance.md,
 /// workload 4).
 ///
