@@ -60,3 +60,22 @@ pub(crate) fn poll_until_ready<F: Future>(future: F, limit: usize) -> Option<F::
         Poll::Pending => None,
     })
 }
+
+/// Polls `future` only when it was woken since the last poll, as an executor
+/// does, at most `limit` times; `None` if it is still pending then, or pending
+/// with no wake to come (a lost wake-up, which would hang an executor).
+pub(crate) fn poll_when_woken<F: Future>(future: F, limit: usize) -> Option<F::Output> {
+    let waker = CountingWaker::new();
+    let mut future = std::pin::pin!(future);
+    let mut wakes = 0;
+    for _ in 0..limit {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut waker.context()) {
+            return Some(output);
+        }
+        if waker.count() == wakes {
+            return None;
+        }
+        wakes = waker.count();
+    }
+    None
+}

@@ -73,12 +73,7 @@ fn cancelling_the_consumer_task_cancels_the_items_it_started_in_both_adapters() 
         second.cancel();
         (first.await, second.await)
     }));
-    let waker = CountingWaker::new();
-    let outputs = (0..100)
-        .find_map(|_| match waker.poll(fut.as_mut()) {
-            std::task::Poll::Ready(outputs) => Some(outputs),
-            std::task::Poll::Pending => None,
-        })
+    let outputs = ready_within_100_polls(fut.as_mut())
         .expect("the consumers' cancellation reached their items");
     for outputs in [outputs.0, outputs.1] {
         assert_eq!(outputs.len(), 5, "every item still yields: {outputs:?}");
@@ -89,6 +84,48 @@ fn cancelling_the_consumer_task_cancels_the_items_it_started_in_both_adapters() 
             "each saw the consumer's cancellation: {outputs:?}"
         );
     }
+}
+
+#[test]
+fn cancelling_the_consumer_task_cancels_the_bodies_of_for_each_in() {
+    let reasons = std::sync::Mutex::new(Vec::new());
+    let reasons = &reasons;
+    let mut fut = Box::pin(scope(|s| async move {
+        let bodies = s.clone();
+        let consumer = s.spawn(async move {
+            five_waiting_items()
+                .for_each_in(3, &bodies, |item| async move {
+                    let reason = item.await;
+                    reasons.lock().unwrap().push(reason);
+                })
+                .await;
+        });
+        yield_once().await;
+        yield_once().await;
+        consumer.cancel();
+        consumer.await;
+    }));
+    ready_within_100_polls(fut.as_mut()).expect("the consumer's cancellation reached its bodies");
+    let reasons = reasons.lock().unwrap();
+    assert_eq!(reasons.len(), 5, "every body ran: {reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .all(|reason| matches!(reason, CancelReason::Requested)),
+        "each saw the consumer's cancellation, also those started after it: {reasons:?}"
+    );
+}
+
+/// Polls `future` with a counting waker at most 100 times: a lost
+/// cancellation leaves items waiting for ever, which fails instead of hanging.
+fn ready_within_100_polls<F: std::future::Future>(
+    mut future: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
+    let waker = CountingWaker::new();
+    (0..100).find_map(|_| match waker.poll(future.as_mut()) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    })
 }
 
 #[test]

@@ -194,6 +194,7 @@ where
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use std::future::Future;
     use std::pin::pin;
     use std::rc::Rc;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -201,7 +202,7 @@ mod tests {
 
     use futures::executor::block_on;
     use futures::poll;
-    use futures::stream::{self, StreamExt};
+    use futures::stream::{self, FusedStream, Stream, StreamExt};
 
     use crate::stream::test_support::{drain_catching_panics, gates, items_where_1_panics};
     use crate::test_util::{poll_until_ready, yield_now};
@@ -306,41 +307,107 @@ mod tests {
     fn dropping_buffer_unordered_in_cancels_unfinished_items() {
         let saw_cancel = AtomicUsize::new(0);
         let saw_cancel = &saw_cancel;
-        block_on(scope(|s| async move {
-            let mut items = Box::pin(
-                stream::iter(0..10)
-                    .map(|i| async move {
-                        let _ = crate::cancelled().await;
-                        saw_cancel.fetch_add(1, SeqCst);
-                        i
-                    })
-                    .buffer_unordered_in(3, &s),
-            );
-            assert!(poll!(items.next()).is_pending());
-            yield_now().await;
-            drop(items);
-        }));
+        poll_until_ready(
+            scope(|s| async move {
+                let mut items = Box::pin(
+                    stream::iter(0..10)
+                        .map(|i| async move {
+                            let _ = crate::cancelled().await;
+                            saw_cancel.fetch_add(1, SeqCst);
+                            i
+                        })
+                        .buffer_unordered_in(3, &s),
+                );
+                assert!(poll!(items.next()).is_pending());
+                yield_now().await;
+                drop(items);
+            }),
+            100,
+        )
+        .expect("the drop cancelled the items, so the scope could join them");
         assert_eq!(saw_cancel.load(SeqCst), 3);
     }
 
     #[test]
     fn buffer_unordered_in_cancel_stops_pulling_and_drains() {
-        let outputs = block_on(scope(|s| async move {
-            let mut items = pin!(
-                stream::iter(0..10)
-                    .map(|i| async move {
-                        let _ = crate::cancelled().await;
-                        i
-                    })
-                    .buffer_unordered_in(3, &s)
-            );
-            assert!(poll!(items.next()).is_pending());
-            items.cancel();
-            items.collect::<Vec<_>>().await
-        }));
+        let outputs = poll_until_ready(
+            scope(|s| async move {
+                let mut items = pin!(
+                    stream::iter(0..10)
+                        .map(|i| async move {
+                            let _ = crate::cancelled().await;
+                            i
+                        })
+                        .buffer_unordered_in(3, &s)
+                );
+                assert!(poll!(items.next()).is_pending());
+                items.cancel();
+                items.collect::<Vec<_>>().await
+            }),
+            100,
+        )
+        .expect("after cancel the stream ends once the items in flight finish");
         let mut outputs = outputs;
         outputs.sort_unstable();
         assert_eq!(outputs, [0, 1, 2]);
+    }
+
+    #[test]
+    fn buffer_unordered_in_waits_for_a_pending_source_instead_of_ending() {
+        let outputs = block_on(scope(|s| async move {
+            let (sender, receiver) = futures::channel::mpsc::unbounded();
+            let mut items = pin!(
+                receiver
+                    .map(|i| async move { i })
+                    .buffer_unordered_in(2, &s)
+            );
+            assert!(
+                poll!(items.next()).is_pending(),
+                "the source may still send"
+            );
+            sender.unbounded_send(7).unwrap();
+            drop(sender);
+            items.collect::<Vec<_>>().await
+        }));
+        assert_eq!(outputs, [7]);
+    }
+
+    /// Two items from a source that panics if polled after it ended and
+    /// whose size hint has no upper bound, even then.
+    fn two_items_from_unfold() -> impl futures::Stream<Item = impl Future<Output = u32>> {
+        stream::unfold(0, |i| async move { (i < 2).then_some((i, i + 1)) })
+            .map(|i| async move { i })
+    }
+
+    #[test]
+    fn buffer_unordered_in_never_polls_its_source_after_it_ended() {
+        let outputs = block_on(scope(|s| async move {
+            two_items_from_unfold()
+                .buffer_unordered_in(2, &s)
+                .collect::<Vec<_>>()
+                .await
+        }));
+        assert_eq!(outputs.len(), 2);
+    }
+
+    #[test]
+    fn buffer_unordered_in_drained_to_its_end_is_terminated_and_hints_no_more_items() {
+        block_on(scope(|s| async move {
+            let mut items = pin!(two_items_from_unfold().buffer_unordered_in(2, &s));
+            while items.next().await.is_some() {}
+            assert!(items.is_terminated());
+            assert_eq!(items.size_hint(), (0, Some(0)));
+        }));
+    }
+
+    #[test]
+    fn buffer_unordered_in_reports_the_window_it_was_made_with() {
+        block_on(scope(|s| async move {
+            let items = stream::iter(0..1)
+                .map(|i| async move { i })
+                .buffer_unordered_in(5, &s);
+            assert_eq!(items.window(), 5);
+        }));
     }
 
     #[test]

@@ -168,7 +168,7 @@ mod tests {
     use futures::poll;
     use futures::stream::{self, StreamExt};
 
-    use crate::test_util::yield_now;
+    use crate::test_util::{poll_until_ready, poll_when_woken, yield_now};
     use crate::{ScopedStreamExt, local_scope, scope};
 
     #[test]
@@ -199,44 +199,121 @@ mod tests {
     fn for_each_in_pulls_an_item_only_when_a_place_is_free() {
         let pulled = AtomicUsize::new(0);
         let pulled = &pulled;
-        block_on(scope(|s| async move {
-            let mut all = pin!(
-                stream::iter(0..10)
-                    .inspect(|_| {
-                        pulled.fetch_add(1, SeqCst);
-                    })
-                    .for_each_in(2, &s, |_| async {
-                        let _ = crate::cancelled().await;
-                    })
-            );
-            assert!(poll!(all.as_mut()).is_pending());
-            yield_now().await;
-            assert!(poll!(all.as_mut()).is_pending());
-            assert_eq!(pulled.load(SeqCst), 2);
-            assert_eq!(all.running(), 2);
-            all.cancel();
-            all.await;
-            assert_eq!(pulled.load(SeqCst), 2, "cancel stopped the pulling");
-        }));
+        poll_until_ready(
+            scope(|s| async move {
+                let mut all = pin!(
+                    stream::iter(0..10)
+                        .inspect(|_| {
+                            pulled.fetch_add(1, SeqCst);
+                        })
+                        .for_each_in(2, &s, |_| async {
+                            let _ = crate::cancelled().await;
+                        })
+                );
+                assert!(poll!(all.as_mut()).is_pending());
+                yield_now().await;
+                assert!(poll!(all.as_mut()).is_pending());
+                assert_eq!(pulled.load(SeqCst), 2);
+                assert_eq!(all.running(), 2);
+                all.cancel();
+                all.await;
+                assert_eq!(pulled.load(SeqCst), 2, "cancel stopped the pulling");
+            }),
+            100,
+        )
+        .expect("after cancel it completes once the running bodies finish");
     }
 
     #[test]
     fn dropping_for_each_in_cancels_running_bodies() {
         let saw_cancel = AtomicUsize::new(0);
         let saw_cancel = &saw_cancel;
-        block_on(scope(|s| async move {
-            let mut all = Box::pin(stream::iter(0..10).for_each_in(4, &s, |_| async {
-                let _ = crate::cancelled().await;
-                saw_cancel.fetch_add(1, SeqCst);
-            }));
-            assert!(poll!(all.as_mut()).is_pending());
-            drop(all);
-        }));
+        poll_until_ready(
+            scope(|s| async move {
+                let mut all = Box::pin(stream::iter(0..10).for_each_in(4, &s, |_| async {
+                    let _ = crate::cancelled().await;
+                    saw_cancel.fetch_add(1, SeqCst);
+                }));
+                assert!(poll!(all.as_mut()).is_pending());
+                drop(all);
+            }),
+            100,
+        )
+        .expect("the drop cancelled the bodies, so the scope could join them");
         assert_eq!(
             saw_cancel.load(SeqCst),
             4,
             "joined by the scope after the drop"
         );
+    }
+
+    #[test]
+    fn for_each_in_wakes_itself_to_refill_its_window_and_to_complete() {
+        let ran = AtomicUsize::new(0);
+        let ran = &ran;
+        poll_when_woken(
+            scope(|s| async move {
+                stream::iter(0..4)
+                    .for_each_in(2, &s, |_| async move {
+                        yield_now().await;
+                        ran.fetch_add(1, SeqCst);
+                    })
+                    .await;
+            }),
+            100,
+        )
+        .expect("it completes on its wakes alone, none lost");
+        assert_eq!(ran.load(SeqCst), 4);
+    }
+
+    #[test]
+    fn for_each_in_waits_for_a_pending_source_instead_of_completing() {
+        let ran = AtomicUsize::new(0);
+        let ran = &ran;
+        block_on(scope(|s| async move {
+            let (sender, receiver) = futures::channel::mpsc::unbounded();
+            let mut all = pin!(receiver.for_each_in(2, &s, |()| async move {
+                ran.fetch_add(1, SeqCst);
+            }));
+            assert!(
+                poll!(all.as_mut()).is_pending(),
+                "the source may still send"
+            );
+            sender.unbounded_send(()).unwrap();
+            drop(sender);
+            all.await;
+        }));
+        assert_eq!(ran.load(SeqCst), 1);
+    }
+
+    #[test]
+    fn for_each_in_never_polls_its_source_after_it_ended() {
+        let ran = AtomicUsize::new(0);
+        let ran = &ran;
+        block_on(scope(|s| async move {
+            // `unfold` panics if polled after it returned `None`.
+            stream::unfold(0, |i| async move { (i < 3).then_some((i, i + 1)) })
+                .for_each_in(2, &s, |_| async move {
+                    ran.fetch_add(1, SeqCst);
+                })
+                .await;
+        }));
+        assert_eq!(ran.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn running_counts_the_started_bodies_and_window_reports_the_window() {
+        block_on(scope(|s| async move {
+            let mut all = pin!(stream::iter(0..2).for_each_in(3, &s, |_| async {
+                let _ = crate::cancelled().await;
+            }));
+            assert_eq!((all.running(), all.window()), (0, 3));
+            assert!(poll!(all.as_mut()).is_pending());
+            assert_eq!(all.running(), 2, "both items run, a place is left free");
+            all.cancel();
+            all.as_mut().await;
+            assert_eq!(all.running(), 0);
+        }));
     }
 
     #[test]
