@@ -144,7 +144,11 @@ pub trait ScopedStreamExt: Stream {
     /// and every body has finished.
     ///
     /// An item is pulled from the source only when a place in the window is
-    /// free. Each body runs under its own token, a child of the scope's.
+    /// free. Each body runs under its own token, a child of the scope's:
+    /// cancelling the scope, dropping the future, calling
+    /// [`ForEachIn::cancel`], or cancelling the task that polls the future
+    /// cancels the bodies voluntarily, those running and those started
+    /// after (they see it through [`checkpoint`](crate::checkpoint)).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU64, Ordering};
