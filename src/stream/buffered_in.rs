@@ -327,26 +327,30 @@ mod tests {
         let saw_cancel = AtomicUsize::new(0);
         let pulled = AtomicUsize::new(0);
         let (saw_cancel, pulled) = (&saw_cancel, &pulled);
-        let scope_cancelled = block_on(scope(|s| async move {
-            let mut items = Box::pin(
-                stream::iter(0..10)
-                    .inspect(|_| {
-                        pulled.fetch_add(1, SeqCst);
-                    })
-                    .map(|i| async move {
-                        if i > 0 {
-                            let _ = crate::cancelled().await;
-                            saw_cancel.fetch_add(1, SeqCst);
-                        }
-                        i
-                    })
-                    .buffered_in(3, &s),
-            );
-            assert!(poll!(items.next()).is_pending());
-            yield_now().await; // item 0 finishes; 1 and 2 wait for cancellation
-            drop(items); // item 0's output is dropped with the stream
-            s.token().is_cancelled()
-        }));
+        let scope_cancelled = poll_until_ready(
+            scope(|s| async move {
+                let mut items = Box::pin(
+                    stream::iter(0..10)
+                        .inspect(|_| {
+                            pulled.fetch_add(1, SeqCst);
+                        })
+                        .map(|i| async move {
+                            if i > 0 {
+                                let _ = crate::cancelled().await;
+                                saw_cancel.fetch_add(1, SeqCst);
+                            }
+                            i
+                        })
+                        .buffered_in(3, &s),
+                );
+                assert!(poll!(items.next()).is_pending());
+                yield_now().await; // item 0 finishes; 1 and 2 wait for cancellation
+                drop(items); // item 0's output is dropped with the stream
+                s.token().is_cancelled()
+            }),
+            100,
+        )
+        .expect("the dropped stream's items saw the cancel and finished");
         assert!(!scope_cancelled, "only the items were cancelled");
         assert_eq!(saw_cancel.load(SeqCst), 2, "both waiting items saw it");
         assert_eq!(pulled.load(SeqCst), 3);
@@ -356,25 +360,29 @@ mod tests {
     fn buffered_in_cancel_stops_pulling_and_still_yields_the_items_in_flight() {
         let pulled = AtomicUsize::new(0);
         let pulled = &pulled;
-        let outputs = block_on(scope(|s| async move {
-            let mut items = pin!(
-                stream::iter(0..10)
-                    .inspect(|_| {
-                        pulled.fetch_add(1, SeqCst);
-                    })
-                    .map(|i| async move {
-                        match i {
-                            0 => Ok(i),
-                            _ => Err(crate::cancelled().await),
-                        }
-                    })
-                    .buffered_in(3, &s)
-            );
-            let first = items.next().await.unwrap();
-            items.cancel();
-            let rest = items.collect::<Vec<_>>().await;
-            (first, rest)
-        }));
+        let outputs = poll_until_ready(
+            scope(|s| async move {
+                let mut items = pin!(
+                    stream::iter(0..10)
+                        .inspect(|_| {
+                            pulled.fetch_add(1, SeqCst);
+                        })
+                        .map(|i| async move {
+                            match i {
+                                0 => Ok(i),
+                                _ => Err(crate::cancelled().await),
+                            }
+                        })
+                        .buffered_in(3, &s)
+                );
+                let first = items.next().await.unwrap();
+                items.cancel();
+                let rest = items.collect::<Vec<_>>().await;
+                (first, rest)
+            }),
+            100,
+        )
+        .expect("the items in flight saw the cancel and finished");
         let (first, rest) = outputs;
         assert_eq!(first.unwrap(), 0);
         assert_eq!(rest.len(), 2, "the two items in flight still yield");
@@ -400,18 +408,22 @@ mod tests {
 
     #[test]
     fn cancelling_the_consumer_cancels_the_items_it_started() {
-        let outputs = block_on(scope(|s| async move {
-            let items_scope = s.clone();
-            let consumer = s.spawn(async move {
-                items_yielding_why_they_were_cancelled(&items_scope)
-                    .collect::<Vec<_>>()
-                    .await
-            });
-            yield_now().await;
-            yield_now().await;
-            consumer.cancel();
-            consumer.await
-        }));
+        let outputs = poll_until_ready(
+            scope(|s| async move {
+                let items_scope = s.clone();
+                let consumer = s.spawn(async move {
+                    items_yielding_why_they_were_cancelled(&items_scope)
+                        .collect::<Vec<_>>()
+                        .await
+                });
+                yield_now().await;
+                yield_now().await;
+                consumer.cancel();
+                consumer.await
+            }),
+            100,
+        )
+        .expect("the cancelled consumer's items saw the cancel and finished");
         assert!(all_requested(&outputs), "{outputs:?}");
     }
 
@@ -468,13 +480,17 @@ mod tests {
 
     #[test]
     fn cancelling_the_scope_cancels_the_items() {
-        let saw_cancel = block_on(scope(|s| async move {
-            let items = stream::iter(0..4)
-                .map(|_| async { crate::cancelled().await })
-                .buffered_in(2, &s);
-            s.cancel();
-            items.collect::<Vec<_>>().await.len()
-        }));
+        let saw_cancel = poll_until_ready(
+            scope(|s| async move {
+                let items = stream::iter(0..4)
+                    .map(|_| async { crate::cancelled().await })
+                    .buffered_in(2, &s);
+                s.cancel();
+                items.collect::<Vec<_>>().await.len()
+            }),
+            100,
+        )
+        .expect("the scope's cancel reached the items");
         assert_eq!(saw_cancel, 4);
     }
 
