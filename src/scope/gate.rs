@@ -278,22 +278,42 @@ mod tests {
         late.into_iter().for_each(|job| job());
     }
 
-    /// The owner's call returns once the helper is inside its own; the
-    /// helper's call then goes on for a while, or panics.
+    /// Who panics in `OwnerLeavesFirst`.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Panicking {
+        Nobody,
+        Helper,
+        Owner,
+    }
+
+    /// The owner's call ends (returns or unwinds) once the helper is
+    /// inside its own; the helper's call goes on for a while after the
+    /// owner's has ended. Either may panic.
     struct OwnerLeavesFirst {
         owner: ThreadId,
         helper_inside: AtomicBool,
+        owner_left: AtomicBool,
         helper_done: AtomicBool,
-        helper_panics: bool,
+        panicking: Panicking,
+    }
+
+    /// Sets its flag when dropped: on return and on unwind alike.
+    struct SetOnDrop<'a>(&'a AtomicBool);
+
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
     }
 
     impl OwnerLeavesFirst {
-        fn new(helper_panics: bool) -> Self {
+        fn new(panicking: Panicking) -> Self {
             OwnerLeavesFirst {
                 owner: thread::current().id(),
                 helper_inside: AtomicBool::new(false),
+                owner_left: AtomicBool::new(false),
                 helper_done: AtomicBool::new(false),
-                helper_panics,
+                panicking,
             }
         }
 
@@ -313,10 +333,15 @@ mod tests {
                 while !self.helper_inside.load(Ordering::SeqCst) {
                     thread::yield_now();
                 }
+                let _left = SetOnDrop(&self.owner_left);
+                assert!(self.panicking != Panicking::Owner, "the owner's panic");
                 return;
             }
             self.helper_inside.store(true, Ordering::SeqCst);
-            assert!(!self.helper_panics, "the helper's panic");
+            assert!(self.panicking != Panicking::Helper, "the helper's panic");
+            while !self.owner_left.load(Ordering::SeqCst) {
+                thread::yield_now();
+            }
             for _ in 0..100 {
                 thread::yield_now();
             }
@@ -326,7 +351,7 @@ mod tests {
 
     #[test]
     fn the_owner_waits_for_a_helper_admitted_in_time() {
-        let shared = OwnerLeavesFirst::new(false);
+        let shared = OwnerLeavesFirst::new(Panicking::Nobody);
         // Checked before the thread scope's own join could order it.
         let checked = AtomicBool::new(false);
         thread::scope(|threads| {
@@ -341,12 +366,53 @@ mod tests {
         );
     }
 
+    /// The message of the panic that `run` raised.
+    fn panic_of_run(shared: &OwnerLeavesFirst) -> &'static str {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| shared.run()));
+        let payload = outcome.expect_err("a call panicked");
+        payload.downcast_ref::<&str>().copied().unwrap_or_default()
+    }
+
     #[test]
     fn a_helpers_panic_is_raised_by_the_owner_after_it_left() {
-        let shared = OwnerLeavesFirst::new(true);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| shared.run()));
-        let payload = outcome.expect_err("the helper panicked");
-        let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
-        assert!(message.contains("the helper's panic"), "{message}");
+        let shared = OwnerLeavesFirst::new(Panicking::Helper);
+        assert_eq!(panic_of_run(&shared), "the helper's panic");
+    }
+
+    #[test]
+    fn an_owner_unwinding_from_its_own_panic_first_waits_for_the_admitted_helper() {
+        let shared = OwnerLeavesFirst::new(Panicking::Owner);
+        // `run`'s thread scope joins the helper thread too, but only after
+        // `run_with_helpers` unwound; the check must come before that join.
+        let outcome = thread::scope(|threads| {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                run_with_helpers(&shared, 1, |job| {
+                    threads.spawn(job);
+                });
+            }))
+            .map_err(|_| shared.helper_done.load(Ordering::SeqCst))
+        });
+        assert_eq!(
+            outcome,
+            Err(true),
+            "the owner's panic left only once the helper was done"
+        );
+    }
+
+    #[test]
+    fn a_panicking_spawn_leaves_its_queued_helpers_nothing_to_touch() {
+        let queued = std::cell::RefCell::new(Vec::<Job>::new());
+        let counted = Box::new(Counted::default());
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_with_helpers(&*counted, 3, |job| {
+                assert!(queued.borrow().is_empty(), "the pool refuses a second job");
+                queued.borrow_mut().push(job);
+            });
+        }));
+        assert!(outcome.is_err(), "the second spawn panicked");
+        assert_eq!(counted.calls.load(Ordering::SeqCst), 0, "no call was made");
+        drop(counted);
+        // Run after the state is freed: Miri would report a use after free.
+        queued.into_inner().into_iter().for_each(|job| job());
     }
 }
