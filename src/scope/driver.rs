@@ -27,11 +27,7 @@ use crate::sync::{Arc, mutant};
 pub const POLL_BUDGET: usize = 128;
 
 /// Polls a batch of ready children: one after the other, or fanned out.
-///
-/// It gets the core's `Arc`, not just the core, so that the loom build's
-/// parallel runner can hand the core to `'static` loom threads (see
-/// `parallel::on_loom_threads`).
-pub(crate) type RunBatch<T> = fn(&Arc<Core<T>>, &[usize], &mut BatchRun);
+pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun);
 
 /// What the driver hands a batch runner besides the batch itself.
 #[derive(Debug, Default)]
@@ -285,7 +281,7 @@ impl Drop for RetireOnDrop<'_> {
 /// Polls the children of `batch` one after the other on this thread; the
 /// children woken meanwhile wait for the driver's next batch.
 pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(
-    core: &Arc<Core<T>>,
+    core: &Core<T>,
     batch: &[usize],
     _run: &mut BatchRun,
 ) {

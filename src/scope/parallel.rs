@@ -59,7 +59,7 @@ use super::core::Core;
 use super::driver::BatchRun;
 use super::gate::{Job, Shared, run_with_helpers};
 use super::handle::SendTask;
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, mutant};
+use crate::sync::{AtomicUsize, Mutex, Ordering, mutant};
 
 /// The expected work, in nanoseconds, for which a batch is fanned out.
 ///
@@ -82,7 +82,7 @@ pub(crate) const MIN_FAN_OUT_POLL_NANOS: u64 = 2_000;
 pub(crate) const STRETCH: usize = 32;
 
 /// Polls `batch` inline or across rayon's pool; see the module docs.
-pub(crate) fn run_parallel(core: &Arc<Core<SendTask<'_>>>, batch: &[usize], run: &mut BatchRun) {
+pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut BatchRun) {
     if run.poll_nanos == 0 {
         borrow_recent_estimate(run);
     }
@@ -409,11 +409,7 @@ pub(crate) mod on_loom_threads {
         ScopeFuture::new(Driver::new(body, core, run_on_loom_threads))
     }
 
-    fn run_on_loom_threads(
-        core: &Arc<Core<SendTask<'static>>>,
-        batch: &[usize],
-        run: &mut BatchRun,
-    ) {
+    fn run_on_loom_threads(core: &Core<SendTask<'static>>, batch: &[usize], run: &mut BatchRun) {
         // As in `run_parallel`: a single ready child is polled inline.
         if batch.len() < 2 {
             core.run_serial(batch);
@@ -434,6 +430,7 @@ pub(crate) mod on_loom_threads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::Arc;
 
     #[test]
     fn a_batch_fans_out_only_when_its_expected_work_pays_for_it() {
