@@ -10,6 +10,8 @@
 //! design/loom.md, "The parallel scope".
 #![cfg(loom)]
 
+use std::panic::{self, AssertUnwindSafe};
+
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +25,24 @@ struct State {
     alive: UnsafeCell<bool>,
     /// How many calls of the work ran, the owner's included.
     calls: AtomicUsize,
+    /// The thread whose call panics once it has read the state.
+    panicking: Option<loom::thread::ThreadId>,
+}
+
+impl State {
+    fn new(panicking: Option<loom::thread::ThreadId>) -> Arc<Self> {
+        Arc::new(State {
+            alive: UnsafeCell::new(true),
+            calls: AtomicUsize::new(0),
+            panicking,
+        })
+    }
+
+    /// The owner frees the state: a write loom checks against every read.
+    fn free(&self) {
+        // SAFETY: see `State::work`; loom checks the ordering.
+        self.alive.with_mut(|alive| unsafe { *alive = false });
+    }
 }
 
 // SAFETY: the one non-`Sync` field, `alive`, is a loom cell: loom checks
@@ -38,8 +58,15 @@ impl Work for State {
             assert!(unsafe { *alive }, "a helper used freed state");
         });
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if self.panicking == Some(loom::thread::current().id()) {
+            panic::panic_any(OwnersPanic);
+        }
     }
 }
+
+/// The payload of the owner's planned panic, which the panic hook keeps
+/// quiet (the model panics in every interleaving).
+struct OwnersPanic;
 
 /// Property: a helper touches the state only if it was admitted before the
 /// owner closed the gate, and the owner returns only after every admitted
@@ -58,15 +85,40 @@ fn a_helper_touches_the_state_only_while_the_owner_waits_for_it() {
         "gate::a_helper_touches_the_state_only_while_the_owner_waits_for_it",
         3,
         || {
-            let state = Arc::new(State {
-                alive: UnsafeCell::new(true),
-                calls: AtomicUsize::new(0),
-            });
+            let state = State::new(None);
             run_with_helpers(&*state, 2);
-            // SAFETY: see `State::work`; loom checks the ordering.
-            state.alive.with_mut(|alive| unsafe { *alive = false });
+            state.free();
             let calls = state.calls.load(Ordering::Relaxed);
             assert!((1..=3).contains(&calls), "{calls} calls");
+        },
+    );
+}
+
+/// Property: an owner unwinding from a panic in its own call of the work
+/// closes the gate and waits for every admitted helper before the unwind
+/// leaves `run_with_helpers`, so the state it frees afterwards is never
+/// read by a helper. One helper races the owner's panic.
+///
+/// Last run: 23 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `gate_unwind_skips_wait` (the unwinding owner closes
+/// the gate without waiting: loom reports the race).
+#[test]
+fn an_owner_unwinding_from_its_own_panic_waits_for_its_helpers_first() {
+    let quiet = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if !info.payload().is::<OwnersPanic>() {
+            quiet(info);
+        }
+    }));
+    check(
+        "gate::an_owner_unwinding_from_its_own_panic_waits_for_its_helpers_first",
+        3,
+        || {
+            let state = State::new(Some(loom::thread::current().id()));
+            let unwound = panic::catch_unwind(AssertUnwindSafe(|| run_with_helpers(&*state, 1)));
+            let payload = unwound.expect_err("the owner's call panics");
+            assert!(payload.is::<OwnersPanic>(), "the owner's own panic goes on");
+            state.free();
         },
     );
 }

@@ -208,6 +208,11 @@ impl CloseOnDrop<'_> {
 
 impl Drop for CloseOnDrop<'_> {
     fn drop(&mut self) {
+        if mutant("gate_unwind_skips_wait") {
+            // Broken on purpose (loom models only): closed, not waited for.
+            self.0.state.lock().closed = true;
+            return;
+        }
         // Unwinding from this thread's own work: its panic goes on, a
         // helper's is dropped.
         if let Some(payload) = self.0.close_and_wait() {
@@ -228,18 +233,19 @@ pub mod for_loom {
         fn work(&self);
     }
 
-    struct Adapter<'a, W>(&'a W);
-
-    impl<W: Work> super::Shared for Adapter<'_, W> {
+    // The model's own state is what the helpers point to, so that a helper
+    // admitted by a broken gate reads that state (which the model keeps
+    // alive and loom checks), not a freed adapter on the owner's stack.
+    impl<W: Work> super::Shared for W {
         fn work(&self) {
-            self.0.work();
+            Work::work(self);
         }
     }
 
     /// Calls `work` on this thread and offers `helpers` more calls to
     /// detached loom threads, through the gate; see the module docs.
     pub fn run_with_helpers<W: Work>(work: &W, helpers: usize) {
-        super::run_with_helpers(&Adapter(work), helpers, |job| {
+        super::run_with_helpers(work, helpers, |job| {
             loom::thread::spawn(job);
         });
     }
