@@ -43,6 +43,10 @@ pub(crate) struct BatchRun {
     /// `poll_nanos` is another scope's (the parallel runner's prior): the
     /// scope's first own sample replaces it rather than blending with it.
     pub(crate) prior: bool,
+    /// The parallel runner's helper jobs that a busy pool has not started
+    /// yet: a fan-out offers that many fewer.
+    #[cfg(feature = "parallel")]
+    pub(crate) backlog: super::gate::Backlog,
 }
 
 pin_project! {

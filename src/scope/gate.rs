@@ -30,8 +30,18 @@
 //! A helper job that starts after the gate closed returns without touching
 //! the state, however late it runs. See design/soundness.md, "The admission
 //! gate".
+//!
+//! # The backlog
+//!
+//! The gate also counts the jobs that reached it, admitted or not, so that
+//! a fan-out can tell which of the jobs it offered are still queued in a
+//! busy pool ([`Offered::still_queued`]), and a scope can stop offering
+//! more to a pool that has not started several of them ([`Backlog`]). The
+//! count is bookkeeping beside the invariants: it never admits, delays or
+//! frees anything.
 
 use std::any::Any;
+use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::sync::{Arc, Condvar, Mutex, mutant};
@@ -55,7 +65,11 @@ pub(crate) trait Shared: Sync {
 ///
 /// Re-raises a panic of this thread's call, else the first panic of a
 /// helper's, once every admitted helper has left.
-pub(crate) fn run_with_helpers<S: Shared>(shared: &S, helpers: usize, spawn: impl Fn(Job)) {
+pub(crate) fn run_with_helpers<S: Shared>(
+    shared: &S,
+    helpers: usize,
+    spawn: impl Fn(Job),
+) -> Offered {
     let gate = Arc::new(Gate::default());
     // Before the first spawn: if a spawn panics, the helpers already
     // admitted are still waited for (G4).
@@ -69,6 +83,61 @@ pub(crate) fn run_with_helpers<S: Shared>(shared: &S, helpers: usize, spawn: imp
     let helper_panic = close.close_and_wait();
     if let Some(payload) = helper_panic {
         panic::resume_unwind(payload);
+    }
+    Offered {
+        gate,
+        jobs: helpers,
+    }
+}
+
+/// The helper jobs one fan-out handed to the pool, for the count of those
+/// that have not reached its gate yet.
+#[must_use = "the backlog is what tells the next fan-out how many jobs still wait"]
+pub(crate) struct Offered {
+    gate: Arc<Gate>,
+    jobs: usize,
+}
+
+impl Offered {
+    /// How many of the offered jobs no pool thread has started yet.
+    pub(crate) fn still_queued(&self) -> usize {
+        self.jobs - self.gate.state.lock().arrived
+    }
+}
+
+/// The jobs a scope's earlier fan-outs offered that are still queued in the
+/// pool, so that a scope can bound how many it leaves there.
+#[derive(Default)]
+pub(crate) struct Backlog {
+    offered: Vec<Offered>,
+}
+
+impl Backlog {
+    /// How many offered jobs are still queued; forgets the fan-outs whose
+    /// jobs have all started.
+    pub(crate) fn queued(&mut self) -> usize {
+        let mut queued = 0;
+        self.offered.retain(|offered| {
+            let still = offered.still_queued();
+            queued += still;
+            still > 0
+        });
+        queued
+    }
+
+    /// Remembers a fan-out's jobs if some have not started yet.
+    pub(crate) fn keep(&mut self, offered: Offered) {
+        if offered.still_queued() > 0 {
+            self.offered.push(offered);
+        }
+    }
+}
+
+impl fmt::Debug for Backlog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backlog")
+            .field("fan_outs", &self.offered.len())
+            .finish()
     }
 }
 
@@ -127,6 +196,8 @@ impl Default for Gate {
 struct GateState {
     closed: bool,
     inside: usize,
+    /// Jobs that reached the gate, admitted or turned away (the backlog).
+    arrived: usize,
     /// The first panic of an admitted helper, for the owner to raise.
     panic: Option<Box<dyn Any + Send>>,
 }
@@ -152,6 +223,7 @@ impl Gate {
     /// Admits a helper unless the gate is closed (G2).
     fn enter(&self) -> bool {
         let mut state = self.state.lock();
+        state.arrived += 1;
         if state.closed && !mutant("gate_admits_after_close") {
             return false;
         }
@@ -245,9 +317,9 @@ pub mod for_loom {
     /// Calls `work` on this thread and offers `helpers` more calls to
     /// detached loom threads, through the gate; see the module docs.
     pub fn run_with_helpers<W: Work>(work: &W, helpers: usize) {
-        super::run_with_helpers(work, helpers, |job| {
+        drop(super::run_with_helpers(work, helpers, |job| {
             loom::thread::spawn(job);
-        });
+        }));
     }
 }
 
@@ -274,14 +346,16 @@ mod tests {
     fn a_helper_that_starts_after_the_owner_returned_does_nothing() {
         let (send, receive) = mpsc::channel::<Job>();
         let counted = Box::new(Counted::default());
-        run_with_helpers(&*counted, 2, |job| send.send(job).unwrap());
+        let offered = run_with_helpers(&*counted, 2, |job| send.send(job).unwrap());
         assert_eq!(counted.calls.load(Ordering::SeqCst), 1, "only the owner");
+        assert_eq!(offered.still_queued(), 2, "neither job has started");
         drop(counted);
         // The jobs run after the state is freed: admitted, they would read
         // freed memory (Miri runs this test).
         let late: Vec<Job> = receive.try_iter().collect();
         assert_eq!(late.len(), 2, "both offered");
         late.into_iter().for_each(|job| job());
+        assert_eq!(offered.still_queued(), 0, "turned away, but arrived");
     }
 
     /// Who panics in `OwnerLeavesFirst`.
@@ -326,9 +400,9 @@ mod tests {
         /// `run_with_helpers` with one helper on a thread of its own.
         fn run(&self) {
             thread::scope(|threads| {
-                run_with_helpers(self, 1, |job| {
+                drop(run_with_helpers(self, 1, |job| {
                     threads.spawn(job);
-                });
+                }));
             });
         }
     }
@@ -361,9 +435,9 @@ mod tests {
         // Checked before the thread scope's own join could order it.
         let checked = AtomicBool::new(false);
         thread::scope(|threads| {
-            run_with_helpers(&shared, 1, |job| {
+            drop(run_with_helpers(&shared, 1, |job| {
                 threads.spawn(job);
-            });
+            }));
             checked.store(shared.helper_done.load(Ordering::SeqCst), Ordering::SeqCst);
         });
         assert!(
@@ -392,9 +466,9 @@ mod tests {
         // `run_with_helpers` unwound; the check must come before that join.
         let outcome = thread::scope(|threads| {
             panic::catch_unwind(AssertUnwindSafe(|| {
-                run_with_helpers(&shared, 1, |job| {
+                drop(run_with_helpers(&shared, 1, |job| {
                     threads.spawn(job);
-                });
+                }));
             }))
             .map_err(|_| shared.helper_done.load(Ordering::SeqCst))
         });
@@ -410,10 +484,10 @@ mod tests {
         let queued = std::cell::RefCell::new(Vec::<Job>::new());
         let counted = Box::new(Counted::default());
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            run_with_helpers(&*counted, 3, |job| {
+            drop(run_with_helpers(&*counted, 3, |job| {
                 assert!(queued.borrow().is_empty(), "the pool refuses a second job");
                 queued.borrow_mut().push(job);
-            });
+            }));
         }));
         assert!(outcome.is_err(), "the second spawn panicked");
         assert_eq!(counted.calls.load(Ordering::SeqCst), 0, "no call was made");

@@ -50,7 +50,9 @@
 //! which returns only when every one of them has returned; from outside the
 //! pool they pass the admission gate (`gate`), and the fan-out returns once
 //! every helper admitted in time has left. Either way no poll outlives the
-//! call; see design/soundness.md, "The parallel scope".
+//! call; see design/soundness.md, "The parallel scope". A scope offers no
+//! more helpers to a pool that has not started several of its earlier ones
+//! (`offerable`), so a saturated pool does not collect one job per fan-out.
 
 use std::cell::Cell;
 use std::time::Instant;
@@ -96,7 +98,7 @@ pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut
         let remaining = batch.len() - next;
         if remaining >= 2 && worth_fanning_out(remaining, run.poll_nanos) {
             let rest = &batch[next..];
-            let helpers = free_threads().min(rest.len() - 1);
+            let helpers = offerable(run, free_threads().min(rest.len() - 1));
             if helpers > 0 {
                 fan_out(core, rest, helpers, run);
                 return;
@@ -157,6 +159,31 @@ fn worth_fanning_out(remaining: usize, poll_nanos: u64) -> bool {
 /// which would only make the threads take turns on the cores.
 fn free_threads() -> usize {
     rayon_core::current_num_threads().saturating_sub(1)
+}
+
+/// How many of a scope's helper jobs a busy pool may hold unstarted, per
+/// helper a fan-out wants, before the scope offers it no more.
+///
+/// Not 1. On this 2-core VM a pool thread regularly takes longer than a
+/// whole fan-out to start its job (0 to 15 of the 79 fan-outs of a run of
+/// workload 4 ended with their helper still queued). A scope that then
+/// polled inline until that job had started fell from 1.56-1.59x to
+/// 1.33-1.38x; a next job offered anyway waits right behind the late one,
+/// and the pool thread that finally comes turns the first away and helps
+/// with the second at once.
+const MAX_QUEUED_PER_HELPER: usize = 4;
+
+/// How many of `wanted` helpers a fan-out may offer: none while the pool
+/// still holds [`MAX_QUEUED_PER_HELPER`] unstarted jobs per wanted helper
+/// from the scope's earlier fan-outs (they will only be turned away), so
+/// that a saturated pool does not collect one more per fan-out. With none
+/// to offer, the runner polls the next stretch inline and asks again.
+fn offerable(run: &mut BatchRun, wanted: usize) -> usize {
+    if run.backlog.queued() >= MAX_QUEUED_PER_HELPER.saturating_mul(wanted) {
+        0
+    } else {
+        wanted
+    }
 }
 
 /// Folds `polls` polls that took `nanos` together into the running estimate.
@@ -360,7 +387,8 @@ fn fan_out_with(
 ) {
     let participants = helpers + 1;
     let fan = FanOut::new(core, rest, participants, run);
-    run_with_helpers(&fan, helpers, spawn);
+    let offered = run_with_helpers(&fan, helpers, spawn);
+    run.backlog.keep(offered);
     fan.finish(participants, run);
 }
 
@@ -382,7 +410,7 @@ impl Shared for FanOut<'_, '_> {
 pub(crate) mod on_loom_threads {
     use std::future::Future;
 
-    use super::{FAN_OUT_NANOS, fan_out_with};
+    use super::{FAN_OUT_NANOS, fan_out_with, offerable};
     use crate::scope::builder::Builder;
     use crate::scope::core::Core;
     use crate::scope::driver::{BatchRun, Driver};
@@ -419,7 +447,13 @@ pub(crate) mod on_loom_threads {
         // every batch of two fans out. With so few children every bite is
         // one child, which makes the most claims race.
         run.poll_nanos = FAN_OUT_NANOS;
-        let helpers = HELPERS.min(batch.len() - 1);
+        // As in `run_parallel`: none while too many helper threads of
+        // earlier fan-outs have not started (never, with so few batches).
+        let helpers = offerable(run, HELPERS.min(batch.len() - 1));
+        if helpers == 0 {
+            core.run_serial(batch);
+            return;
+        }
         fan_out_with(core, batch, helpers, run, |job| {
             // Detached, as a rayon job: only the gate orders its end.
             loom::thread::spawn(job);
@@ -497,6 +531,41 @@ mod tests {
             BORROWED,
             "the next scope on this thread starts from this one's estimate"
         );
+        // As the driver does when a scope ends: the registered headers point
+        // back at the scope, which would leak it.
+        core.shared().retire();
+    }
+
+    #[test]
+    fn a_scope_stops_offering_helpers_to_a_pool_that_started_none_of_its_last_ones() {
+        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
+        let _handles: Vec<_> = (0..2).map(|_| core.insert(async {}, None)).collect();
+        let mut batch = Vec::new();
+        core.shared().take_ready(&mut batch, 16);
+        batch.retain(|&index| index != crate::scope::task::BODY);
+        let pool = std::cell::RefCell::new(Vec::<Job>::new());
+        let mut run = BatchRun::default();
+        for offered in 1..=MAX_QUEUED_PER_HELPER {
+            assert_eq!(offerable(&mut run, 1), 1, "{offered} queued: not yet");
+            // Finished children are skipped: the batch can be fanned out again.
+            fan_out_with(&core, &batch, 1, &mut run, |job| {
+                pool.borrow_mut().push(job);
+            });
+            assert_eq!(pool.borrow().len(), offered, "a busy pool holds every job");
+        }
+        assert_eq!(offerable(&mut run, 1), 0, "no more for a saturated pool");
+        assert_eq!(
+            offerable(&mut run, 2),
+            2,
+            "the bound grows with the helpers wanted"
+        );
+        let late = pool.borrow_mut().remove(0);
+        late();
+        assert_eq!(offerable(&mut run, 1), 1, "a late job started: offer again");
+        pool.borrow_mut().drain(..).for_each(|job| job());
+        // A job that starts while its fan-out runs is not kept at all.
+        fan_out_with(&core, &batch, 1, &mut run, |job| job());
+        assert_eq!(run.backlog.queued(), 0, "nothing left queued");
         // As the driver does when a scope ends: the registered headers point
         // back at the scope, which would leak it.
         core.shared().retire();
