@@ -276,7 +276,7 @@ impl Builder {
 /// Calls a try scope's body closure with the scope's new first-error slot;
 /// returns its future, wrapped to record its `Err`, and the slot.
 fn call_try_body<T: ?Sized, Fut, R, E>(
-    core: &Arc<Core<T>>,
+    core: &Core<T>,
     body: impl FnOnce(Arc<FirstError<E>>) -> Fut,
 ) -> (RecordBody<Fut, E>, Arc<FirstError<E>>)
 where
