@@ -112,7 +112,7 @@ impl Future for Probed {
 /// the wakes are picked up by the participants from the ready queue or by
 /// the driver's next batch (fanned out again, or polled inline).
 ///
-/// Last run: 509250 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 495787 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `claim_reclaims_position` (two participants claim the
 /// same position of the batch: the child is polled again without a wake)
 /// and `put_back_ignores_rewake` (a wake picked up while its child was
@@ -184,7 +184,7 @@ fn child_woken_while_another_participant_polls_it_is_polled_again() {
 /// to the ready queue race with each other, with the participants taking
 /// children from it and with the hand-backs of children polled elsewhere.
 ///
-/// Last run: 89222 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 86420 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `claim_reclaims_position` and `put_back_ignores_rewake`.
 #[test]
 fn children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more() {

@@ -44,7 +44,7 @@ pub(crate) struct BatchRun {
     /// scope's first own sample replaces it rather than blending with it.
     pub(crate) prior: bool,
     /// The parallel runner's helper jobs that a busy pool has not started
-    /// yet: a fan-out offers that many fewer.
+    /// yet: past a bound, a fan-out offers none (`parallel::offerable`).
     #[cfg(feature = "parallel")]
     pub(crate) backlog: super::gate::Backlog,
 }

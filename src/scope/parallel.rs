@@ -410,7 +410,7 @@ impl Shared for FanOut<'_, '_> {
 pub(crate) mod on_loom_threads {
     use std::future::Future;
 
-    use super::{FAN_OUT_NANOS, fan_out_with, offerable};
+    use super::{FAN_OUT_NANOS, fan_out_with};
     use crate::scope::builder::Builder;
     use crate::scope::core::Core;
     use crate::scope::driver::{BatchRun, Driver};
@@ -447,13 +447,9 @@ pub(crate) mod on_loom_threads {
         // every batch of two fans out. With so few children every bite is
         // one child, which makes the most claims race.
         run.poll_nanos = FAN_OUT_NANOS;
-        // As in `run_parallel`: none while too many helper threads of
-        // earlier fan-outs have not started (never, with so few batches).
-        let helpers = offerable(run, HELPERS.min(batch.len() - 1));
-        if helpers == 0 {
-            core.run_serial(batch);
-            return;
-        }
+        // `run_parallel`'s bound on unstarted helpers (`offerable`) is not
+        // asked: loom's four threads can never leave that many queued.
+        let helpers = HELPERS.min(batch.len() - 1);
         fan_out_with(core, batch, helpers, run, |job| {
             // Detached, as a rayon job: only the gate orders its end.
             loom::thread::spawn(job);
