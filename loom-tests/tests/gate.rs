@@ -15,7 +15,7 @@ use std::panic::{self, AssertUnwindSafe};
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use taskscope::__loom_gate::{Work, run_with_helpers};
+use taskscope::__loom_gate::{Helpers, Work, run_with_helpers};
 use taskscope_loom_tests::check;
 
 /// The fan-out's state, as the gate sees it.
@@ -74,7 +74,7 @@ struct OwnersPanic;
 /// owner's close from two loom threads: admitted before it, during the
 /// owner's own work, or after the owner returned.
 ///
-/// Last run: 486 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 2792 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `gate_admits_after_close` (a late helper reads the
 /// state as the owner frees it: loom reports the race) and
 /// `gate_owner_does_not_wait` (the owner frees the state while an admitted
@@ -94,12 +94,37 @@ fn a_helper_touches_the_state_only_while_the_owner_waits_for_it() {
     );
 }
 
+/// Property: a helper that lingers after one fan-out and enters the
+/// scope's next touches each fan-out's state only while that fan-out's
+/// owner waits for it: never the first once it is freed, never the second
+/// before it opened or after it closed. One helper (or, if it has gone by
+/// the second fan-out, a new one) races two fan-outs and the scope's end.
+///
+/// Last run: 2942 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+#[test]
+fn a_lingering_helper_touches_only_the_fan_out_that_admitted_it() {
+    check(
+        "gate::a_lingering_helper_touches_only_the_fan_out_that_admitted_it",
+        3,
+        || {
+            let mut helpers = Helpers::default();
+            let first = State::new(None);
+            helpers.run(&*first, 1);
+            first.free();
+            let second = State::new(None);
+            helpers.run(&*second, 1);
+            second.free();
+            drop(helpers);
+        },
+    );
+}
+
 /// Property: an owner unwinding from a panic in its own call of the work
 /// closes the gate and waits for every admitted helper before the unwind
 /// leaves `run_with_helpers`, so the state it frees afterwards is never
 /// read by a helper. One helper races the owner's panic.
 ///
-/// Last run: 23 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 44 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `gate_unwind_skips_wait` (the unwinding owner closes
 /// the gate without waiting: loom reports the race).
 #[test]

@@ -112,7 +112,7 @@ impl Future for Probed {
 /// the wakes are picked up by the participants from the ready queue or by
 /// the driver's next batch (fanned out again, or polled inline).
 ///
-/// Last run: 495787 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 1301627 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `claim_reclaims_position` (two participants claim the
 /// same position of the batch: the child is polled again without a wake)
 /// and `put_back_ignores_rewake` (a wake picked up while its child was
@@ -151,7 +151,7 @@ fn every_child_of_a_fanned_out_batch_is_polled_once_per_wake() {
 /// queue while `c0` may still be in its poll. The scope completes (loom
 /// reports a deadlock otherwise), after both children.
 ///
-/// Last run: 55953 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 56550 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `put_back_ignores_rewake` (the wake is lost: loom
 /// reports a deadlock) and with `finish_ignores_children` (the scope
 /// completes while `c0` is still running).
@@ -184,7 +184,7 @@ fn child_woken_while_another_participant_polls_it_is_polled_again() {
 /// to the ready queue race with each other, with the participants taking
 /// children from it and with the hand-backs of children polled elsewhere.
 ///
-/// Last run: 86420 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 137049 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `claim_reclaims_position` and `put_back_ignores_rewake`.
 #[test]
 fn children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more() {

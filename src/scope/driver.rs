@@ -43,10 +43,11 @@ pub(crate) struct BatchRun {
     /// `poll_nanos` is another scope's (the parallel runner's prior): the
     /// scope's first own sample replaces it rather than blending with it.
     pub(crate) prior: bool,
-    /// The parallel runner's helper jobs that a busy pool has not started
-    /// yet: past a bound, a fan-out offers none (`parallel::offerable`).
+    /// The parallel runner's helpers from outside the pool: the gate that
+    /// the scope's fan-outs share, the helpers lingering between them and
+    /// the jobs a busy pool has not started yet.
     #[cfg(feature = "parallel")]
-    pub(crate) backlog: super::gate::Backlog,
+    pub(crate) helpers: super::gate::Helpers,
 }
 
 pin_project! {

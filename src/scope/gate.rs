@@ -1,5 +1,6 @@
-//! The admission gate of a fan-out: helper jobs that borrow the fan-out's
-//! state, and that the fan-out waits for only if they arrived in time.
+//! The admission gate of a scope's fan-outs: helper jobs that borrow a
+//! fan-out's state, that the fan-out waits for only if they arrived in
+//! time, and that stay a moment for the scope's next fan-out.
 //!
 //! A fork-join through `rayon_core::in_place_scope` returns only once every
 //! job it spawned has *run*. Called from outside the pool (an async
@@ -12,39 +13,51 @@
 //! makes that sound. (From a pool thread the fan-out keeps rayon's
 //! fork-join: its wait takes the fan-out's own unclaimed helper jobs back.)
 //!
+//! One gate serves all the fan-outs of a scope ([`Helpers`]), each of which
+//! opens it for its own state and closes it before it returns. A helper that
+//! leaves an open fan-out lingers for up to [`LINGER`], spinning, and enters
+//! the scope's next fan-out if one opens meanwhile: waking a pool thread
+//! for every fan-out cost workload 4 about 3% of its speed-up
+//! (design/performance.md).
+//!
 //! # Invariants
 //!
-//! - **G1.** A helper dereferences the pointer only between a successful
-//!   [`Gate::enter`] and its [`Gate::leave`].
-//! - **G2.** [`Gate::enter`] succeeds only before [`Gate::close_and_wait`]
-//!   closed the gate.
-//! - **G3.** [`Gate::close_and_wait`] returns only when every successful
-//!   `enter` has been matched by a `leave`; the gate's mutex orders the
-//!   helper's uses of the state before that return.
-//! - **G4.** [`run_with_helpers`] closes the gate and waits before it
-//!   returns, also when its own call of the work unwinds (`CloseOnDrop`),
+//! - **G1.** A helper dereferences a fan-out's pointer only between a
+//!   successful entry ([`GateState::enter`]) and its [`Gate::leave`], and
+//!   it takes the pointer from the gate under the gate's mutex at that
+//!   entry, so it is always the open fan-out's.
+//! - **G2.** An entry succeeds only while a fan-out holds the gate open:
+//!   between [`Gate::open`] and [`Gate::close_and_wait`].
+//! - **G3.** [`Gate::close_and_wait`] returns only when every entry has been
+//!   matched by a `leave`; the gate's mutex orders the helpers' uses of the
+//!   state before that return.
+//! - **G4.** [`Helpers::run`] closes the gate and waits before it returns,
+//!   also when its own call of the work or a spawn unwinds (`CloseOnDrop`),
 //!   so the borrowed state outlives every admitted helper. Its frame cannot
 //!   be forgotten halfway: the caller gets control back only by its return
 //!   or its unwinding.
 //!
-//! A helper job that starts after the gate closed returns without touching
-//! the state, however late it runs. See design/soundness.md, "The admission
-//! gate".
+//! A helper job that starts while no fan-out is open touches nothing; it
+//! lingers and enters the next one, or returns. See design/soundness.md,
+//! "The admission gate".
 //!
-//! # The backlog
+//! # Jobs still to come
 //!
-//! The gate also counts the jobs that reached it, admitted or not, so that
-//! a fan-out can tell which of the jobs it offered are still queued in a
-//! busy pool ([`Offered::still_queued`]), and a scope can stop offering
-//! more to a pool that has not started several of them ([`Backlog`]). The
-//! count is bookkeeping beside the invariants: it never admits, delays or
-//! frees anything.
+//! The gate counts the helpers lingering, the jobs offered and the jobs
+//! that reached it, admitted or not. A fan-out offers a new job for each
+//! helper it wants that no lingering one covers, and none once the pool
+//! holds [`MAX_QUEUED_PER_HELPER`] of the scope's jobs unstarted per helper
+//! wanted, so a saturated pool does not collect one per fan-out. A job still
+//! queued enters whichever fan-out is open when it starts. The counts decide
+//! how many jobs are offered, never whether one is admitted.
 
 use std::any::Any;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::sync::{Arc, Condvar, Mutex, mutant};
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, mutant};
+#[cfg(not(loom))]
+use crate::sync::{AtomicUsize, Ordering};
 
 /// A job for a pool: owns everything it touches but the gated state.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -55,93 +68,137 @@ pub(crate) trait Shared: Sync {
     fn work(&self);
 }
 
-/// Calls `shared.work()` on this thread and offers `helpers` more calls of
-/// it to the threads that `spawn` hands jobs to. Returns once this thread's
-/// call returned and every offered call that started before that returned;
-/// an offered call that starts later returns at once, without touching
-/// `shared` (G1 to G4).
+/// How long a helper that left a fan-out waits, spinning, for the scope's
+/// next one before it returns to the pool.
 ///
-/// # Panics
+/// Longer than the gap between two fan-outs of a busy scope (its `poll`
+/// returns and is called again, a few microseconds), and of the order of
+/// the spinning rayon's own idle threads do before they sleep, which is
+/// what a lingering helper stands in for.
+#[cfg(not(loom))]
+pub(crate) const LINGER: Linger = std::time::Duration::from_micros(50);
+/// In loom builds a lingering helper waits for one yield: nothing may
+/// depend on the clock.
+#[cfg(loom)]
+pub(crate) const LINGER: Linger = true;
+
+/// How long a helper lingers: a time, or in loom builds whether it does.
+#[cfg(not(loom))]
+type Linger = std::time::Duration;
+#[cfg(loom)]
+type Linger = bool;
+
+/// A helper returns as soon as it left a fan-out.
+#[cfg(not(loom))]
+const NO_LINGER: Linger = std::time::Duration::ZERO;
+#[cfg(loom)]
+const NO_LINGER: Linger = false;
+
+/// How many of a scope's helper jobs a busy pool may hold unstarted, per
+/// helper a fan-out wants, before the scope offers it no more.
 ///
-/// Re-raises a panic of this thread's call, else the first panic of a
-/// helper's, once every admitted helper has left.
-pub(crate) fn run_with_helpers<S: Shared>(
-    shared: &S,
-    helpers: usize,
-    spawn: impl Fn(Job),
-) -> Offered {
-    let gate = Arc::new(Gate::default());
-    // Before the first spawn: if a spawn panics, the helpers already
-    // admitted are still waited for (G4).
-    let close = CloseOnDrop(&gate);
-    for _ in 0..helpers {
-        let erased = Erased::new(shared);
-        let gate = gate.clone();
-        spawn(Box::new(move || gate.admit(erased)));
-    }
-    shared.work();
-    let helper_panic = close.close_and_wait();
-    if let Some(payload) = helper_panic {
-        panic::resume_unwind(payload);
-    }
-    Offered {
-        gate,
-        jobs: helpers,
-    }
+/// Not 0, which would leave a fan-out without a new job whenever an earlier
+/// one had not started yet. On this 2-core VM a pool thread regularly takes
+/// longer than a whole fan-out to start its job, and then the next job,
+/// queued behind it, helps as soon as a thread comes. Measured on workload
+/// 4 (design/performance.md): a bound of 1 cost a sixth of its speed-up
+/// (before helpers lingered); a bound of 0 cost a third with helpers that
+/// did not linger, and the child-per-64-items row 5% with lingering ones.
+pub(crate) const MAX_QUEUED_PER_HELPER: usize = 4;
+
+/// A scope's helpers: the gate its fan-outs from outside the pool share,
+/// made at the first one. Dropping it (when the scope ends) sends the
+/// lingering helpers away at once.
+pub(crate) struct Helpers {
+    gate: Option<Arc<Gate>>,
+    /// [`LINGER`], but for tests and loom models.
+    linger: Linger,
 }
 
-/// The helper jobs one fan-out handed to the pool, for the count of those
-/// that have not reached its gate yet.
-#[must_use = "the backlog is what tells the next fan-out how many jobs still wait"]
-pub(crate) struct Offered {
-    gate: Arc<Gate>,
-    jobs: usize,
-}
-
-impl Offered {
-    /// How many of the offered jobs no pool thread has started yet.
-    pub(crate) fn still_queued(&self) -> usize {
-        self.jobs - self.gate.state.lock().arrived
-    }
-}
-
-/// The jobs a scope's earlier fan-outs offered that are still queued in the
-/// pool, so that a scope can bound how many it leaves there.
-#[derive(Default)]
-pub(crate) struct Backlog {
-    offered: Vec<Offered>,
-}
-
-impl Backlog {
-    /// How many offered jobs are still queued; forgets the fan-outs whose
-    /// jobs have all started.
-    pub(crate) fn queued(&mut self) -> usize {
-        let mut queued = 0;
-        self.offered.retain(|offered| {
-            let still = offered.still_queued();
-            queued += still;
-            still > 0
-        });
-        queued
-    }
-
-    /// Remembers a fan-out's jobs if some have not started yet.
-    pub(crate) fn keep(&mut self, offered: Offered) {
-        if offered.still_queued() > 0 {
-            self.offered.push(offered);
+impl Default for Helpers {
+    fn default() -> Self {
+        Helpers {
+            gate: None,
+            linger: LINGER,
         }
     }
 }
 
-impl fmt::Debug for Backlog {
+impl Helpers {
+    /// Calls `shared.work()` on this thread and gets `wanted` helpers to
+    /// call it too: helpers lingering from the scope's last fan-out, and a
+    /// new job handed to `spawn` for each wanted helper they leave (none
+    /// while the pool holds too many of the scope's jobs unstarted; see
+    /// [`MAX_QUEUED_PER_HELPER`]). A job queued earlier helps if it starts
+    /// meanwhile. Returns once this thread's call returned and every helper
+    /// that entered meanwhile has left (G1 to G4).
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic of this thread's call, else the first panic of a
+    /// helper's, once every admitted helper has left.
+    pub(crate) fn run<S: Shared>(&mut self, shared: &S, wanted: usize, spawn: impl Fn(Job)) {
+        let gate = self.gate.get_or_insert_with(|| Gate::new(self.linger));
+        let new_jobs = gate.open(Erased::new(shared), wanted);
+        // Before the first spawn: if a spawn panics, the helpers already
+        // admitted are still waited for (G4).
+        let close = CloseOnDrop(gate);
+        for _ in 0..new_jobs {
+            let gate = gate.clone();
+            spawn(Box::new(move || gate.serve()));
+        }
+        shared.work();
+        if let Some(payload) = close.close_and_wait() {
+            panic::resume_unwind(payload);
+        }
+    }
+
+    /// Helpers that return as soon as they left a fan-out: for the tests of
+    /// one fan-out, where a late job need not spin for [`LINGER`].
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn not_lingering() -> Self {
+        Helpers::lingering_for(NO_LINGER)
+    }
+
+    /// Makes the scope's helpers return as soon as they left a fan-out;
+    /// called before its first fan-out, which makes the gate.
+    #[cfg(loom)]
+    pub(crate) fn stop_lingering(&mut self) {
+        self.linger = NO_LINGER;
+    }
+
+    /// Helpers that linger for `linger` instead of [`LINGER`].
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn lingering_for(linger: std::time::Duration) -> Self {
+        Helpers { gate: None, linger }
+    }
+
+    /// How many offered jobs no pool thread has started yet.
+    pub(crate) fn still_queued(&self) -> usize {
+        self.gate
+            .as_ref()
+            .map_or(0, |gate| gate.state.lock().queued())
+    }
+}
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        if let Some(gate) = &self.gate {
+            gate.retire();
+        }
+    }
+}
+
+impl fmt::Debug for Helpers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Backlog")
-            .field("fan_outs", &self.offered.len())
-            .finish()
+        f.debug_struct("Helpers")
+            .field("still_queued", &self.still_queued())
+            .finish_non_exhaustive()
     }
 }
 
 /// A `&S` with its lifetime erased, and the function that calls its work.
+#[derive(Clone, Copy)]
 struct Erased {
     data: *const (),
     work: unsafe fn(*const ()),
@@ -159,6 +216,21 @@ impl Erased {
             work: call_work::<S>,
         }
     }
+
+    /// Calls the work, catching its panic.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds an entry of the gate that handed out `self` (G1):
+    /// the fan-out it points to has not closed.
+    #[allow(unsafe_code)] // the fan-out's admission gate (design/soundness.md, G1)
+    unsafe fn call(self) -> Option<Box<dyn Any + Send>> {
+        let work = AssertUnwindSafe(|| {
+            // SAFETY: the caller's entry keeps the state alive (G1 to G4).
+            unsafe { (self.work)(self.data) };
+        });
+        panic::catch_unwind(work).err()
+    }
 }
 
 /// Calls the work of the `S` that `data` points to.
@@ -166,7 +238,7 @@ impl Erased {
 /// # Safety
 ///
 /// `data` must come from `Erased::new::<S>` and its referent must still be
-/// alive: the caller holds a pass of the gate (G1 to G4).
+/// alive: the caller holds an entry of the gate (G1 to G4).
 #[allow(unsafe_code)] // the fan-out's admission gate (design/soundness.md, G1)
 unsafe fn call_work<S: Shared>(data: *const ()) {
     // SAFETY: `data` was made from a `&S` (`Erased::new`), and the caller
@@ -176,66 +248,140 @@ unsafe fn call_work<S: Shared>(data: *const ()) {
     shared.work();
 }
 
-/// Who is inside, and whether more may come in.
+/// Who is inside, who waits, and whether more may come in.
 struct Gate {
     state: Mutex<GateState>,
-    /// Signalled when the last admitted helper leaves a closed gate.
+    /// Signalled when the last admitted helper leaves a closed fan-out.
     emptied: Condvar,
-}
-
-impl Default for Gate {
-    fn default() -> Self {
-        Gate {
-            state: Mutex::new(GateState::default()),
-            emptied: Condvar::new(),
-        }
-    }
+    /// A copy of `GateState::openings` that a lingering helper can watch
+    /// without taking the lock.
+    #[cfg(not(loom))]
+    openings_hint: AtomicUsize,
+    /// How long a helper lingers.
+    linger: Linger,
 }
 
 #[derive(Default)]
 struct GateState {
-    closed: bool,
+    /// A fan-out holds the gate open: entries are admitted (G2).
+    open: bool,
+    /// The pointer of the fan-out that opened the gate last; dangling once
+    /// it closed, and read only on an entry while `open` (G1).
+    erased: Option<Erased>,
+    /// Helpers inside the open fan-out.
     inside: usize,
-    /// Jobs that reached the gate, admitted or turned away (the backlog).
+    /// Bumped by every opening and by the retirement: what a lingering
+    /// helper waits for.
+    openings: usize,
+    /// Helpers between fan-outs, waiting for the next one.
+    lingering: usize,
+    /// Jobs offered, and jobs that reached the gate (admitted or not).
+    offered: usize,
     arrived: usize,
+    /// The scope has ended: lingering helpers return at once.
+    retired: bool,
     /// The first panic of an admitted helper, for the owner to raise.
     panic: Option<Box<dyn Any + Send>>,
 }
 
-impl Gate {
-    /// A helper job's whole life: the work if admitted, else nothing.
-    fn admit(&self, erased: Erased) {
-        if !self.enter() {
-            return;
-        }
-        let work = AssertUnwindSafe(|| {
-            #[allow(unsafe_code)] // the fan-out's admission gate (design/soundness.md, G1)
-            // SAFETY: admitted (`enter` returned true) and not yet left:
-            // the owner keeps the state alive until this helper leaves.
-            unsafe {
-                (erased.work)(erased.data);
-            }
-        });
-        let outcome = panic::catch_unwind(work);
-        self.leave(outcome.err());
+impl GateState {
+    fn queued(&self) -> usize {
+        self.offered - self.arrived
     }
 
-    /// Admits a helper unless the gate is closed (G2).
-    fn enter(&self) -> bool {
+    /// Admits a helper if a fan-out holds the gate open (G2), handing it
+    /// that fan-out's pointer (G1).
+    fn enter(&mut self) -> Option<Erased> {
+        if (!self.open && !mutant("gate_admits_after_close")) || self.retired {
+            return None;
+        }
+        self.inside += 1;
+        self.erased
+    }
+}
+
+impl Gate {
+    fn new(linger: Linger) -> Arc<Self> {
+        Arc::new(Gate {
+            state: Mutex::new(GateState::default()),
+            emptied: Condvar::new(),
+            #[cfg(not(loom))]
+            openings_hint: AtomicUsize::new(0),
+            linger,
+        })
+    }
+
+    /// Opens the gate for a fan-out's state; returns how many new jobs to
+    /// offer (and counts them offered) for `wanted` helpers: one for each
+    /// that no lingering helper covers, and none while the pool holds
+    /// [`MAX_QUEUED_PER_HELPER`] of the scope's jobs unstarted per helper
+    /// wanted.
+    fn open(&self, erased: Erased, wanted: usize) -> usize {
+        let mut state = self.state.lock();
+        state.open = true;
+        state.erased = Some(erased);
+        state.openings += 1;
+        let new_jobs = if state.queued() >= MAX_QUEUED_PER_HELPER.saturating_mul(wanted) {
+            0
+        } else {
+            wanted.saturating_sub(state.lingering)
+        };
+        // Counted before they are spawned, so that an arrival never finds
+        // more arrived than offered. A spawn that panics leaves its job
+        // counted as queued for good, which only lowers the bound.
+        state.offered += new_jobs;
+        self.publish(state);
+        new_jobs
+    }
+
+    /// A helper job's whole life: enters the open fan-out if there is one,
+    /// and after each lingers for the next.
+    fn serve(&self) {
+        let mut entry = self.arrive();
+        // The pointer of the last fan-out entered: kept only for a mutant.
+        let mut last: Option<Erased> = None;
+        while let Some(mut erased) = entry {
+            if let Some(stale) = last.filter(|_| mutant("gate_lingerer_keeps_its_pointer")) {
+                // Broken on purpose (loom models only): the last fan-out's
+                // pointer, dangling once it closed.
+                erased = stale;
+            }
+            last = Some(erased);
+            #[allow(unsafe_code)] // the fan-out's admission gate (design/soundness.md, G1)
+            // SAFETY: `GateState::enter` admitted this helper and handed it
+            // the open fan-out's pointer; it leaves just below (G1).
+            let panic = unsafe { erased.call() };
+            let seen = self.leave(panic);
+            entry = self.linger(seen);
+        }
+    }
+
+    /// A job reaches the gate: its entry to the open fan-out, else to one
+    /// opened while it lingers.
+    fn arrive(&self) -> Option<Erased> {
         let mut state = self.state.lock();
         state.arrived += 1;
-        if state.closed && !mutant("gate_admits_after_close") {
-            return false;
+        if let Some(erased) = state.enter() {
+            return Some(erased);
         }
-        state.inside += 1;
-        true
+        if !self.lingers() {
+            return None;
+        }
+        state.lingering += 1;
+        let seen = state.openings;
+        drop(state);
+        self.linger(seen)
     }
 
-    /// An admitted helper is done with the state.
-    fn leave(&self, panic: Option<Box<dyn Any + Send>>) {
-        let unraised = {
+    /// An admitted helper is done with the state; it lingers, if helpers
+    /// do. Returns the openings it has seen.
+    fn leave(&self, panic: Option<Box<dyn Any + Send>>) -> usize {
+        let (unraised, seen) = {
             let mut state = self.state.lock();
             state.inside -= 1;
+            if self.lingers() {
+                state.lingering += 1;
+            }
             let unraised = match panic {
                 Some(payload) if state.panic.is_none() => {
                     state.panic = Some(payload);
@@ -243,23 +389,97 @@ impl Gate {
                 }
                 later => later,
             };
-            if state.closed && state.inside == 0 {
+            if !state.open && state.inside == 0 {
                 self.emptied.notify_all();
             }
-            unraised
+            (unraised, state.openings)
         };
         // Only the first helper panic is raised; a payload's destructor is
         // user code, so it runs with no lock held.
         if let Some(payload) = unraised {
             crate::scope::task::drop_after_panic(payload);
         }
+        seen
+    }
+
+    /// Waits for an opening after `seen`, up to the linger time each time:
+    /// the entry to the fan-out that opened, or `None` once none did (or
+    /// the scope ended) and the helper stopped lingering.
+    fn linger(&self, mut seen: usize) -> Option<Erased> {
+        if !self.lingers() {
+            return None;
+        }
+        loop {
+            self.wait_for_opening(seen);
+            let mut state = self.state.lock();
+            if state.openings == seen || state.retired {
+                state.lingering -= 1;
+                return None;
+            }
+            if let Some(erased) = state.enter() {
+                state.lingering -= 1;
+                return Some(erased);
+            }
+            // Opened and closed again meanwhile: wait for the next one.
+            seen = state.openings;
+        }
+    }
+
+    fn lingers(&self) -> bool {
+        self.linger != NO_LINGER
+    }
+
+    /// Spins until the count of openings moves past `seen`, or the linger
+    /// time ([`LINGER`]) passed. Only a hint: [`Gate::linger`] decides under the lock.
+    #[cfg(not(loom))]
+    fn wait_for_opening(&self, seen: usize) {
+        let started = std::time::Instant::now();
+        let mut spins = 0_u32;
+        // Relaxed: a hint only; a stale value delays the look under the
+        // lock by one spin, and `linger` decides under the lock.
+        while self.openings_hint.load(Ordering::Relaxed) == seen {
+            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            // Reading the clock costs more than a spin.
+            if spins % 64 == 0 && started.elapsed() >= self.linger {
+                return;
+            }
+        }
+    }
+
+    /// Loom replays interleavings, so nothing may depend on the clock: a
+    /// lingering helper gives the owner one chance to open the next fan-out.
+    #[cfg(loom)]
+    fn wait_for_opening(&self, _seen: usize) {
+        loom::thread::yield_now();
+    }
+
+    /// Unlocks, then copies the count of openings where lingering helpers
+    /// watch it. Only the scope's owner opens and retires, one call after
+    /// the other, so the copies it stores never go back.
+    fn publish(&self, state: MutexGuard<'_, GateState>) {
+        let openings = state.openings;
+        drop(state);
+        #[cfg(not(loom))]
+        // Relaxed: a hint, see `wait_for_opening`.
+        self.openings_hint.store(openings, Ordering::Relaxed);
+        #[cfg(loom)]
+        let _ = openings;
+    }
+
+    /// Sends the lingering helpers away: the scope has ended.
+    fn retire(&self) {
+        let mut state = self.state.lock();
+        state.retired = true;
+        state.openings += 1;
+        self.publish(state);
     }
 
     /// Admits nobody more and waits until every admitted helper has left
     /// (G3); returns the first panic of a helper.
     fn close_and_wait(&self) -> Option<Box<dyn Any + Send>> {
         let mut state = self.state.lock();
-        state.closed = true;
+        state.open = false;
         while state.inside > 0 && !mutant("gate_owner_does_not_wait") {
             state = self.emptied.wait(state);
         }
@@ -282,7 +502,7 @@ impl Drop for CloseOnDrop<'_> {
     fn drop(&mut self) {
         if mutant("gate_unwind_skips_wait") {
             // Broken on purpose (loom models only): closed, not waited for.
-            self.0.state.lock().closed = true;
+            self.0.state.lock().open = false;
             return;
         }
         // Unwinding from this thread's own work: its panic goes on, a
@@ -293,13 +513,13 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
-/// The gate for loom models: `run_with_helpers` with loom threads for
-/// helpers, reachable from the `loom-tests` crate.
+/// The gate for loom models: [`Helpers`] with loom threads for helper
+/// jobs, reachable from the `loom-tests` crate.
 ///
 /// Only in loom builds (`--cfg loom`); not part of the API.
 #[cfg(loom)]
 pub mod for_loom {
-    /// Work that the owner and its helpers share; see `run_with_helpers`.
+    /// Work that the owner and its helpers share; see `Helpers::run`.
     pub trait Work: Sync {
         /// One participant's share.
         fn work(&self);
@@ -314,12 +534,25 @@ pub mod for_loom {
         }
     }
 
-    /// Calls `work` on this thread and offers `helpers` more calls to
-    /// detached loom threads, through the gate; see the module docs.
+    /// The helpers of one scope: its fan-outs share them, one after the
+    /// other. Dropping it sends the lingering ones away.
+    #[derive(Default)]
+    pub struct Helpers(super::Helpers);
+
+    impl Helpers {
+        /// Calls `work` on this thread and gets `helpers` more calls of it,
+        /// new jobs on detached loom threads or helpers that linger from
+        /// this scope's last fan-out; see the module docs.
+        pub fn run<W: Work>(&mut self, work: &W, helpers: usize) {
+            self.0.run(work, helpers, |job| {
+                loom::thread::spawn(job);
+            });
+        }
+    }
+
+    /// One fan-out of a scope of its own: [`Helpers::run`] once.
     pub fn run_with_helpers<W: Work>(work: &W, helpers: usize) {
-        drop(super::run_with_helpers(work, helpers, |job| {
-            loom::thread::spawn(job);
-        }));
+        Helpers::default().run(work, helpers);
     }
 }
 
@@ -329,6 +562,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::mpsc;
     use std::thread::{self, ThreadId};
+    use std::time::Duration;
 
     /// Counts the calls of its work.
     #[derive(Default)]
@@ -342,20 +576,26 @@ mod tests {
         }
     }
 
+    /// One fan-out of a scope of its own.
+    fn run_once<S: Shared>(shared: &S, wanted: usize, spawn: impl Fn(Job)) {
+        Helpers::not_lingering().run(shared, wanted, spawn);
+    }
+
     #[test]
     fn a_helper_that_starts_after_the_owner_returned_does_nothing() {
         let (send, receive) = mpsc::channel::<Job>();
         let counted = Box::new(Counted::default());
-        let offered = run_with_helpers(&*counted, 2, |job| send.send(job).unwrap());
+        let mut helpers = Helpers::not_lingering();
+        helpers.run(&*counted, 2, |job| send.send(job).unwrap());
         assert_eq!(counted.calls.load(Ordering::SeqCst), 1, "only the owner");
-        assert_eq!(offered.still_queued(), 2, "neither job has started");
+        assert_eq!(helpers.still_queued(), 2, "neither job has started");
         drop(counted);
         // The jobs run after the state is freed: admitted, they would read
         // freed memory (Miri runs this test).
         let late: Vec<Job> = receive.try_iter().collect();
         assert_eq!(late.len(), 2, "both offered");
         late.into_iter().for_each(|job| job());
-        assert_eq!(offered.still_queued(), 0, "turned away, but arrived");
+        assert_eq!(helpers.still_queued(), 0, "turned away, but arrived");
     }
 
     /// Who panics in `OwnerLeavesFirst`.
@@ -397,12 +637,12 @@ mod tests {
             }
         }
 
-        /// `run_with_helpers` with one helper on a thread of its own.
+        /// `run_once` with one helper on a thread of its own.
         fn run(&self) {
             thread::scope(|threads| {
-                drop(run_with_helpers(self, 1, |job| {
+                run_once(self, 1, |job| {
                     threads.spawn(job);
-                }));
+                });
             });
         }
     }
@@ -435,9 +675,9 @@ mod tests {
         // Checked before the thread scope's own join could order it.
         let checked = AtomicBool::new(false);
         thread::scope(|threads| {
-            drop(run_with_helpers(&shared, 1, |job| {
+            run_once(&shared, 1, |job| {
                 threads.spawn(job);
-            }));
+            });
             checked.store(shared.helper_done.load(Ordering::SeqCst), Ordering::SeqCst);
         });
         assert!(
@@ -463,12 +703,12 @@ mod tests {
     fn an_owner_unwinding_from_its_own_panic_first_waits_for_the_admitted_helper() {
         let shared = OwnerLeavesFirst::new(Panicking::Owner);
         // `run`'s thread scope joins the helper thread too, but only after
-        // `run_with_helpers` unwound; the check must come before that join.
+        // `run_once` unwound; the check must come before that join.
         let outcome = thread::scope(|threads| {
             panic::catch_unwind(AssertUnwindSafe(|| {
-                drop(run_with_helpers(&shared, 1, |job| {
+                run_once(&shared, 1, |job| {
                     threads.spawn(job);
-                }));
+                });
             }))
             .map_err(|_| shared.helper_done.load(Ordering::SeqCst))
         });
@@ -484,15 +724,146 @@ mod tests {
         let queued = std::cell::RefCell::new(Vec::<Job>::new());
         let counted = Box::new(Counted::default());
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            drop(run_with_helpers(&*counted, 3, |job| {
+            run_once(&*counted, 3, |job| {
                 assert!(queued.borrow().is_empty(), "the pool refuses a second job");
                 queued.borrow_mut().push(job);
-            }));
+            });
         }));
         assert!(outcome.is_err(), "the second spawn panicked");
         assert_eq!(counted.calls.load(Ordering::SeqCst), 0, "no call was made");
         drop(counted);
         // Run after the state is freed: Miri would report a use after free.
         queued.into_inner().into_iter().for_each(|job| job());
+    }
+
+    #[test]
+    fn a_scope_stops_offering_jobs_to_a_pool_that_started_none_of_its_last_ones() {
+        let pool = std::cell::RefCell::new(Vec::<Job>::new());
+        let counted = Counted::default();
+        let mut helpers = Helpers::not_lingering();
+        for offered in 1..=MAX_QUEUED_PER_HELPER {
+            helpers.run(&counted, 1, |job| pool.borrow_mut().push(job));
+            assert_eq!(pool.borrow().len(), offered, "a busy pool holds every job");
+        }
+        helpers.run(&counted, 1, |job| pool.borrow_mut().push(job));
+        assert_eq!(
+            pool.borrow().len(),
+            MAX_QUEUED_PER_HELPER,
+            "no more for a saturated pool"
+        );
+        helpers.run(&counted, 2, |job| pool.borrow_mut().push(job));
+        assert_eq!(
+            pool.borrow().len(),
+            MAX_QUEUED_PER_HELPER + 2,
+            "the bound grows with the helpers wanted"
+        );
+        pool.borrow_mut().drain(..).for_each(|job| job());
+        assert_eq!(helpers.still_queued(), 0, "all started, between fan-outs");
+        helpers.run(&counted, 1, |job| pool.borrow_mut().push(job));
+        assert_eq!(pool.borrow().len(), 1, "nothing queued: offered again");
+        let calls = counted.calls.load(Ordering::SeqCst);
+        assert_eq!(calls, MAX_QUEUED_PER_HELPER + 3, "the owner's calls only");
+    }
+
+    /// The owner's call runs the job that `job` holds on a thread of its
+    /// own and waits for it; a helper's call counts itself.
+    struct RunsALateJob {
+        owner: ThreadId,
+        job: std::sync::Mutex<Option<Job>>,
+        helper_calls: AtomicUsize,
+    }
+
+    impl Shared for RunsALateJob {
+        fn work(&self) {
+            if thread::current().id() != self.owner {
+                self.helper_calls.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            if let Some(job) = self.job.lock().unwrap().take() {
+                thread::spawn(job).join().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_job_still_queued_helps_whichever_fan_out_is_open_when_it_starts() {
+        let (send, receive) = mpsc::channel::<Job>();
+        let mut helpers = Helpers::not_lingering();
+        let first = Counted::default();
+        helpers.run(&first, 1, |job| send.send(job).unwrap());
+        let second = RunsALateJob {
+            owner: thread::current().id(),
+            job: std::sync::Mutex::new(receive.try_recv().ok()),
+            helper_calls: AtomicUsize::new(0),
+        };
+        // The second fan-out's own job stays queued: only the first's helps.
+        helpers.run(&second, 1, drop);
+        assert_eq!(
+            first.calls.load(Ordering::SeqCst),
+            1,
+            "the first: its owner only"
+        );
+        assert_eq!(
+            second.helper_calls.load(Ordering::SeqCst),
+            1,
+            "the first fan-out's job helped the second"
+        );
+        assert_eq!(helpers.still_queued(), 1, "it arrived; the new one did not");
+    }
+
+    /// Counts the helpers' calls; the owner's call waits for one of them.
+    struct WaitsForAHelper {
+        owner: ThreadId,
+        helper_calls: AtomicUsize,
+    }
+
+    impl WaitsForAHelper {
+        fn new() -> Self {
+            WaitsForAHelper {
+                owner: thread::current().id(),
+                helper_calls: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl Shared for WaitsForAHelper {
+        fn work(&self) {
+            if thread::current().id() != self.owner {
+                self.helper_calls.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            while self.helper_calls.load(Ordering::SeqCst) == 0 {
+                thread::yield_now();
+            }
+        }
+    }
+
+    #[test]
+    fn a_helper_that_left_serves_the_next_fan_outs_until_the_scope_ends() {
+        // Lingering for an hour: only the next fan-out or the end of the
+        // scope can end it, whatever the scheduler does meanwhile.
+        let mut helpers = Helpers::lingering_for(Duration::from_secs(3600));
+        let (ended, helper_ended) = mpsc::channel();
+        let first = WaitsForAHelper::new();
+        helpers.run(&first, 1, |job| {
+            let ended = ended.clone();
+            thread::spawn(move || {
+                job();
+                ended.send(()).unwrap();
+            });
+        });
+        for _ in 0..3 {
+            let next = WaitsForAHelper::new();
+            helpers.run(&next, 1, |_| panic!("a helper lingers: no new job"));
+            assert_eq!(next.helper_calls.load(Ordering::SeqCst), 1, "it came back");
+        }
+        assert!(
+            helper_ended.try_recv().is_err(),
+            "the helper lingers while the scope lives"
+        );
+        drop(helpers);
+        helper_ended
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the scope's end sent the lingering helper away");
     }
 }

@@ -50,16 +50,18 @@
 //! which returns only when every one of them has returned; from outside the
 //! pool they pass the admission gate (`gate`), and the fan-out returns once
 //! every helper admitted in time has left. Either way no poll outlives the
-//! call; see design/soundness.md, "The parallel scope". A scope offers no
-//! more helpers to a pool that has not started several of its earlier ones
-//! (`offerable`), so a saturated pool does not collect one job per fan-out.
+//! call; see design/soundness.md, "The parallel scope". The gate is the
+//! scope's (`BatchRun::helpers`): a helper that leaves one fan-out lingers
+//! a moment for the next, and a job still queued in a busy pool joins
+//! whichever fan-out is open when it starts, so a fan-out offers new jobs
+//! only for the helpers those do not cover.
 
 use std::cell::Cell;
 use std::time::Instant;
 
 use super::core::Core;
 use super::driver::BatchRun;
-use super::gate::{Job, Shared, run_with_helpers};
+use super::gate::{Job, Shared};
 use super::handle::SendTask;
 use crate::sync::{AtomicUsize, Mutex, Ordering, mutant};
 
@@ -98,7 +100,7 @@ pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut
         let remaining = batch.len() - next;
         if remaining >= 2 && worth_fanning_out(remaining, run.poll_nanos) {
             let rest = &batch[next..];
-            let helpers = offerable(run, free_threads().min(rest.len() - 1));
+            let helpers = free_threads().min(rest.len() - 1);
             if helpers > 0 {
                 fan_out(core, rest, helpers, run);
                 return;
@@ -159,31 +161,6 @@ fn worth_fanning_out(remaining: usize, poll_nanos: u64) -> bool {
 /// which would only make the threads take turns on the cores.
 fn free_threads() -> usize {
     rayon_core::current_num_threads().saturating_sub(1)
-}
-
-/// How many of a scope's helper jobs a busy pool may hold unstarted, per
-/// helper a fan-out wants, before the scope offers it no more.
-///
-/// Not 1. On this 2-core VM a pool thread regularly takes longer than a
-/// whole fan-out to start its job (0 to 15 of the 79 fan-outs of a run of
-/// workload 4 ended with their helper still queued). A scope that then
-/// polled inline until that job had started fell from 1.56-1.59x to
-/// 1.33-1.38x; a next job offered anyway waits right behind the late one,
-/// and the pool thread that finally comes turns the first away and helps
-/// with the second at once.
-const MAX_QUEUED_PER_HELPER: usize = 4;
-
-/// How many of `wanted` helpers a fan-out may offer: none while the pool
-/// still holds [`MAX_QUEUED_PER_HELPER`] unstarted jobs per wanted helper
-/// from the scope's earlier fan-outs (they will only be turned away), so
-/// that a saturated pool does not collect one more per fan-out. With none
-/// to offer, the runner polls the next stretch inline and asks again.
-fn offerable(run: &mut BatchRun, wanted: usize) -> usize {
-    if run.backlog.queued() >= MAX_QUEUED_PER_HELPER.saturating_mul(wanted) {
-        0
-    } else {
-        wanted
-    }
 }
 
 /// Folds `polls` polls that took `nanos` together into the running estimate.
@@ -387,8 +364,7 @@ fn fan_out_with(
 ) {
     let participants = helpers + 1;
     let fan = FanOut::new(core, rest, participants, run);
-    let offered = run_with_helpers(&fan, helpers, spawn);
-    run.backlog.keep(offered);
+    run.helpers.run(&fan, helpers, spawn);
     fan.finish(participants, run);
 }
 
@@ -418,8 +394,9 @@ pub(crate) mod on_loom_threads {
     use crate::scope::scope_future::ScopeFuture;
     use crate::sync::Arc;
 
-    /// Helper threads per fan-out. Loom allows four spawned threads per
-    /// execution in all, and every fan-out spawns its helpers afresh.
+    /// Helpers per fan-out. Loom allows four spawned threads per execution
+    /// in all; a fan-out spawns a thread for each helper wanted that no
+    /// lingering or still unstarted one covers.
     const HELPERS: usize = 1;
 
     /// A [`par_scope`](crate::par_scope) for loom models: children must be
@@ -447,8 +424,9 @@ pub(crate) mod on_loom_threads {
         // every batch of two fans out. With so few children every bite is
         // one child, which makes the most claims race.
         run.poll_nanos = FAN_OUT_NANOS;
-        // `run_parallel`'s bound on unstarted helpers (`offerable`) is not
-        // asked: loom's four threads can never leave that many queued.
+        // Lingering helpers are the gate models' subject; here they took
+        // one model from 1.3 to 3.5 million interleavings (design/loom.md).
+        run.helpers.stop_lingering();
         let helpers = HELPERS.min(batch.len() - 1);
         fan_out_with(core, batch, helpers, run, |job| {
             // Detached, as a rayon job: only the gate orders its end.
@@ -460,6 +438,7 @@ pub(crate) mod on_loom_threads {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scope::gate::MAX_QUEUED_PER_HELPER;
     use crate::sync::Arc;
 
     #[test]
@@ -541,27 +520,21 @@ mod tests {
         batch.retain(|&index| index != crate::scope::task::BODY);
         let pool = std::cell::RefCell::new(Vec::<Job>::new());
         let mut run = BatchRun::default();
-        for offered in 1..=MAX_QUEUED_PER_HELPER {
-            assert_eq!(offerable(&mut run, 1), 1, "{offered} queued: not yet");
+        for _ in 0..=MAX_QUEUED_PER_HELPER {
             // Finished children are skipped: the batch can be fanned out again.
             fan_out_with(&core, &batch, 1, &mut run, |job| {
                 pool.borrow_mut().push(job);
             });
-            assert_eq!(pool.borrow().len(), offered, "a busy pool holds every job");
         }
-        assert_eq!(offerable(&mut run, 1), 0, "no more for a saturated pool");
         assert_eq!(
-            offerable(&mut run, 2),
-            2,
-            "the bound grows with the helpers wanted"
+            pool.borrow().len(),
+            MAX_QUEUED_PER_HELPER,
+            "the last fan-out offered none"
         );
-        let late = pool.borrow_mut().remove(0);
-        late();
-        assert_eq!(offerable(&mut run, 1), 1, "a late job started: offer again");
+        assert_eq!(run.helpers.still_queued(), MAX_QUEUED_PER_HELPER);
+        // As the driver does when a scope ends: the lingering helpers go.
+        drop(run);
         pool.borrow_mut().drain(..).for_each(|job| job());
-        // A job that starts while its fan-out runs is not kept at all.
-        fan_out_with(&core, &batch, 1, &mut run, |job| job());
-        assert_eq!(run.backlog.queued(), 0, "nothing left queued");
         // As the driver does when a scope ends: the registered headers point
         // back at the scope, which would leak it.
         core.shared().retire();
