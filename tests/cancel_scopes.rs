@@ -4,7 +4,6 @@ mod common;
 
 use common::yield_once;
 use futures::StreamExt;
-use futures::executor::block_on;
 use taskscope::{CancelExt, CancelReason, CancelStreamExt, scope};
 
 #[test]
@@ -12,7 +11,7 @@ fn a_scope_futures_token_cancels_it_from_outside() {
     let fut = scope(|s| async move { s.spawn(async { taskscope::cancelled().await }).await });
     let token = fut.token().clone();
     token.cancel();
-    let cancelled = block_on(fut);
+    let cancelled = common::run(fut);
     assert!(matches!(
         cancelled.reason().origin(),
         CancelReason::Requested
@@ -22,7 +21,7 @@ fn a_scope_futures_token_cancels_it_from_outside() {
 #[test]
 fn a_scope_with_cancel_when_is_cancelled_when_the_other_future_completes() {
     let (fire, deadline) = futures::channel::oneshot::channel::<()>();
-    let reason = block_on(
+    let reason = common::run(
         scope(|s| async move {
             let waiter = s.spawn(async { taskscope::cancelled().await.into_reason() });
             yield_once().await;
@@ -38,7 +37,7 @@ fn a_scope_with_cancel_when_is_cancelled_when_the_other_future_completes() {
 fn until_cancelled_ambient_drops_a_childs_wait_when_the_child_is_cancelled() {
     let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = common::DropCounter(drops.clone());
-    let (outcome, dropped_by_then) = block_on(scope(|s| async move {
+    let (outcome, dropped_by_then) = common::run(scope(|s| async move {
         let child = s.spawn(async move {
             let wait = async move {
                 let _counter = counter;
@@ -66,7 +65,7 @@ fn until_cancelled_ambient_drops_a_childs_wait_when_the_child_is_cancelled() {
 
 #[test]
 fn a_stream_in_a_child_ends_with_one_error_when_its_scope_is_cancelled() {
-    let items = block_on(scope(|s| async move {
+    let items = common::run(scope(|s| async move {
         let consumer = s.spawn(async {
             let token = taskscope::current_token();
             let mut stream = futures::stream::iter(0..)
@@ -98,7 +97,7 @@ fn a_stream_in_a_child_ends_with_one_error_when_its_scope_is_cancelled() {
 
 #[test]
 fn a_handle_cancel_after_the_scope_was_cancelled_keeps_the_scopes_reason() {
-    let reasons = block_on(scope(|s| async move {
+    let reasons = common::run(scope(|s| async move {
         let child = s.spawn(async {
             yield_once().await;
             // Asked before, while and after the child's own token is made.
@@ -122,7 +121,7 @@ fn a_handle_cancel_after_the_scope_was_cancelled_keeps_the_scopes_reason() {
 
 #[test]
 fn a_handle_cancel_before_the_scope_is_cancelled_stays_the_childs_reason() {
-    let reasons = block_on(scope(|s| async move {
+    let reasons = common::run(scope(|s| async move {
         let child = s.spawn(async {
             yield_once().await;
             let before = taskscope::checkpoint().unwrap_err().reason().clone();
@@ -136,4 +135,13 @@ fn a_handle_cancel_before_the_scope_is_cancelled_stays_the_childs_reason() {
     for reason in reasons {
         assert!(matches!(reason, CancelReason::Requested), "{reason:?}");
     }
+}
+
+/// The driver of these tests fails a future that would hang `block_on`,
+/// so a cancellation that stops arriving fails its test instead of hanging
+/// the suite.
+#[test]
+#[should_panic(expected = "pending with no wake to come")]
+fn the_test_driver_fails_a_future_that_no_wake_will_finish() {
+    common::run(std::future::pending::<()>());
 }

@@ -5,14 +5,13 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::yield_once;
-use futures::executor::block_on;
 use taskscope::{CancelToken, scope, shield};
 
 #[test]
 fn shielded_cleanup_in_a_cancelled_child_runs_to_the_end() {
     let cleaned = AtomicUsize::new(0);
     let cleaned = &cleaned;
-    block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let worker = s.spawn(async move {
             taskscope::cancelled().await;
             shield(async move {
@@ -37,7 +36,7 @@ fn shielded_cleanup_in_a_cancelled_child_runs_to_the_end() {
 
 #[test]
 fn scopes_created_inside_a_shield_hang_under_the_shield_token() {
-    let (shield_token, inner_token) = block_on(scope(|s| async move {
+    let (shield_token, inner_token) = common::run(scope(|s| async move {
         s.cancel();
         shield(async {
             let inner = scope(|inner| async move { inner.token().clone() }).await;
@@ -56,7 +55,7 @@ fn scopes_created_inside_a_shield_hang_under_the_shield_token() {
 #[test]
 fn a_shield_token_is_a_root_that_no_ancestor_reaches() {
     let outer = CancelToken::new();
-    let inside = block_on(
+    let inside = common::run(
         taskscope::Builder::new()
             .parent(&outer)
             .scope(|_| async { shield(async { taskscope::current_token() }).await }),

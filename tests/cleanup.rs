@@ -15,7 +15,7 @@ use taskscope::{LocalAsyncDrop, local_scope, scope};
 fn early_return_closes_the_adopted_value_before_the_scope_returns() {
     let log = new_log();
     let log_ref = &log;
-    let value = futures::executor::block_on(scope(|s| async move {
+    let value = common::run(scope(|s| async move {
         let conn = s.adopt(Conn::open("a", log_ref));
         conn.query();
         if !conn.name.is_empty() {
@@ -36,7 +36,7 @@ fn early_return_closes_the_adopted_value_before_the_scope_returns() {
 fn question_mark_hands_the_value_back_and_the_error_comes_out_after_the_close() {
     let log = new_log();
     let log_ref = &log;
-    let result: Result<(), String> = futures::executor::block_on(scope(|s| async move {
+    let result: Result<(), String> = common::run(scope(|s| async move {
         let conn = s.adopt(Conn::open("a", log_ref));
         conn.query();
         Err::<(), _>("query failed".to_string())?;
@@ -55,7 +55,7 @@ fn question_mark_hands_the_value_back_and_the_error_comes_out_after_the_close() 
 fn a_cancelled_scope_still_closes_its_values_shielded_from_the_cancellation() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let conn = s.adopt(Conn::open("a", log_ref));
         s.spawn(async move {
             let _conn = conn; // moved into a child, dropped when it is cancelled
@@ -75,7 +75,7 @@ fn a_cancelled_scope_still_closes_its_values_shielded_from_the_cancellation() {
 fn a_cancelled_await_in_the_body_hands_the_value_back() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let waiting = async {
             let _conn = s.adopt(Conn::open("a", log_ref));
             std::future::pending::<()>().await;
@@ -100,7 +100,7 @@ fn a_panicking_child_is_re_raised_only_after_the_values_were_closed() {
     let log = new_log();
     let log_ref = &log;
     let caught = panic::catch_unwind(AssertUnwindSafe(|| {
-        futures::executor::block_on(scope(|s| async move {
+        common::run(scope(|s| async move {
             let conn = s.adopt(Conn::open("a", log_ref));
             s.spawn(async move {
                 let _conn = conn;
@@ -118,7 +118,7 @@ fn a_panicking_child_is_re_raised_only_after_the_values_were_closed() {
 fn nested_scopes_clean_up_the_inner_scope_before_the_outer() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|outer| async move {
+    common::run(scope(|outer| async move {
         let _outer_conn = outer.adopt(Conn::open("outer", log_ref));
         scope(|inner| async move {
             let _inner_conn = inner.adopt(Conn::open("inner", log_ref));
@@ -137,7 +137,7 @@ fn nested_scopes_clean_up_the_inner_scope_before_the_outer() {
 fn deferred_futures_run_last_in_first_out_after_every_child_finished() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         for i in 1..=3 {
             let log = log_ref.clone();
             s.defer(async move {
@@ -161,7 +161,7 @@ fn deferred_futures_run_last_in_first_out_after_every_child_finished() {
 fn adopted_values_and_deferred_futures_share_one_stack_in_registration_order() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let _first = s.adopt(Conn::open("first", log_ref));
         let log = log_ref.clone();
         s.defer(async move { record(&log, "deferred") });
@@ -180,7 +180,7 @@ fn adopted_values_and_deferred_futures_share_one_stack_in_registration_order() {
 fn close_runs_prepare_drop_at_once_and_leaves_nothing_for_the_scope() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let conn = s.adopt(Conn::open("a", log_ref));
         conn.close().await;
         record(log_ref, "after close");
@@ -201,7 +201,7 @@ fn close_runs_prepare_drop_at_once_and_leaves_nothing_for_the_scope() {
 fn polling_a_finished_close_again_panics_clearly() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let mut close = std::pin::pin!(s.adopt(Conn::open("a", log_ref)).close());
         (&mut close).await;
         let waker = std::task::Waker::noop();
@@ -224,7 +224,7 @@ fn polling_a_finished_close_again_panics_clearly() {
 fn a_close_dropped_midway_hands_the_value_back_for_a_full_prepare_drop() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let conn = s.adopt(Conn::open("a", log_ref));
         let mut closing = Box::pin(conn.close());
         std::future::poll_fn(|cx| {
@@ -251,7 +251,7 @@ fn a_panicking_clean_up_does_not_stop_the_others_and_is_re_raised_after_all() {
     let log = new_log();
     let log_ref = &log;
     let caught = panic::catch_unwind(AssertUnwindSafe(|| {
-        futures::executor::block_on(scope(|s| async move {
+        common::run(scope(|s| async move {
             let _conn = s.adopt(Conn::open("a", log_ref));
             s.defer(async { panic!("deferred failed") });
             let log = log_ref.clone();
@@ -268,7 +268,7 @@ fn a_panicking_clean_up_does_not_stop_the_others_and_is_re_raised_after_all() {
 #[test]
 fn spawning_from_a_clean_up_panics_with_a_clear_message() {
     let caught = panic::catch_unwind(AssertUnwindSafe(|| {
-        futures::executor::block_on(scope(|s| async move {
+        common::run(scope(|s| async move {
             let handle = s.clone();
             s.defer(async move {
                 drop(handle.spawn(async {}));
@@ -287,7 +287,7 @@ fn spawning_from_a_clean_up_panics_with_a_clear_message() {
 fn a_clean_up_may_defer_more_clean_up_which_runs_next() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let log = log_ref.clone();
         s.defer(async move { record(&log, "registered first") });
         let (handle, log) = (s.clone(), log_ref.clone());
@@ -323,7 +323,7 @@ fn a_local_scope_adopts_a_value_whose_clean_up_is_not_send() {
 
     let log = Rc::new(RefCell::new(Vec::new()));
     let log_ref = &log;
-    futures::executor::block_on(local_scope(|s| async move {
+    common::run(local_scope(|s| async move {
         let _value = s.adopt(Local(log_ref.clone()));
         // `AsyncDrop` types are adopted by local scopes too.
         let _conn = s.adopt(Conn::open("a", &new_log()));
@@ -344,14 +344,14 @@ fn adopted_guards_and_scope_futures_holding_them_stay_send() {
         conn.close().await;
     });
     assert_send(&fut);
-    futures::executor::block_on(fut);
+    common::run(fut);
 }
 
 #[test]
 fn a_guard_dropped_by_a_running_clean_up_still_gets_its_async_close() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let conn = s.adopt(Conn::open("a", log_ref));
         // Deferred after the adoption, so it runs first, and drops the guard
         // while the clean-up is running.
@@ -370,7 +370,7 @@ fn a_guard_dropped_by_a_running_clean_up_still_gets_its_async_close() {
 fn a_guard_whose_slot_was_passed_empty_is_closed_when_it_comes_back() {
     let log = new_log();
     let log_ref = &log;
-    futures::executor::block_on(scope(|s| async move {
+    common::run(scope(|s| async move {
         let holder = std::sync::Arc::new(std::sync::Mutex::new(None));
         let held = holder.clone();
         // Runs last: by then the adoption's slot below was found empty.

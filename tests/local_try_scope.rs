@@ -8,7 +8,6 @@ use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
 use common::{panic_message, yield_once};
-use futures::executor::block_on;
 use rusqlite::Connection;
 use taskscope::{Builder, CancelReason, CancelToken, local_try_scope};
 
@@ -36,7 +35,7 @@ fn children_sharing_one_connection_fail_with_the_databases_own_error() {
     let db = &db;
     let siblings_cancelled = Cell::new(0);
     let siblings_cancelled = &siblings_cancelled;
-    let result: Result<(), rusqlite::Error> = block_on(local_try_scope(|s| async move {
+    let result: Result<(), rusqlite::Error> = common::run(local_try_scope(|s| async move {
         // The overdraft breaks the CHECK constraint: its child fails first.
         s.spawn_try(async move {
             db.execute(
@@ -73,7 +72,7 @@ fn children_sharing_one_connection_fail_with_the_databases_own_error() {
 #[test]
 fn a_local_childs_error_cancels_siblings_that_hold_an_rc() {
     let seen = Rc::new(RefCell::new(None::<CancelReason>));
-    let result: Result<u8, String> = block_on(local_try_scope(|s| {
+    let result: Result<u8, String> = common::run(local_try_scope(|s| {
         let seen = seen.clone();
         async move {
             s.spawn(async move {
@@ -99,7 +98,7 @@ fn a_local_childs_error_cancels_siblings_that_hold_an_rc() {
 #[test]
 fn later_local_errors_are_counted_and_the_first_is_kept() {
     let mut counted = None;
-    let result: Result<(), usize> = block_on(local_try_scope(|s| {
+    let result: Result<(), usize> = common::run(local_try_scope(|s| {
         let counted = &mut counted;
         async move {
             let handles: Vec<_> = (0..5_usize)
@@ -123,7 +122,7 @@ fn later_local_errors_are_counted_and_the_first_is_kept() {
 #[test]
 fn a_failing_local_clean_up_is_the_scopes_error_when_there_was_none() {
     let closed = Rc::new(Cell::new(false));
-    let result: Result<(), &str> = block_on(local_try_scope(|s| {
+    let result: Result<(), &str> = common::run(local_try_scope(|s| {
         let closed = closed.clone();
         async move {
             s.defer_try(async move {
@@ -140,7 +139,7 @@ fn a_failing_local_clean_up_is_the_scopes_error_when_there_was_none() {
 #[test]
 fn a_local_panic_wins_over_an_error() {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        block_on(local_try_scope(|s| async move {
+        common::run(local_try_scope(|s| async move {
             s.spawn_try(async { Err::<(), _>("recorded first") });
             s.spawn(async {
                 yield_once().await;
@@ -157,7 +156,7 @@ fn a_local_panic_wins_over_an_error() {
 fn the_builder_hangs_a_local_try_scope_under_a_given_token() {
     let parent = CancelToken::new();
     parent.cancel();
-    let result: Result<bool, ()> = block_on(Builder::new().parent(&parent).local_try_scope(
+    let result: Result<bool, ()> = common::run(Builder::new().parent(&parent).local_try_scope(
         |s| async move {
             let watcher = s.spawn_try(async { Ok(taskscope::checkpoint().is_err()) });
             Ok(watcher.await.expect("the watcher did not fail"))

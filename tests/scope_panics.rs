@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{panic_message, yield_once};
 use futures::FutureExt;
-use futures::executor::block_on;
 use taskscope::{CancelReason, scope};
 
 #[test]
 fn a_childs_panic_is_re_raised_where_its_handle_is_awaited() {
-    let caught = block_on(scope(|s| async move {
+    let caught = common::run(scope(|s| async move {
         let handle = s.spawn(async {
             yield_once().await;
             panic!("child failed");
@@ -27,7 +26,7 @@ fn a_childs_panic_is_re_raised_where_its_handle_is_awaited() {
 fn an_unawaited_panic_is_raised_by_the_scope_after_the_others_finished() {
     let finished = AtomicUsize::new(0);
     let finished_ref = &finished;
-    let outcome = block_on(
+    let outcome = common::run(
         AssertUnwindSafe(scope(|s| async move {
             drop(s.spawn(async { panic!("nobody awaits me") }));
             for _ in 0..5 {
@@ -52,7 +51,7 @@ fn an_unawaited_panic_is_raised_by_the_scope_after_the_others_finished() {
 
 #[test]
 fn the_first_panic_cancels_the_scope_with_its_message() {
-    let outcome = block_on(
+    let outcome = common::run(
         AssertUnwindSafe(scope(|s| async move {
             let watcher = s.spawn(async {
                 let cancelled = taskscope::cancelled().await;
@@ -74,7 +73,7 @@ fn the_first_panic_cancels_the_scope_with_its_message() {
 fn a_panicking_body_still_joins_its_children() {
     let finished = AtomicUsize::new(0);
     let finished_ref = &finished;
-    let outcome = block_on(
+    let outcome = common::run(
         AssertUnwindSafe(scope(|s| async move {
             s.spawn(async move {
                 yield_once().await;
@@ -92,7 +91,7 @@ fn a_panicking_body_still_joins_its_children() {
 fn a_handle_whose_panic_the_scope_raised_says_so_when_awaited_later() {
     let escaped = std::sync::Mutex::new(None);
     let escaped_ref = &escaped;
-    let outcome = block_on(
+    let outcome = common::run(
         AssertUnwindSafe(scope(|s| async move {
             *escaped_ref.lock().unwrap() = Some(s.spawn(async { panic!("first") }));
         }))
@@ -100,7 +99,7 @@ fn a_handle_whose_panic_the_scope_raised_says_so_when_awaited_later() {
     );
     assert_eq!(panic_message(&*outcome.unwrap_err()), "first");
     let handle = escaped.lock().unwrap().take().unwrap();
-    let late = block_on(AssertUnwindSafe(handle).catch_unwind());
+    let late = common::run(AssertUnwindSafe(handle).catch_unwind());
     assert!(panic_message(&*late.unwrap_err()).contains("already re-raised"));
 }
 
@@ -112,7 +111,7 @@ fn a_panicking_destructor_of_a_finished_child_counts_as_its_panic() {
             panic!("destructor failed");
         }
     }
-    let outcome = block_on(
+    let outcome = common::run(
         AssertUnwindSafe(scope(|s| async move {
             drop(s.spawn(async {
                 let _bomb = Explodes;
@@ -128,7 +127,7 @@ fn a_panicking_destructor_of_a_finished_child_counts_as_its_panic() {
 fn a_panicking_cancel_callback_does_not_lose_the_children_polled_after_it() {
     let finished = AtomicUsize::new(0);
     let finished_ref = &finished;
-    let outcome = block_on(
+    let outcome = common::run(
         AssertUnwindSafe(scope(|s| async move {
             s.token().on_cancel(|_| panic!("callback failed")).forget();
             // The first child panics: the scope is cancelled and the callback
@@ -168,7 +167,7 @@ impl Drop for PanicsWhenDropped {
 fn an_unwanted_outputs_panicking_destructor_is_raised_by_the_scope_after_the_others_ran() {
     let finished = AtomicUsize::new(0);
     let finished_ref = &finished;
-    let outcome = block_on(
+    let outcome = common::run(
         AssertUnwindSafe(scope(|s| async move {
             // Spawned first, so that the siblings are in the same batch,
             // behind it: its output is dropped as it finishes (no handle).
@@ -206,7 +205,7 @@ fn a_handles_panicking_waker_is_raised_by_the_scope_and_the_output_is_kept() {
     use std::task::{Context, Waker};
     let got = AtomicUsize::new(0);
     let got_ref = &got;
-    let outcome = block_on(
+    let outcome = common::run(
         AssertUnwindSafe(scope(|s| async move {
             let mut handle = s.spawn(async {
                 yield_once().await;

@@ -6,7 +6,6 @@ mod common;
 use std::pin::pin;
 
 use common::{CountingWaker, yield_once};
-use futures::executor::block_on;
 use futures::stream::{self, FusedStream, Stream, StreamExt};
 use taskscope::{CancelExt, CancelReason, ScopedStreamExt, scope};
 
@@ -19,7 +18,7 @@ fn five_waiting_items()
 /// Runs the same checks on `buffered_in` and `buffer_unordered_in`.
 macro_rules! for_both_adapters {
     ($check:ident) => {
-        block_on(scope(|s| async move {
+        common::run(scope(|s| async move {
             $check(pin!(five_waiting_items().buffered_in(3, &s))).await;
             $check(pin!(five_waiting_items().buffer_unordered_in(3, &s))).await;
         }))
@@ -130,7 +129,7 @@ fn ready_within_100_polls<F: std::future::Future>(
 
 #[test]
 fn a_deadline_on_one_next_cancels_only_the_items_started_under_it_unordered() {
-    let outputs = block_on(scope(|s| async move {
+    let outputs = common::run(scope(|s| async move {
         let mut items = Box::pin(
             stream::iter(0..4)
                 .map(|i| async move {

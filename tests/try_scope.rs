@@ -5,14 +5,13 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::yield_once;
-use futures::executor::block_on;
 use taskscope::{CancelReason, try_scope};
 
 #[test]
 fn an_error_in_the_body_cancels_the_children_and_is_returned_after_they_finish() {
     let child_saw = std::sync::Mutex::new(None);
     let child_saw = &child_saw;
-    let result: Result<(), &str> = block_on(try_scope(|s| async move {
+    let result: Result<(), &str> = common::run(try_scope(|s| async move {
         s.spawn(async move {
             let cancelled = taskscope::cancelled().await;
             *child_saw.lock().unwrap() = Some(cancelled.into_reason());
@@ -36,7 +35,7 @@ fn an_error_in_the_body_cancels_the_children_and_is_returned_after_they_finish()
 fn an_error_in_a_child_cancels_its_siblings_and_wins_over_the_bodys_ok() {
     let sibling_finished = AtomicBool::new(false);
     let sibling_finished = &sibling_finished;
-    let result: Result<&str, String> = block_on(try_scope(|s| async move {
+    let result: Result<&str, String> = common::run(try_scope(|s| async move {
         let failing = s.spawn_try(async { Err::<(), _>(String::from("child failed")) });
         s.spawn(async move {
             taskscope::cancelled().await;
@@ -56,7 +55,7 @@ fn an_error_in_a_child_cancels_its_siblings_and_wins_over_the_bodys_ok() {
 fn an_error_in_a_grandchild_scope_reaches_the_outer_scope() {
     let outer_sibling_reason = std::sync::Mutex::new(None);
     let outer_sibling_reason = &outer_sibling_reason;
-    let result: Result<(), String> = block_on(try_scope(|s| async move {
+    let result: Result<(), String> = common::run(try_scope(|s| async move {
         s.spawn(async move {
             let cancelled = taskscope::cancelled().await;
             *outer_sibling_reason.lock().unwrap() = Some(cancelled.into_reason());
@@ -84,7 +83,7 @@ fn an_error_in_a_grandchild_scope_reaches_the_outer_scope() {
 fn later_errors_are_counted_as_suppressed() {
     let suppressed = AtomicUsize::new(usize::MAX);
     let suppressed = &suppressed;
-    let result: Result<(), &str> = block_on(try_scope(|s| async move {
+    let result: Result<(), &str> = common::run(try_scope(|s| async move {
         let first = s.spawn_try(async { Err::<(), _>("first") });
         let second = s.spawn_try(async {
             taskscope::cancelled().await;
@@ -124,7 +123,7 @@ fn later_errors_are_dropped_before_the_scope_returns_and_the_first_is_kept() {
         drops: drops.clone(),
     };
     let (first, second, body) = (fail("first"), fail("second"), fail("body"));
-    let result: Result<(), Failure> = block_on(try_scope(|s| async move {
+    let result: Result<(), Failure> = common::run(try_scope(|s| async move {
         let first_failed = s.spawn_try(async move { Err::<(), _>(first) });
         assert!(first_failed.await.is_err());
         let second_failed = s.spawn_try(async move { Err::<(), _>(second) });
@@ -144,7 +143,7 @@ fn later_errors_are_dropped_before_the_scope_returns_and_the_first_is_kept() {
 
 #[test]
 fn without_errors_the_bodys_value_is_returned() {
-    let result: Result<u32, &str> = block_on(try_scope(|s| async move {
+    let result: Result<u32, &str> = common::run(try_scope(|s| async move {
         let a = s.spawn_try(async { Ok::<_, &str>(20) });
         let b = s.spawn(async { 22 });
         Ok(a.await.unwrap() + b.await)
@@ -156,7 +155,7 @@ fn without_errors_the_bodys_value_is_returned() {
 fn a_child_ignoring_the_cancellation_is_still_joined() {
     let steps = AtomicUsize::new(0);
     let steps = &steps;
-    let result: Result<(), &str> = block_on(try_scope(|s| async move {
+    let result: Result<(), &str> = common::run(try_scope(|s| async move {
         s.spawn(async move {
             // Never looks at its token.
             for _ in 0..10 {
@@ -173,7 +172,7 @@ fn a_child_ignoring_the_cancellation_is_still_joined() {
 #[test]
 fn a_panicking_child_is_reraised_not_turned_into_an_error() {
     let outcome = std::panic::catch_unwind(|| {
-        block_on(try_scope(|s| async move {
+        common::run(try_scope(|s| async move {
             s.spawn(async { panic!("child panicked") });
             Ok::<_, &str>(())
         }))
@@ -186,7 +185,7 @@ fn a_panicking_child_is_reraised_not_turned_into_an_error() {
 fn the_builder_hangs_a_try_scope_under_a_given_token() {
     let parent = taskscope::CancelToken::new();
     parent.cancel();
-    let result: Result<bool, &str> = block_on(
+    let result: Result<bool, &str> = common::run(
         taskscope::Builder::new()
             .parent(&parent)
             .try_scope(|s| async move { Ok(s.token().is_cancelled()) }),
@@ -195,7 +194,7 @@ fn the_builder_hangs_a_try_scope_under_a_given_token() {
     // Cancelled while the scope runs: the cancellation reaches its children.
     let parent = taskscope::CancelToken::new();
     let parent_ref = &parent;
-    let seen: Result<CancelReason, &str> = block_on(
+    let seen: Result<CancelReason, &str> = common::run(
         taskscope::Builder::new()
             .parent(&parent)
             .try_scope(|s| async move {
@@ -215,7 +214,7 @@ fn the_builder_hangs_a_try_scope_under_a_given_token() {
 
 #[test]
 fn a_child_can_spawn_failing_siblings_through_a_cloned_handle() {
-    let result: Result<(), String> = block_on(try_scope(|s| async move {
+    let result: Result<(), String> = common::run(try_scope(|s| async move {
         let inner = s.clone();
         s.spawn(async move {
             inner.spawn_try(async { Err::<(), _>(String::from("from a nested spawn")) });
@@ -227,7 +226,7 @@ fn a_child_can_spawn_failing_siblings_through_a_cloned_handle() {
 
 #[test]
 fn a_failing_clean_up_is_the_scopes_error_only_if_there_was_none() {
-    let clean: Result<(), String> = block_on(try_scope(|s| async move {
+    let clean: Result<(), String> = common::run(try_scope(|s| async move {
         s.defer_try(async { Err(String::from("close failed")) });
         Ok(())
     }));
@@ -235,7 +234,7 @@ fn a_failing_clean_up_is_the_scopes_error_only_if_there_was_none() {
 
     let suppressed = AtomicUsize::new(usize::MAX);
     let suppressed = &suppressed;
-    let failed: Result<(), String> = block_on(try_scope(|s| async move {
+    let failed: Result<(), String> = common::run(try_scope(|s| async move {
         let counter = s.clone();
         s.defer(async move { suppressed.store(counter.suppressed_errors(), Ordering::SeqCst) });
         s.defer_try(async { Err(String::from("close failed")) });
@@ -271,7 +270,7 @@ fn a_try_scope_built_with_a_clean_up_timeout_applies_it() {
 #[test]
 fn an_error_after_the_scope_was_cancelled_is_still_the_scopes_error() {
     let mut reason = None;
-    let result: Result<(), &str> = block_on(try_scope(|s| {
+    let result: Result<(), &str> = common::run(try_scope(|s| {
         let reason = &mut reason;
         async move {
             s.cancel();
@@ -290,7 +289,7 @@ fn an_error_after_the_scope_was_cancelled_is_still_the_scopes_error() {
 
 #[test]
 fn a_named_fallible_child_shows_its_name() {
-    let result: Result<(), ()> = block_on(try_scope(|s| async move {
+    let result: Result<(), ()> = common::run(try_scope(|s| async move {
         s.spawn_try_named("parse", async {
             taskscope::cancelled().await;
             Ok(())

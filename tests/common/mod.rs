@@ -122,3 +122,30 @@ pub fn returns(f: impl FnOnce() + Send + 'static) -> bool {
         .recv_timeout(std::time::Duration::from_secs(60))
         .is_ok()
 }
+
+/// Drives `future` to completion on this thread as an executor does,
+/// polling it again only after a wake. For tests with no other thread and
+/// no timer, where `block_on` would hang on a lost wake-up or on a
+/// cancellation that never arrives: this fails the test instead.
+///
+/// # Panics
+///
+/// If the future is pending with no wake to come, or still pending after
+/// 100,000 polls.
+pub fn run<F: Future>(future: F) -> F::Output {
+    let waker = CountingWaker::new();
+    let mut future = std::pin::pin!(future);
+    let mut wakes = 0;
+    for _ in 0..100_000 {
+        if let Poll::Ready(output) = waker.poll(future.as_mut()) {
+            return output;
+        }
+        let now = waker.count();
+        assert_ne!(
+            now, wakes,
+            "pending with no wake to come: `block_on` would hang here"
+        );
+        wakes = now;
+    }
+    panic!("still pending after 100,000 polls");
+}
