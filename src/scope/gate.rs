@@ -73,8 +73,8 @@ pub(crate) trait Shared: Sync {
 ///
 /// Longer than the gap between two fan-outs of a busy scope (its `poll`
 /// returns and is called again, a few microseconds), and of the order of
-/// the spinning rayon's own idle threads do before they sleep, which is
-/// what a lingering helper stands in for.
+/// the spinning that rayon's own idle threads do before they sleep, which
+/// is what a lingering helper stands in for.
 #[cfg(not(loom))]
 pub(crate) const LINGER: Linger = std::time::Duration::from_micros(50);
 /// In loom builds a lingering helper waits for one yield: nothing may
@@ -430,7 +430,8 @@ impl Gate {
     }
 
     /// Spins until the count of openings moves past `seen`, or the linger
-    /// time ([`LINGER`]) passed. Only a hint: [`Gate::linger`] decides under the lock.
+    /// time ([`LINGER`]) passed. Only a hint: [`Gate::linger`] decides
+    /// under the lock.
     #[cfg(not(loom))]
     fn wait_for_opening(&self, seen: usize) {
         let started = std::time::Instant::now();

@@ -52,9 +52,9 @@
 //! every helper admitted in time has left. Either way no poll outlives the
 //! call; see design/soundness.md, "The parallel scope". The gate is the
 //! scope's (`BatchRun::helpers`): a helper that leaves one fan-out lingers
-//! a moment for the next, and a job still queued in a busy pool joins
-//! whichever fan-out is open when it starts, so a fan-out offers new jobs
-//! only for the helpers those do not cover.
+//! a moment for the next, so a fan-out offers new jobs only for the helpers
+//! no lingering one covers; a job still queued in a busy pool joins
+//! whichever fan-out is open when it starts.
 
 use std::cell::Cell;
 use std::time::Instant;
@@ -395,8 +395,8 @@ pub(crate) mod on_loom_threads {
     use crate::sync::Arc;
 
     /// Helpers per fan-out. Loom allows four spawned threads per execution
-    /// in all; a fan-out spawns a thread for each helper wanted that no
-    /// lingering or still unstarted one covers.
+    /// in all; here helpers do not linger, so every fan-out spawns its
+    /// helper afresh (a late one may still join the next fan-out).
     const HELPERS: usize = 1;
 
     /// A [`par_scope`](crate::par_scope) for loom models: children must be
