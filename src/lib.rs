@@ -74,6 +74,9 @@ pub use scope::loom_gate as __loom_gate;
 #[cfg(all(loom, feature = "parallel"))]
 #[doc(hidden)]
 pub use scope::loom_par_scope as __loom_par_scope;
+#[cfg(all(loom, feature = "parallel"))]
+#[doc(hidden)]
+pub use scope::loom_par_scope_fanning_out_the_body as __loom_par_scope_fanning_out_the_body;
 pub use scope::{
     Builder, JoinHandle, LocalScope, LocalScopeFuture, POLL_BUDGET, Scope, ScopeFuture,
     local_scope, scope,

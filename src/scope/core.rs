@@ -103,6 +103,14 @@ impl<T: ?Sized> Core<T> {
         &self.shared
     }
 
+    /// How many children the scope has spawned so far.
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+    pub(crate) fn spawns(&self) -> u64 {
+        // Relaxed: a count for the parallel runner's guess; a spawn racing
+        // with the read on another thread may be missed.
+        self.next_seq.load(Ordering::Relaxed) - 1
+    }
+
     pub(crate) fn cleanup(&self) -> &CleanupQueue<T> {
         &self.cleanup
     }

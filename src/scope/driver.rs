@@ -24,10 +24,19 @@ use crate::sync::{Arc, mutant};
 /// `poll` keeps the executor's thread about as long as a `scope`'s does.
 /// The threads share their budgets, so when the pool is slow to take a
 /// helper up, the executor's thread may make that helper's polls too.
+/// While the body's own poll runs inside a fan-out, the helpers' polls of
+/// the children it spawns are not counted: the executor's thread is held
+/// by the body's poll for that long anyway.
 pub const POLL_BUDGET: usize = 128;
 
 /// Polls a batch of ready children: one after the other, or fanned out.
-pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun);
+/// When the body is ready too, the runner gets its poll as well, to make
+/// before the children's on the scope's own thread (it may spawn them).
+pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun, Option<BodyPoll<'_>>);
+
+/// One poll of the scope's body. Only the scope's own thread may call it:
+/// the body is neither `Send` nor reachable from a helper.
+pub(crate) type BodyPoll<'a> = &'a mut dyn FnMut();
 
 /// What the driver hands a batch runner besides the batch itself.
 #[derive(Debug, Default)]
@@ -43,6 +52,11 @@ pub(crate) struct BatchRun {
     /// `poll_nanos` is another scope's (the parallel runner's prior): the
     /// scope's first own sample replaces it rather than blending with it.
     pub(crate) prior: bool,
+    /// How many children the body's last poll spawned: the parallel
+    /// runner's guess of what its next poll spawns.
+    pub(crate) body_spawns: u64,
+    /// The body has been polled once (`body_spawns` is this scope's own).
+    pub(crate) body_polled: bool,
     /// The parallel runner's helpers from outside the pool: the gate that
     /// the scope's fan-outs share, the helpers lingering between them and
     /// the jobs a busy pool has not started yet.
@@ -134,14 +148,20 @@ where
                 continue;
             }
             budget -= this.batch.len();
+            this.run.spare = budget;
             if let Some(position) = this.batch.iter().position(|&index| index == BODY) {
                 this.batch.swap_remove(position);
-                #[cfg(feature = "tracing")]
-                let _span = shared.info().span().enter();
-                poll_body(this.body.as_mut(), this.output, this.body_header, shared);
+                let (body, output, header) =
+                    (&mut this.body, &mut *this.output, &*this.body_header);
+                let mut poll_it = || {
+                    #[cfg(feature = "tracing")]
+                    let _span = shared.info().span().enter();
+                    poll_body(body.as_mut(), output, header, shared);
+                };
+                (this.run_batch)(this.core, this.batch, this.run, Some(&mut poll_it));
+            } else {
+                (this.run_batch)(this.core, this.batch, this.run, None);
             }
-            this.run.spare = budget;
-            (this.run_batch)(this.core, this.batch, this.run);
             budget = this.run.spare;
             if budget == 0 {
                 // Yield: the rest of the queue waits for the next poll.
@@ -283,13 +303,18 @@ impl Drop for RetireOnDrop<'_> {
     }
 }
 
-/// Polls the children of `batch` one after the other on this thread; the
-/// children woken meanwhile wait for the driver's next batch.
+/// Polls the body, if it is ready, then the children of `batch` one after
+/// the other on this thread; the children woken meanwhile wait for the
+/// driver's next batch.
 pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(
     core: &Core<T>,
     batch: &[usize],
     _run: &mut BatchRun,
+    body: Option<BodyPoll<'_>>,
 ) {
+    if let Some(body) = body {
+        body();
+    }
     core.run_serial(batch);
 }
 

@@ -125,19 +125,33 @@ impl Default for Helpers {
 }
 
 impl Helpers {
-    /// Calls `shared.work()` on this thread and gets `wanted` helpers to
-    /// call it too: helpers lingering from the scope's last fan-out, and a
-    /// new job handed to `spawn` for each wanted helper they leave (none
-    /// while the pool holds too many of the scope's jobs unstarted; see
-    /// [`MAX_QUEUED_PER_HELPER`]). A job queued earlier helps if it starts
-    /// meanwhile. Returns once this thread's call returned and every helper
-    /// that entered meanwhile has left (G1 to G4).
+    /// [`Helpers::run_with`], this thread's share being `shared.work()`.
+    #[cfg(any(test, loom))]
+    pub(crate) fn run<S: Shared>(&mut self, shared: &S, wanted: usize, spawn: impl Fn(Job)) {
+        self.run_with(shared, wanted, spawn, || shared.work());
+    }
+
+    /// Calls `own` on this thread and gets `wanted` helpers to call
+    /// `shared.work()` meanwhile: helpers lingering from the scope's last
+    /// fan-out, and a new job handed to `spawn` for each wanted helper they
+    /// leave (none while the pool holds too many of the scope's jobs
+    /// unstarted; see [`MAX_QUEUED_PER_HELPER`]). A job queued earlier helps
+    /// if it starts meanwhile. Returns once `own` returned and every helper
+    /// that entered meanwhile has left (G1 to G4). `own` is the owner's
+    /// share: `shared.work()`, or the parallel runner's body poll followed
+    /// by it (only this thread may poll the body).
     ///
     /// # Panics
     ///
-    /// Re-raises a panic of this thread's call, else the first panic of a
-    /// helper's, once every admitted helper has left.
-    pub(crate) fn run<S: Shared>(&mut self, shared: &S, wanted: usize, spawn: impl Fn(Job)) {
+    /// Re-raises a panic of `own`, else the first panic of a helper's, once
+    /// every admitted helper has left.
+    pub(crate) fn run_with<S: Shared>(
+        &mut self,
+        shared: &S,
+        wanted: usize,
+        spawn: impl Fn(Job),
+        own: impl FnOnce(),
+    ) {
         let gate = self.gate.get_or_insert_with(|| Gate::new(self.linger));
         let new_jobs = gate.open(Erased::new(shared), wanted);
         // Before the first spawn: if a spawn panics, the helpers already
@@ -147,7 +161,7 @@ impl Helpers {
             let gate = gate.clone();
             spawn(Box::new(move || gate.serve()));
         }
-        shared.work();
+        own();
         if let Some(payload) = close.close_and_wait() {
             panic::resume_unwind(payload);
         }

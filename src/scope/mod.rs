@@ -38,7 +38,7 @@ pub use local_try_scope_future::LocalTryScopeFuture;
 #[cfg(feature = "parallel")]
 pub use par_scope::{par_scope, try_par_scope};
 #[cfg(all(loom, feature = "parallel"))]
-pub use parallel::on_loom_threads::loom_par_scope;
+pub use parallel::on_loom_threads::{loom_par_scope, loom_par_scope_fanning_out_the_body};
 pub use scope_future::{ScopeFuture, scope};
 pub use try_scope::{TryScope, try_scope};
 pub use try_scope_future::TryScopeFuture;

@@ -66,8 +66,7 @@ use super::try_scope_future::TryScopeFuture;
 /// divide-and-conquer step) run at once.
 ///
 /// Each child costs a few hundred nanoseconds of bookkeeping (spawning,
-/// polling, joining), part of it on the body's thread, and the pool threads
-/// are woken again for every fan-out; for items of a few microseconds of
+/// polling, joining), part of it on the body's thread; for items of a few microseconds of
 /// work each, spawn one child per chunk of items rather than one per item.
 /// Measured on 2 cores with items of 1 to 10 µs: a child per item runs
 /// 1.6 to 1.8 times as fast as a serial loop, a child per 64 items 1.9 to
@@ -75,7 +74,12 @@ use super::try_scope_future::TryScopeFuture;
 /// workload 4).
 ///
 /// The body is always polled on the thread that polls the scope future, so
-/// it need not be `Send`.
+/// it need not be `Send`. When its poll is expected to spawn children worth
+/// a fan-out (its last poll did; for a new scope, the first poll of the
+/// last `par_scope` on its thread did), that poll is the calling thread's
+/// share of one: pool threads poll the children while the body is still
+/// spawning them, or still computing after it spawned them, as the second
+/// closure of `rayon::join` runs while the first does.
 ///
 /// Children run on the pool of the thread that polls the scope: rayon's
 /// global pool, or the pool of `ThreadPool::install` when called inside it.

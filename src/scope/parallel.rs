@@ -55,15 +55,27 @@
 //! a moment for the next, so a fan-out offers new jobs only for the helpers
 //! no lingering one covers; a job still queued in a busy pool joins
 //! whichever fan-out is open when it starts.
+//!
+//! # The body's poll
+//!
+//! The body is polled on the calling thread only. When it is ready with
+//! the batch, and the batch plus the children its poll is expected to spawn
+//! (as many as its last poll spawned; for a scope's first poll, as many as
+//! the first poll of its thread's last parallel scope did) are worth a
+//! fan-out by the rule above, its poll is the calling thread's first share
+//! of a fan-out: helpers poll the batch, and the children the body spawns,
+//! while the body runs (its spawn loop, or its handles taking outputs), as
+//! the other half of a `rayon::join` runs while the first does. Otherwise
+//! the body is polled before the batch, alone.
 
 use std::cell::Cell;
 use std::time::Instant;
 
 use super::core::Core;
-use super::driver::BatchRun;
+use super::driver::{BatchRun, BodyPoll};
 use super::gate::{Job, Shared};
 use super::handle::SendTask;
-use crate::sync::{AtomicUsize, Mutex, Ordering, mutant};
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, mutant};
 
 /// The expected work, in nanoseconds, for which a batch is fanned out.
 ///
@@ -86,9 +98,19 @@ pub(crate) const MIN_FAN_OUT_POLL_NANOS: u64 = 2_000;
 pub(crate) const STRETCH: usize = 32;
 
 /// Polls `batch` inline or across rayon's pool; see the module docs.
-pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut BatchRun) {
+pub(crate) fn run_parallel(
+    core: &Core<SendTask<'_>>,
+    batch: &[usize],
+    run: &mut BatchRun,
+    body: Option<BodyPoll<'_>>,
+) {
     if run.poll_nanos == 0 {
         borrow_recent_estimate(run);
+    }
+    if let Some(body) = body
+        && poll_body(core, batch, run, body)
+    {
+        return;
     }
     if batch.len() == 1 && run.poll_nanos != 0 && !run.prior {
         // Nothing to decide; see the module docs.
@@ -102,7 +124,7 @@ pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut
             let rest = &batch[next..];
             let helpers = free_threads().min(rest.len() - 1);
             if helpers > 0 {
-                fan_out(core, rest, helpers, run);
+                fan_out(core, rest, helpers, run, None);
                 return;
             }
         }
@@ -125,6 +147,51 @@ pub(crate) fn run_parallel(core: &Core<SendTask<'_>>, batch: &[usize], run: &mut
 std::thread_local! {
     /// The estimate the last parallel scope polled on this thread left.
     static RECENT_POLL_NANOS: Cell<u64> = const { Cell::new(0) };
+    /// How many children the first poll of the body of the last parallel
+    /// scope polled on this thread spawned.
+    static RECENT_FIRST_SPAWNS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Polls the body, fanned out with `batch` if the children it is expected
+/// to spawn and `batch` are worth it, so that helpers poll them while the
+/// body still runs (its spawn loop, or its handles taking outputs); returns
+/// whether it fanned out, and so polled `batch` too.
+fn poll_body(
+    core: &Core<SendTask<'_>>,
+    batch: &[usize],
+    run: &mut BatchRun,
+    body: BodyPoll<'_>,
+) -> bool {
+    let helpers = free_threads();
+    let fanned = helpers > 0 && body_worth_fanning_out(batch.len(), run);
+    let before = core.spawns();
+    if fanned {
+        fan_out(core, batch, helpers, run, Some(body));
+    } else {
+        body();
+    }
+    run.body_spawns = core.spawns() - before;
+    if !run.body_polled {
+        run.body_polled = true;
+        RECENT_FIRST_SPAWNS.with(|recent| recent.set(run.body_spawns));
+    }
+    fanned
+}
+
+/// The rule for batches, applied to `batch` children plus those the
+/// body's poll is expected to spawn: as many as its last poll did, or for a
+/// scope's first poll, as the first poll of its thread's last parallel
+/// scope did (a scope that spawns its children from a loop spawns them all
+/// in its first poll, and is often run again). A scope of a few children
+/// thus never pays for a helper its body's poll cannot use.
+fn body_worth_fanning_out(batch: usize, run: &BatchRun) -> bool {
+    let expected = if run.body_polled {
+        run.body_spawns
+    } else {
+        RECENT_FIRST_SPAWNS.with(Cell::get)
+    };
+    let expected = usize::try_from(expected).unwrap_or(usize::MAX);
+    worth_fanning_out(batch.saturating_add(expected), run.poll_nanos)
 }
 
 /// Starts a scope from its thread's recent estimate, if that was heavy
@@ -191,6 +258,11 @@ struct FanOut<'a, 'env> {
     spare: AtomicUsize,
     /// How many threads take part: bites are sized by it.
     participants: usize,
+    /// The calling thread is still polling the body: helpers that find
+    /// nothing to claim look again rather than leave, and claim from the
+    /// ready queue beyond the budget (the poll lasts as long as the body's
+    /// anyway).
+    body_running: AtomicBool,
     /// Total nanoseconds and count of the polls made, for the estimate.
     timing: Mutex<(u64, u64)>,
 }
@@ -203,6 +275,7 @@ impl<'a, 'env> FanOut<'a, 'env> {
         batch: &'a [usize],
         participants: usize,
         run: &BatchRun,
+        body: bool,
     ) -> Self {
         // The budget counts per participant (see `POLL_BUDGET`): together
         // they may make `participants` times what is left of it for this
@@ -219,6 +292,7 @@ impl<'a, 'env> FanOut<'a, 'env> {
             next: AtomicUsize::new(0),
             spare: AtomicUsize::new(spare),
             participants,
+            body_running: AtomicBool::new(body),
             timing: Mutex::new((0, 0)),
         }
     }
@@ -232,16 +306,47 @@ impl<'a, 'env> FanOut<'a, 'env> {
         learn(run, nanos, polls);
     }
 
-    /// One participant: polls claimed children until none is left.
+    /// One participant: polls claimed children until none is left and
+    /// the body's poll (if this fan-out makes one) has returned.
     fn work(&self) {
-        // Timed as a whole: a participant only polls from start to end, so
-        // its time per poll is the estimate's sample (lock costs included).
-        let started = Instant::now();
-        let polls = self.core.run_claimed(|bite| self.claim(bite));
-        let nanos = elapsed_nanos(started);
+        let (mut nanos, mut polls) = (0, 0);
+        loop {
+            // Timed as a whole: a participant only polls from start to end, so
+            // its time per poll is the estimate's sample (lock costs included).
+            // Stretches without a poll (waiting for the body to spawn) are
+            // left out of it.
+            let started = Instant::now();
+            let polled = self.core.run_claimed(|bite| self.claim(bite));
+            if polled > 0 {
+                nanos += elapsed_nanos(started);
+                polls += polled;
+            }
+            if !self.body_running() {
+                break;
+            }
+            pause();
+        }
         let mut timing = self.timing.lock();
         timing.0 = timing.0.saturating_add(nanos);
         timing.1 += polls;
+    }
+
+    /// The calling thread's share: the body's poll, if this fan-out makes
+    /// one, then [`FanOut::work`].
+    fn work_after(&self, body: Option<BodyPoll<'_>>) {
+        if let Some(body) = body {
+            let _done = BodyDone(&self.body_running);
+            body();
+        }
+        self.work();
+    }
+
+    fn body_running(&self) -> bool {
+        // Relaxed: a hint to look again; children are handed over by the
+        // ready queue's lock, not by this flag. A stale `true` costs one
+        // more look; a helper that sees `false` early leaves the rest to
+        // the calling thread, which claims after its body's poll.
+        self.body_running.load(Ordering::Relaxed)
     }
 
     /// Fills `bite` with this participant's next children: a share of what
@@ -291,6 +396,12 @@ impl<'a, 'env> FanOut<'a, 'env> {
     }
 
     fn claim_from_queue(&self, bite: &mut Vec<usize>) {
+        if self.body_running() {
+            self.core
+                .shared()
+                .take_ready_children(bite, MAX_BITE, 2 * self.participants);
+            return;
+        }
         // Relaxed: a plain counter; nothing is published through it, and the
         // driver reads the final value after the join, which orders it.
         let Ok(spare) = self
@@ -313,6 +424,35 @@ impl<'a, 'env> FanOut<'a, 'env> {
     }
 }
 
+/// Clears the fan-out's `body_running` when the body's poll returns or
+/// unwinds: helpers waiting for the body to spawn must not wait forever.
+struct BodyDone<'a>(&'a AtomicBool);
+
+impl Drop for BodyDone<'_> {
+    fn drop(&mut self) {
+        if !mutant("body_running_stays_set") {
+            // Relaxed: see `FanOut::body_running`.
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A moment's wait before a helper looks at the ready queue again while
+/// the body runs: long enough not to take the queue's lock from under the
+/// body's spawns at every turn.
+#[cfg(not(loom))]
+fn pause() {
+    for _ in 0..16 {
+        std::hint::spin_loop();
+    }
+}
+
+/// Loom replays interleavings: a helper waiting for the body yields to it.
+#[cfg(loom)]
+fn pause() {
+    loom::thread::yield_now();
+}
+
 /// The most children a participant claims at once: bounds how long a child
 /// woken while another participant holds it waits for its next poll.
 const MAX_BITE: usize = 32;
@@ -328,18 +468,30 @@ const MAX_BITE: usize = 32;
 /// pool, whose threads may all be busy with long jobs (or with jobs that
 /// wait for this very executor), through the admission gate: the fan-out
 /// waits only for the helpers that started in time (`gate`).
-fn fan_out(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
+fn fan_out(
+    core: &Core<SendTask<'_>>,
+    rest: &[usize],
+    helpers: usize,
+    run: &mut BatchRun,
+    body: Option<BodyPoll<'_>>,
+) {
     if rayon_core::current_thread_index().is_some() {
-        fan_out_in_pool(core, rest, helpers, run);
+        fan_out_in_pool(core, rest, helpers, run, body);
     } else {
-        fan_out_with(core, rest, helpers, run, rayon_core::spawn);
+        fan_out_with(core, rest, helpers, run, rayon_core::spawn, body);
     }
 }
 
 /// [`fan_out`] from a thread of the pool: a fork-join in rayon's scope.
-fn fan_out_in_pool(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, run: &mut BatchRun) {
+fn fan_out_in_pool(
+    core: &Core<SendTask<'_>>,
+    rest: &[usize],
+    helpers: usize,
+    run: &mut BatchRun,
+    body: Option<BodyPoll<'_>>,
+) {
     let participants = helpers + 1;
-    let fan = FanOut::new(core, rest, participants, run);
+    let fan = FanOut::new(core, rest, participants, run, body.is_some());
     // While this thread waits for its helpers it may run other pool work,
     // which must not see the task polling this scope as current.
     let detached = crate::cancel::ambient::detach();
@@ -347,7 +499,7 @@ fn fan_out_in_pool(core: &Core<SendTask<'_>>, rest: &[usize], helpers: usize, ru
         for _ in 0..helpers {
             scope.spawn(|_| fan.work());
         }
-        fan.work();
+        fan.work_after(body);
     });
     drop(detached);
     fan.finish(participants, run);
@@ -361,10 +513,12 @@ fn fan_out_with(
     helpers: usize,
     run: &mut BatchRun,
     spawn: impl Fn(Job),
+    body: Option<BodyPoll<'_>>,
 ) {
     let participants = helpers + 1;
-    let fan = FanOut::new(core, rest, participants, run);
-    run.helpers.run(&fan, helpers, spawn);
+    let fan = FanOut::new(core, rest, participants, run, body.is_some());
+    run.helpers
+        .run_with(&fan, helpers, spawn, || fan.work_after(body));
     fan.finish(participants, run);
 }
 
@@ -386,10 +540,10 @@ impl Shared for FanOut<'_, '_> {
 pub(crate) mod on_loom_threads {
     use std::future::Future;
 
-    use super::{FAN_OUT_NANOS, fan_out_with};
+    use super::{FAN_OUT_NANOS, Job, fan_out_with};
     use crate::scope::builder::Builder;
     use crate::scope::core::Core;
-    use crate::scope::driver::{BatchRun, Driver};
+    use crate::scope::driver::{BatchRun, BodyPoll, Driver};
     use crate::scope::handle::{Scope, SendTask};
     use crate::scope::scope_future::ScopeFuture;
     use crate::sync::Arc;
@@ -414,7 +568,50 @@ pub(crate) mod on_loom_threads {
         ScopeFuture::new(Driver::new(body, core, run_on_loom_threads))
     }
 
-    fn run_on_loom_threads(core: &Core<SendTask<'static>>, batch: &[usize], run: &mut BatchRun) {
+    /// [`loom_par_scope`], but every poll of the body is fanned out with
+    /// its batch, so the helper claims children while the body spawns them.
+    ///
+    /// Only in loom builds (`--cfg loom`); not part of the API.
+    pub fn loom_par_scope_fanning_out_the_body<F, Fut>(body: F) -> ScopeFuture<'static, Fut>
+    where
+        F: FnOnce(Scope<'static>) -> Fut,
+        Fut: Future,
+    {
+        let core = Arc::new(Builder::new().core());
+        let body = body(Scope::new(core.clone()));
+        ScopeFuture::new(Driver::new(body, core, fan_out_the_body))
+    }
+
+    fn fan_out_the_body(
+        core: &Core<SendTask<'static>>,
+        batch: &[usize],
+        run: &mut BatchRun,
+        body: Option<BodyPoll<'_>>,
+    ) {
+        if body.is_none() {
+            return run_on_loom_threads(core, batch, run, None);
+        }
+        run.poll_nanos = FAN_OUT_NANOS;
+        run.helpers.stop_lingering();
+        fan_out_with(core, batch, HELPERS, run, spawn_on_loom_thread, body);
+    }
+
+    fn spawn_on_loom_thread(job: Job) {
+        // Detached, as a rayon job: only the gate orders its end.
+        loom::thread::spawn(job);
+    }
+
+    fn run_on_loom_threads(
+        core: &Core<SendTask<'static>>,
+        batch: &[usize],
+        run: &mut BatchRun,
+        body: Option<BodyPoll<'_>>,
+    ) {
+        // The body first, as `run_parallel` does when it does not fan out
+        // the body's poll (`loom_par_scope_fanning_out_the_body` does).
+        if let Some(body) = body {
+            body();
+        }
         // As in `run_parallel`: a single ready child is polled inline.
         if batch.len() < 2 {
             core.run_serial(batch);
@@ -428,10 +625,7 @@ pub(crate) mod on_loom_threads {
         // one model from 1.3 to 3.5 million interleavings (design/loom.md).
         run.helpers.stop_lingering();
         let helpers = HELPERS.min(batch.len() - 1);
-        fan_out_with(core, batch, helpers, run, |job| {
-            // Detached, as a rayon job: only the gate orders its end.
-            loom::thread::spawn(job);
-        });
+        fan_out_with(core, batch, helpers, run, spawn_on_loom_thread, None);
     }
 }
 
@@ -453,7 +647,7 @@ mod tests {
     fn bites_shrink_with_what_remains_down_to_one_child() {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
         let batch: Vec<usize> = (0..200).collect();
-        let fan = FanOut::new(&core, &batch[..], 2, &BatchRun::default());
+        let fan = FanOut::new(&core, &batch[..], 2, &BatchRun::default(), false);
         let mut sizes = Vec::new();
         loop {
             let mut bite = Vec::new();
@@ -496,7 +690,7 @@ mod tests {
         batch.retain(|&index| index != crate::scope::task::BODY);
         assert_eq!(batch.len(), 1, "one ready child");
         let mut run = BatchRun::default();
-        run_parallel(&core, &batch, &mut run);
+        run_parallel(&core, &batch, &mut run, None);
         assert!(
             !run.prior,
             "the scope's own sample replaced the borrowed one"
@@ -522,9 +716,8 @@ mod tests {
         let mut run = BatchRun::default();
         for _ in 0..=MAX_QUEUED_PER_HELPER {
             // Finished children are skipped: the batch can be fanned out again.
-            fan_out_with(&core, &batch, 1, &mut run, |job| {
-                pool.borrow_mut().push(job);
-            });
+            let offer = |job| pool.borrow_mut().push(job);
+            fan_out_with(&core, &batch, 1, &mut run, offer, None);
         }
         assert_eq!(
             pool.borrow().len(),
@@ -541,6 +734,74 @@ mod tests {
     }
 
     #[test]
+    fn the_body_is_fanned_out_only_when_the_children_it_should_spawn_pay_for_it() {
+        let mut run = BatchRun {
+            poll_nanos: 5_000,
+            body_polled: true,
+            body_spawns: 3,
+            ..BatchRun::default()
+        };
+        assert!(!body_worth_fanning_out(0, &run), "3 × 5 µs stays inline");
+        run.body_spawns = 20;
+        assert!(body_worth_fanning_out(0, &run), "20 × 5 µs fans out");
+        run.body_spawns = 0;
+        assert!(body_worth_fanning_out(20, &run), "a ready batch counts too");
+        run.poll_nanos = 0;
+        assert!(!body_worth_fanning_out(1_000, &run), "unknown cost: inline");
+        RECENT_FIRST_SPAWNS.with(|recent| recent.set(1_000));
+        let first = BatchRun {
+            poll_nanos: 5_000,
+            ..BatchRun::default()
+        };
+        assert!(
+            body_worth_fanning_out(0, &first),
+            "a scope's first poll goes by its thread's last scope"
+        );
+    }
+
+    #[test]
+    fn a_helper_polls_the_children_the_body_spawns_while_the_body_is_still_in_its_poll() {
+        use std::sync::atomic::AtomicBool;
+        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
+        let polled = Arc::new(AtomicBool::new(false));
+        let mut handle = None;
+        let mut body = || {
+            let flag = polled.clone();
+            handle = Some(core.insert(async move { flag.store(true, Ordering::SeqCst) }, None));
+            // Still inside the body's poll: only a helper can poll the child.
+            let started = Instant::now();
+            while !polled.load(Ordering::SeqCst) {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(60),
+                    "no helper polled the child while the body was in its poll"
+                );
+                std::thread::yield_now();
+            }
+        };
+        let mut run = BatchRun {
+            poll_nanos: FAN_OUT_NANOS,
+            helpers: crate::scope::gate::Helpers::not_lingering(),
+            ..BatchRun::default()
+        };
+        std::thread::scope(|threads| {
+            fan_out_with(
+                &core,
+                &[],
+                1,
+                &mut run,
+                |job| {
+                    threads.spawn(job);
+                },
+                Some(&mut body),
+            );
+        });
+        assert!(handle.is_some_and(|handle| handle.is_finished()));
+        // As the driver does when a scope ends: the registered headers point
+        // back at the scope, which would leak it.
+        core.shared().retire();
+    }
+
+    #[test]
     fn the_spare_budget_goes_back_to_the_driver_per_participant() {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
         let batch: Vec<usize> = (0..4).collect();
@@ -548,7 +809,7 @@ mod tests {
             spare: 10,
             ..BatchRun::default()
         };
-        let fan = FanOut::new(&core, &batch[..], 2, &before);
+        let fan = FanOut::new(&core, &batch[..], 2, &before, false);
         let mut bite = Vec::new();
         while {
             bite.clear();
