@@ -317,3 +317,25 @@ fn debug_output_names_each_scope_type() {
     );
     assert!(block_on(local).starts_with("LocalScope {"));
 }
+
+#[test]
+fn a_woken_body_is_polled_before_the_children_queued_ahead_of_it() {
+    const CHILDREN: usize = 3 * POLL_BUDGET;
+    let polled = AtomicUsize::new(0);
+    let polled = &polled;
+    let seen_at_second_poll = block_on(scope(|s| async move {
+        for _ in 0..CHILDREN {
+            s.spawn(async move {
+                polled.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        // Woken at once, behind every child just queued.
+        yield_once().await;
+        polled.load(Ordering::SeqCst)
+    }));
+    assert_eq!(
+        seen_at_second_poll, 0,
+        "the body waited behind the children queued before its wake"
+    );
+    assert_eq!(polled.load(Ordering::SeqCst), CHILDREN);
+}

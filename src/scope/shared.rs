@@ -16,6 +16,11 @@
 //!    code, which may wake a child of this scope and take this lock again).
 //!    The poll that wake brings stores a waker again (`begin_poll`); while
 //!    `notified` stays true no push needs one.
+//!
+//! "The queue" is the children's queue and the body's flag together: a
+//! woken body is not queued behind the children but flagged, and the
+//! driver's next batch starts with it. Pushing it obeys (1) to (3) as a
+//! child's push does, and the queue is empty only when the flag is clear.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -45,7 +50,13 @@ pub(crate) struct ScopeShared {
 
 #[derive(Default)]
 struct Ready {
+    /// The children's indices, in the order they were woken.
     queue: VecDeque<usize>,
+    /// The body was woken: kept apart from the queue, so the driver's next
+    /// batch starts with it wherever it was woken. Queued behind thousands
+    /// of children, a body that takes their outputs would wait for all of
+    /// them, and a parallel scope's would take them all at the end, alone.
+    body_queued: bool,
     waker: Option<Waker>,
     notified: bool,
     /// The headers of the children by slab index, for snapshots (the slab
@@ -117,7 +128,7 @@ impl ScopeShared {
         let waker = {
             let mut ready = self.ready.lock();
             ready.body = Some(header);
-            ready.push(super::task::BODY)
+            ready.push(BODY)
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -188,21 +199,24 @@ impl ScopeShared {
         drop(old);
     }
 
-    /// Moves up to `limit` ready indices into `batch`.
-    pub(crate) fn take_ready(&self, batch: &mut Vec<usize>, limit: usize) {
+    /// Moves up to `limit` ready indices into `batch`: the body's first, if
+    /// it is ready, then the children's in the order they were woken.
+    pub(crate) fn take_ready(&self, batch: &mut Vec<usize>, mut limit: usize) {
         let mut ready = self.ready.lock();
+        if limit > 0 && std::mem::take(&mut ready.body_queued) {
+            batch.push(BODY);
+            limit -= 1;
+        }
         let count = limit.min(ready.queue.len());
         batch.extend(ready.queue.drain(..count));
     }
 
-    /// Moves up to `limit` indices from the front of the queue into `into`,
-    /// and no more than a `1 / divisor` share of what it holds (at least
-    /// one), stopping at the body, which only the driver may poll (on the
-    /// scope's thread): how a parallel scope's participants find children
-    /// woken (or left over) while a batch runs. Stopping at the body rather
-    /// than skipping it keeps the queue's order: the children behind it were
-    /// woken after it and wait for the driver's next batch. Returns how many
-    /// moved.
+    /// Moves up to `limit` children's indices from the front of the queue
+    /// into `into`, and no more than a `1 / divisor` share of what it holds
+    /// (at least one): how a parallel scope's participants find children
+    /// woken (or left over) while a batch runs. Never the body, which only
+    /// the driver may poll (on the scope's thread), and which is not in the
+    /// queue. Returns how many moved.
     #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
     pub(crate) fn take_ready_children(
         &self,
@@ -212,12 +226,7 @@ impl ScopeShared {
     ) -> usize {
         let mut ready = self.ready.lock();
         let share = ready.queue.len().div_ceil(divisor.max(1));
-        let count = ready
-            .queue
-            .iter()
-            .take(limit.min(share))
-            .take_while(|&&index| index != BODY)
-            .count();
+        let count = limit.min(share);
         into.extend(ready.queue.drain(..count));
         count
     }
@@ -226,7 +235,7 @@ impl ScopeShared {
     /// more work arrived and the caller should go on.
     pub(crate) fn try_end_poll(&self) -> bool {
         let mut ready = self.ready.lock();
-        if ready.queue.is_empty() {
+        if ready.queue.is_empty() && !ready.body_queued {
             ready.notified = false;
             true
         } else {
@@ -264,7 +273,11 @@ impl Ready {
     /// Queues `index`; the waker to wake (outside the lock) if nobody will
     /// look (2), taken out rather than cloned (3).
     fn push(&mut self, index: usize) -> Option<Waker> {
-        self.queue.push_back(index);
+        if index == BODY {
+            self.body_queued = true;
+        } else {
+            self.queue.push_back(index);
+        }
         if self.notified || mutant("schedule_never_wakes") {
             None
         } else {
