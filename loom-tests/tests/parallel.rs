@@ -104,6 +104,22 @@ impl Future for Probed {
     }
 }
 
+/// Makes `c0`, which waits on a flag that a third thread sets at any point,
+/// and `c1`, ready at once; `run_scope` spawns both from a scope's body and
+/// awaits the scope. Checks that both finished before the scope did.
+fn one_woken_child_and_one_ready(run_scope: impl FnOnce(Probed, Probed)) {
+    let woken = Flag::new();
+    let ready = Flag::new();
+    ready.set();
+    let (c0, probe0) = Probed::new(&woken);
+    let (c1, probe1) = Probed::new(&ready);
+    let setter = thread::spawn(move || woken.set());
+    run_scope(c0, c1);
+    probe0.assert_finished("c0");
+    probe1.assert_finished("c1");
+    setter.join().unwrap();
+}
+
 /// Property: every child of a fanned-out batch is polled exactly once per
 /// wake, by exactly one participant (the claim cursor and `take`), never by
 /// two at once and never after it completed; the scope completes only after
@@ -162,19 +178,12 @@ fn child_woken_while_another_participant_polls_it_is_polled_again() {
         "parallel::child_woken_while_another_participant_polls_it_is_polled_again",
         3,
         || {
-            let woken = Flag::new();
-            let ready = Flag::new();
-            ready.set();
-            let (c0, probe0) = Probed::new(&woken);
-            let (c1, probe1) = Probed::new(&ready);
-            let setter = thread::spawn(move || woken.set());
-            block_on(par_scope(|s| async move {
-                s.spawn(c0);
-                s.spawn(c1);
-            }));
-            probe0.assert_finished("c0");
-            probe1.assert_finished("c1");
-            setter.join().unwrap();
+            one_woken_child_and_one_ready(|c0, c1| {
+                block_on(par_scope(|s| async move {
+                    s.spawn(c0);
+                    s.spawn(c1);
+                }));
+            });
         },
     );
 }
@@ -228,19 +237,12 @@ fn children_spawned_while_the_body_is_polled_in_a_fan_out_are_polled_once_per_wa
         "parallel::children_spawned_while_the_body_is_polled_in_a_fan_out",
         3,
         || {
-            let woken = Flag::new();
-            let ready = Flag::new();
-            ready.set();
-            let (c0, probe0) = Probed::new(&woken);
-            let (c1, probe1) = Probed::new(&ready);
-            let setter = thread::spawn(move || woken.set());
-            block_on(par_scope_fanning_out_the_body(|s| async move {
-                s.spawn(c0);
-                s.spawn(c1);
-            }));
-            probe0.assert_finished("c0");
-            probe1.assert_finished("c1");
-            setter.join().unwrap();
+            one_woken_child_and_one_ready(|c0, c1| {
+                block_on(par_scope_fanning_out_the_body(|s| async move {
+                    s.spawn(c0);
+                    s.spawn(c1);
+                }));
+            });
         },
     );
 }

@@ -543,7 +543,7 @@ pub(crate) mod on_loom_threads {
     use super::{FAN_OUT_NANOS, Job, fan_out_with};
     use crate::scope::builder::Builder;
     use crate::scope::core::Core;
-    use crate::scope::driver::{BatchRun, BodyPoll, Driver};
+    use crate::scope::driver::{BatchRun, BodyPoll, Driver, RunBatch};
     use crate::scope::handle::{Scope, SendTask};
     use crate::scope::scope_future::ScopeFuture;
     use crate::sync::Arc;
@@ -563,9 +563,7 @@ pub(crate) mod on_loom_threads {
         F: FnOnce(Scope<'static>) -> Fut,
         Fut: Future,
     {
-        let core = Arc::new(Builder::new().core());
-        let body = body(Scope::new(core.clone()));
-        ScopeFuture::new(Driver::new(body, core, run_on_loom_threads))
+        with_runner(body, run_on_loom_threads)
     }
 
     /// [`loom_par_scope`], but every poll of the body is fanned out with
@@ -577,9 +575,20 @@ pub(crate) mod on_loom_threads {
         F: FnOnce(Scope<'static>) -> Fut,
         Fut: Future,
     {
+        with_runner(body, fan_out_the_body)
+    }
+
+    fn with_runner<F, Fut>(
+        body: F,
+        runner: RunBatch<SendTask<'static>>,
+    ) -> ScopeFuture<'static, Fut>
+    where
+        F: FnOnce(Scope<'static>) -> Fut,
+        Fut: Future,
+    {
         let core = Arc::new(Builder::new().core());
         let body = body(Scope::new(core.clone()));
-        ScopeFuture::new(Driver::new(body, core, fan_out_the_body))
+        ScopeFuture::new(Driver::new(body, core, runner))
     }
 
     fn fan_out_the_body(
