@@ -303,7 +303,11 @@ impl<'a, 'env> FanOut<'a, 'env> {
         // Relaxed: every participant has returned; the join ordered their writes.
         run.spare = self.spare.load(Ordering::Relaxed) / participants;
         let (nanos, polls) = *self.timing.lock();
-        learn(run, nanos, polls);
+        // A fan-out of the body's poll may poll no child at all (the body
+        // spawned none this time): that is no sample of a child's cost.
+        if polls > 0 {
+            learn(run, nanos, polls);
+        }
     }
 
     /// One participant: polls claimed children until none is left and
@@ -808,6 +812,19 @@ mod tests {
         // As the driver does when a scope ends: the registered headers point
         // back at the scope, which would leak it.
         core.shared().retire();
+    }
+
+    #[test]
+    fn a_fan_out_of_the_body_that_polled_no_child_leaves_the_estimate_alone() {
+        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
+        let mut run = BatchRun {
+            poll_nanos: 5_000,
+            helpers: crate::scope::gate::Helpers::not_lingering(),
+            ..BatchRun::default()
+        };
+        // The body spawns nothing, and the pool never starts its helper.
+        fan_out_with(&core, &[], 1, &mut run, drop, Some(&mut || {}));
+        assert_eq!(run.poll_nanos, 5_000);
     }
 
     #[test]
