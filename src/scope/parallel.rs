@@ -162,8 +162,14 @@ fn poll_body(
     run: &mut BatchRun,
     body: BodyPoll<'_>,
 ) -> bool {
-    let helpers = free_threads();
-    let fanned = helpers > 0 && body_worth_fanning_out(batch.len(), run);
+    // The pool is asked for its size only once a fan-out pays: a scope
+    // that never fans out never starts rayon's global pool.
+    let helpers = if body_worth_fanning_out(batch.len(), run) {
+        free_threads()
+    } else {
+        0
+    };
+    let fanned = helpers > 0;
     let before = core.spawns();
     if fanned {
         fan_out(core, batch, helpers, run, Some(body));
