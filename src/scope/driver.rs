@@ -149,8 +149,9 @@ where
             }
             budget -= this.batch.len();
             this.run.spare = budget;
-            if let Some(position) = this.batch.iter().position(|&index| index == BODY) {
-                this.batch.swap_remove(position);
+            // `take_ready` puts the body first; the children keep the order
+            // they were woken in (the runner times the first ones alone).
+            if let [BODY, children @ ..] = this.batch.as_slice() {
                 let (body, output, header) =
                     (&mut this.body, &mut *this.output, &*this.body_header);
                 let mut poll_it = || {
@@ -158,7 +159,7 @@ where
                     let _span = shared.info().span().enter();
                     poll_body(body.as_mut(), output, header, shared);
                 };
-                (this.run_batch)(this.core, this.batch, this.run, Some(&mut poll_it));
+                (this.run_batch)(this.core, children, this.run, Some(&mut poll_it));
             } else {
                 (this.run_batch)(this.core, this.batch, this.run, None);
             }
