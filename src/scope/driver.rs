@@ -30,8 +30,9 @@ use crate::sync::{Arc, mutant};
 pub const POLL_BUDGET: usize = 128;
 
 /// Polls a batch of ready children: one after the other, or fanned out.
-/// When the body is ready too, the runner gets its poll as well, to make
-/// before the children's on the scope's own thread (it may spawn them).
+/// When the body is ready too, the runner also gets its poll, to make on
+/// the scope's own thread: before the children's, or (the parallel runner)
+/// while helpers poll them.
 pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun, Option<BodyPoll<'_>>);
 
 /// One poll of the scope's body. Only the scope's own thread may call it:
