@@ -326,18 +326,21 @@ fn single_light_wake_ups_between_heavy_batches_keep_the_estimate_heavy() {
 #[test]
 fn a_child_runs_on_another_thread_while_the_body_that_spawned_it_is_still_in_its_poll() {
     in_a_pool_of_two(|| {
-        // This thread's last parallel scope spawned one heavy child from its
-        // body's first poll...
+        // This thread's last parallel scope spawned two heavy children from
+        // its body's first poll (one alone would be polled inline)...
         block_on(par_scope(|s| async move {
-            s.spawn(async { spin_for(Duration::from_millis(3)) });
+            for _ in 0..2 {
+                s.spawn(async { spin_for(Duration::from_millis(3)) });
+            }
         }));
         // ...so a new scope's first body poll is fanned out: the pool's
-        // other thread polls the child while the body is still computing
-        // (here, waiting for that very child), as in `rayon::join`.
+        // other thread polls the children while the body is still computing
+        // (here, waiting for one of them), as in `rayon::join`.
         let ran = AtomicBool::new(false);
         let ran = &ran;
         block_on(par_scope(|s| async move {
             let child = s.spawn(async move { ran.store(true, Ordering::SeqCst) });
+            s.spawn(async {});
             spin_until(ran, "the child never ran while its body was in its poll");
             child.await;
         }));

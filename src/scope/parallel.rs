@@ -188,7 +188,8 @@ fn poll_body(
 /// body's poll is expected to spawn: as many as its last poll did, or for a
 /// scope's first poll, as the first poll of its thread's last parallel
 /// scope did (a scope that spawns its children from a loop spawns them all
-/// in its first poll, and is often run again). A scope of a few children
+/// in its first poll, and is often run again). At least two, as for a
+/// batch: a single ready child is polled inline. A scope of a few children
 /// thus never pays for a helper its body's poll cannot use.
 fn body_worth_fanning_out(batch: usize, run: &BatchRun) -> bool {
     let expected = if run.body_polled {
@@ -196,8 +197,8 @@ fn body_worth_fanning_out(batch: usize, run: &BatchRun) -> bool {
     } else {
         RECENT_FIRST_SPAWNS.with(Cell::get)
     };
-    let expected = usize::try_from(expected).unwrap_or(usize::MAX);
-    worth_fanning_out(batch.saturating_add(expected), run.poll_nanos)
+    let children = batch.saturating_add(usize::try_from(expected).unwrap_or(usize::MAX));
+    children >= 2 && worth_fanning_out(children, run.poll_nanos)
 }
 
 /// Starts a scope from its thread's recent estimate, if that was heavy
@@ -761,6 +762,16 @@ mod tests {
             ..BatchRun::default()
         };
         assert!(!body_worth_fanning_out(0, &run), "3 × 5 µs stays inline");
+        let single = BatchRun {
+            poll_nanos: 1_000_000,
+            body_polled: true,
+            body_spawns: 1,
+            ..BatchRun::default()
+        };
+        assert!(
+            !body_worth_fanning_out(0, &single),
+            "a single child, however heavy, is polled inline"
+        );
         run.body_spawns = 20;
         assert!(body_worth_fanning_out(0, &run), "20 × 5 µs fans out");
         run.body_spawns = 0;
