@@ -76,7 +76,6 @@ mutants=(
     "finish_ignores_children       parallel     child_woken_while_another_participant_polls_it_is_polled_again"
     "claim_reclaims_position       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
     "put_back_ignores_rewake       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
-    "body_running_stays_set        parallel     children_spawned_while_the_body_is_polled_in_a_fan_out_are_polled_once_per_wake"
     "put_back_ignores_rewake       parallel     children_spawned_while_the_body_is_polled_in_a_fan_out_are_polled_once_per_wake"
     "finish_ignores_children       parallel     children_spawned_while_the_body_is_polled_in_a_fan_out_are_polled_once_per_wake"
     "gate_admits_after_close       gate         a_helper_touches_the_state_only_while_the_owner_waits_for_it"

@@ -223,14 +223,13 @@ fn children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more() 
 /// exactly once per wake, by the helper (claiming from the ready queue while
 /// the body still runs) or by the scope's thread (after the body's poll),
 /// never by both; and the fan-out ends (the helper stops looking once the
-/// body's poll returned). The body spawns `c0`, which waits on a flag that
+/// body's poll returned, or after two empty looks: its patience). The body spawns `c0`, which waits on a flag that
 /// a third thread sets at any point, and `c1`, ready at once.
 ///
-/// Last run: 203772 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
-/// Fails with mutants `body_running_stays_set` (the participants wait for a
-/// body that has returned: loom gives up on the endless loop),
-/// `put_back_ignores_rewake` (a wake of `c0` picked up while it was being
-/// polled is lost: loom reports a deadlock) and `finish_ignores_children`.
+/// Last run: 198076 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutants `put_back_ignores_rewake` (a wake of `c0` picked up
+/// while it was being polled is lost: loom reports a deadlock) and
+/// `finish_ignores_children`.
 #[test]
 fn children_spawned_while_the_body_is_polled_in_a_fan_out_are_polled_once_per_wake() {
     check(

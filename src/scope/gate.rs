@@ -551,7 +551,7 @@ pub mod for_loom {
 
     /// The helpers of one scope: its fan-outs share them, one after the
     /// other. Dropping it sends the lingering ones away.
-    #[derive(Default)]
+    #[derive(Debug, Default)]
     pub struct Helpers(super::Helpers);
 
     impl Helpers {

@@ -266,9 +266,9 @@ struct FanOut<'a, 'env> {
     /// How many threads take part: bites are sized by it.
     participants: usize,
     /// The calling thread is still polling the body: helpers that find
-    /// nothing to claim look again rather than leave, and claim from the
-    /// ready queue beyond the budget (the poll lasts as long as the body's
-    /// anyway).
+    /// nothing to claim look again rather than leave, for as long as their
+    /// [`Patience`] lasts, and claim from the ready queue beyond the budget
+    /// (the poll lasts as long as the body's anyway).
     body_running: AtomicBool,
     /// Total nanoseconds and count of the polls made, for the estimate.
     timing: Mutex<(u64, u64)>,
@@ -321,6 +321,7 @@ impl<'a, 'env> FanOut<'a, 'env> {
     /// the body's poll (if this fan-out makes one) has returned.
     fn work(&self) {
         let (mut nanos, mut polls) = (0, 0);
+        let mut patience = Patience::new();
         loop {
             // Timed as a whole: a participant only polls from start to end, so
             // its time per poll is the estimate's sample (lock costs included).
@@ -331,8 +332,9 @@ impl<'a, 'env> FanOut<'a, 'env> {
             if polled > 0 {
                 nanos += elapsed_nanos(started);
                 polls += polled;
+                patience.renew();
             }
-            if !self.body_running() {
+            if !self.body_running() || patience.run_out() {
                 break;
             }
             pause();
@@ -436,15 +438,81 @@ impl<'a, 'env> FanOut<'a, 'env> {
 }
 
 /// Clears the fan-out's `body_running` when the body's poll returns or
-/// unwinds: helpers waiting for the body to spawn must not wait forever.
+/// unwinds: helpers waiting for the body to spawn leave at once, not when
+/// their [`Patience`] runs out.
 struct BodyDone<'a>(&'a AtomicBool);
 
 impl Drop for BodyDone<'_> {
     fn drop(&mut self) {
-        if !mutant("body_running_stays_set") {
-            // Relaxed: see `FanOut::body_running`.
-            self.0.store(false, Ordering::Relaxed);
+        // Relaxed: see `FanOut::body_running`.
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+/// How long a helper that finds nothing to claim keeps looking while the
+/// body's poll runs.
+///
+/// The body may be between two spawns, or it may have gone on to long work
+/// of its own (a body that spawns its children and then computes), through
+/// which a helper would only hold a pool thread spinning. As long as a
+/// helper [lingers](super::gate::LINGER) between fan-outs, for the same
+/// trade: longer than the gap between two spawns of a body that reads its
+/// items from somewhere, short beside what a pool thread costs to wake.
+/// Children the body spawns after its helpers left are polled by the calling
+/// thread once the body's poll returns, or by the next fan-out.
+#[cfg(not(loom))]
+const BODY_PATIENCE: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// A helper's patience with a body's poll that spawns nothing to claim: it
+/// runs out once [`BODY_PATIENCE`] has passed since the helper last claimed
+/// a child (or entered).
+#[cfg(not(loom))]
+struct Patience {
+    since: Instant,
+}
+
+#[cfg(not(loom))]
+impl Patience {
+    fn new() -> Self {
+        Patience {
+            since: Instant::now(),
         }
+    }
+
+    fn renew(&mut self) {
+        self.since = Instant::now();
+    }
+
+    fn run_out(&mut self) -> bool {
+        self.since.elapsed() >= BODY_PATIENCE
+    }
+}
+
+/// In loom builds nothing may depend on the clock: a helper's patience is a
+/// number of empty looks, enough for a model to see it both wait for a
+/// spawn and give up.
+#[cfg(loom)]
+struct Patience {
+    looks_left: u32,
+}
+
+#[cfg(loom)]
+impl Patience {
+    const LOOKS: u32 = 2;
+
+    fn new() -> Self {
+        Patience {
+            looks_left: Self::LOOKS,
+        }
+    }
+
+    fn renew(&mut self) {
+        self.looks_left = Self::LOOKS;
+    }
+
+    fn run_out(&mut self) -> bool {
+        self.looks_left = self.looks_left.saturating_sub(1);
+        self.looks_left == 0
     }
 }
 
@@ -828,6 +896,44 @@ mod tests {
         assert!(handle.is_some_and(|handle| handle.is_finished()));
         // As the driver does when a scope ends: the registered headers point
         // back at the scope, which would leak it.
+        core.shared().retire();
+    }
+
+    #[test]
+    fn a_helper_leaves_a_body_poll_that_goes_on_without_spawning() {
+        use std::sync::atomic::AtomicBool;
+        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
+        let helper_left = Arc::new(AtomicBool::new(false));
+        let mut handle = None;
+        let mut body = || {
+            handle = Some(core.insert(async {}, None));
+            // The body computes on in its poll and spawns nothing more: its
+            // helper must give the pool its thread back meanwhile.
+            let started = Instant::now();
+            while !helper_left.load(Ordering::SeqCst) {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(60),
+                    "the helper kept waiting for the body's poll, which spawned nothing more"
+                );
+                std::thread::yield_now();
+            }
+        };
+        let mut run = BatchRun {
+            poll_nanos: FAN_OUT_NANOS,
+            helpers: crate::scope::gate::Helpers::not_lingering(),
+            ..BatchRun::default()
+        };
+        std::thread::scope(|threads| {
+            let spawn = |job: Job| {
+                let left = helper_left.clone();
+                threads.spawn(move || {
+                    job();
+                    left.store(true, Ordering::SeqCst);
+                });
+            };
+            fan_out_with(&core, &[], 1, &mut run, spawn, Some(&mut body));
+        });
+        assert!(handle.is_some_and(|handle| handle.is_finished()));
         core.shared().retire();
     }
 
