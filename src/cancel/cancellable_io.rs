@@ -248,9 +248,10 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for CancellableIo<T> {
     }
 }
 
-impl<T> fmt::Debug for CancellableIo<T> {
+impl<T: fmt::Debug> fmt::Debug for CancellableIo<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancellableIo")
+            .field("io", &self.io)
             .field("token", &self.token)
             .finish_non_exhaustive()
     }
@@ -273,6 +274,17 @@ mod tests {
         ) -> Poll<io::Result<usize>> {
             Poll::Pending
         }
+    }
+
+    #[test]
+    fn debug_output_shows_the_wrapped_object() {
+        let token = CancelToken::new();
+        let io = CancellableIo::new(futures::io::Cursor::new(vec![7_u8]), &token);
+        let shown = format!("{io:?}");
+        assert!(
+            shown.starts_with("CancellableIo { io: Cursor { inner: Cursor { inner: [7]"),
+            "{shown}"
+        );
     }
 
     #[test]
