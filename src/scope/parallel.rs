@@ -857,63 +857,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_helper_polls_the_children_the_body_spawns_while_the_body_is_still_in_its_poll() {
-        use std::sync::atomic::AtomicBool;
+    /// Fans a body's poll out, with its helper on a std thread: the body
+    /// spawns `child`, then stays in its poll until `until` is set (and
+    /// fails with `waiting_for` after a minute). `helper_done` runs on the
+    /// helper's thread once its job returned. Returns whether the child
+    /// finished.
+    fn fan_out_a_body_that_spawns_and_waits(
+        child: impl Future<Output = ()> + Send + 'static,
+        until: &std::sync::atomic::AtomicBool,
+        waiting_for: &str,
+        helper_done: impl Fn() + Sync,
+    ) -> bool {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
-        let polled = Arc::new(AtomicBool::new(false));
+        let mut child = Some(child);
         let mut handle = None;
         let mut body = || {
-            let flag = polled.clone();
-            handle = Some(core.insert(async move { flag.store(true, Ordering::SeqCst) }, None));
-            // Still inside the body's poll: only a helper can poll the child.
+            handle = child.take().map(|child| core.insert(child, None));
             let started = Instant::now();
-            while !polled.load(Ordering::SeqCst) {
+            while !until.load(Ordering::SeqCst) {
                 assert!(
                     started.elapsed() < std::time::Duration::from_secs(60),
-                    "no helper polled the child while the body was in its poll"
-                );
-                std::thread::yield_now();
-            }
-        };
-        let mut run = BatchRun {
-            poll_nanos: FAN_OUT_NANOS,
-            helpers: crate::scope::gate::Helpers::not_lingering(),
-            ..BatchRun::default()
-        };
-        std::thread::scope(|threads| {
-            fan_out_with(
-                &core,
-                &[],
-                1,
-                &mut run,
-                |job| {
-                    threads.spawn(job);
-                },
-                Some(&mut body),
-            );
-        });
-        assert!(handle.is_some_and(|handle| handle.is_finished()));
-        // As the driver does when a scope ends: the registered headers point
-        // back at the scope, which would leak it.
-        core.shared().retire();
-    }
-
-    #[test]
-    fn a_helper_leaves_a_body_poll_that_goes_on_without_spawning() {
-        use std::sync::atomic::AtomicBool;
-        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
-        let helper_left = Arc::new(AtomicBool::new(false));
-        let mut handle = None;
-        let mut body = || {
-            handle = Some(core.insert(async {}, None));
-            // The body computes on in its poll and spawns nothing more: its
-            // helper must give the pool its thread back meanwhile.
-            let started = Instant::now();
-            while !helper_left.load(Ordering::SeqCst) {
-                assert!(
-                    started.elapsed() < std::time::Duration::from_secs(60),
-                    "the helper kept waiting for the body's poll, which spawned nothing more"
+                    "{waiting_for}"
                 );
                 std::thread::yield_now();
             }
@@ -925,16 +889,48 @@ mod tests {
         };
         std::thread::scope(|threads| {
             let spawn = |job: Job| {
-                let left = helper_left.clone();
+                let helper_done = &helper_done;
                 threads.spawn(move || {
                     job();
-                    left.store(true, Ordering::SeqCst);
+                    helper_done();
                 });
             };
             fan_out_with(&core, &[], 1, &mut run, spawn, Some(&mut body));
         });
-        assert!(handle.is_some_and(|handle| handle.is_finished()));
+        let finished = handle.is_some_and(|handle| handle.is_finished());
+        // As the driver does when a scope ends: the registered headers point
+        // back at the scope, which would leak it.
         core.shared().retire();
+        finished
+    }
+
+    #[test]
+    fn a_helper_polls_the_children_the_body_spawns_while_the_body_is_still_in_its_poll() {
+        let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = polled.clone();
+        // The body stays in its poll until the child ran: only a helper can
+        // poll it.
+        let finished = fan_out_a_body_that_spawns_and_waits(
+            async move { flag.store(true, Ordering::SeqCst) },
+            &polled,
+            "no helper polled the child while the body was in its poll",
+            || {},
+        );
+        assert!(finished);
+    }
+
+    #[test]
+    fn a_helper_leaves_a_body_poll_that_goes_on_without_spawning() {
+        let helper_left = std::sync::atomic::AtomicBool::new(false);
+        // The body computes on in its poll and spawns nothing more: its
+        // helper must give the pool its thread back meanwhile.
+        let finished = fan_out_a_body_that_spawns_and_waits(
+            async {},
+            &helper_left,
+            "the helper kept waiting for the body's poll, which spawned nothing more",
+            || helper_left.store(true, Ordering::SeqCst),
+        );
+        assert!(finished);
     }
 
     #[test]
