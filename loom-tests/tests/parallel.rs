@@ -223,10 +223,11 @@ fn children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more() 
 /// exactly once per wake, by the helper (claiming from the ready queue while
 /// the body still runs) or by the scope's thread (after the body's poll),
 /// never by both; and the fan-out ends (the helper stops looking once the
-/// body's poll returned, or after two empty looks: its patience). The body spawns `c0`, which waits on a flag that
+/// body's poll returned, or, once the body has spawned, after two empty
+/// looks: its patience). The body spawns `c0`, which waits on a flag that
 /// a third thread sets at any point, and `c1`, ready at once.
 ///
-/// Last run: 198076 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 203540 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `put_back_ignores_rewake` (a wake of `c0` picked up
 /// while it was being polled is lost: loom reports a deadlock) and
 /// `finish_ignores_children`.

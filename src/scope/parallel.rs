@@ -270,6 +270,9 @@ struct FanOut<'a, 'env> {
     /// [`Patience`] lasts, and claim from the ready queue beyond the budget
     /// (the poll lasts as long as the body's anyway).
     body_running: AtomicBool,
+    /// How many children the scope had spawned when the fan-out began: a
+    /// helper's [`Patience`] starts once the body's poll spawned one more.
+    spawns_before: u64,
     /// Total nanoseconds and count of the polls made, for the estimate.
     timing: Mutex<(u64, u64)>,
 }
@@ -300,6 +303,7 @@ impl<'a, 'env> FanOut<'a, 'env> {
             spare: AtomicUsize::new(spare),
             participants,
             body_running: AtomicBool::new(body),
+            spawns_before: core.spawns(),
             timing: Mutex::new((0, 0)),
         }
     }
@@ -321,7 +325,7 @@ impl<'a, 'env> FanOut<'a, 'env> {
     /// the body's poll (if this fan-out makes one) has returned.
     fn work(&self) {
         let (mut nanos, mut polls) = (0, 0);
-        let mut patience = Patience::new();
+        let mut patience = Patience::new(self.spawns_before);
         loop {
             // Timed as a whole: a participant only polls from start to end, so
             // its time per poll is the estimate's sample (lock costs included).
@@ -332,9 +336,8 @@ impl<'a, 'env> FanOut<'a, 'env> {
             if polled > 0 {
                 nanos += elapsed_nanos(started);
                 polls += polled;
-                patience.renew();
             }
-            if !self.body_running() || patience.run_out() {
+            if !self.body_running() || patience.run_out(polled > 0, self.core.spawns()) {
                 break;
             }
             pause();
@@ -449,8 +452,9 @@ impl Drop for BodyDone<'_> {
     }
 }
 
-/// How long a helper that finds nothing to claim keeps looking while the
-/// body's poll runs.
+/// How long a helper keeps looking for children while the body's poll
+/// runs, once that poll has spawned one and has neither spawned another
+/// nor left one to claim since.
 ///
 /// The body may be between two spawns, or it may have gone on to long work
 /// of its own (a body that spawns its children and then computes), through
@@ -458,32 +462,66 @@ impl Drop for BodyDone<'_> {
 /// helper [lingers](super::gate::LINGER) between fan-outs, for the same
 /// trade: longer than the gap between two spawns of a body that reads its
 /// items from somewhere, short beside what a pool thread costs to wake.
-/// Children the body spawns after its helpers left are polled by the calling
-/// thread once the body's poll returns, or by the next fan-out.
+/// Until the body's poll spawns its first child the helper waits for it:
+/// the poll was fanned out because it is expected to spawn (a body that
+/// reads its first item slowly must not lose its helper). Children the body
+/// spawns after its helpers left are polled by the calling thread once the
+/// body's poll returns, or by the next fan-out.
 #[cfg(not(loom))]
 const BODY_PATIENCE: std::time::Duration = std::time::Duration::from_micros(50);
 
-/// A helper's patience with a body's poll that spawns nothing to claim: it
-/// runs out once [`BODY_PATIENCE`] has passed since the helper last claimed
-/// a child (or entered).
-#[cfg(not(loom))]
+/// A helper's patience with the body's poll; see [`BODY_PATIENCE`].
 struct Patience {
+    /// The scope's spawn count at the helper's last look.
+    seen: u64,
+    /// `None` until the body's poll has spawned a child.
+    left: Option<Budget>,
+}
+
+impl Patience {
+    fn new(spawns_before: u64) -> Self {
+        Patience {
+            seen: spawns_before,
+            left: None,
+        }
+    }
+
+    /// Whether the helper leaves, after a look that claimed children or
+    /// not, the scope having spawned `spawns` children by now.
+    fn run_out(&mut self, claimed: bool, spawns: u64) -> bool {
+        if spawns != self.seen {
+            self.seen = spawns;
+            self.left = Some(Budget::full());
+            return false;
+        }
+        match &mut self.left {
+            // The body has not spawned yet in this poll: wait for it.
+            None => false,
+            Some(left) if claimed => {
+                *left = Budget::full();
+                false
+            }
+            Some(left) => left.spend(),
+        }
+    }
+}
+
+/// What is left of a helper's patience: [`BODY_PATIENCE`] from a moment on.
+#[cfg(not(loom))]
+struct Budget {
     since: Instant,
 }
 
 #[cfg(not(loom))]
-impl Patience {
-    fn new() -> Self {
-        Patience {
+impl Budget {
+    fn full() -> Self {
+        Budget {
             since: Instant::now(),
         }
     }
 
-    fn renew(&mut self) {
-        self.since = Instant::now();
-    }
-
-    fn run_out(&mut self) -> bool {
+    /// Whether it ran out, after one more empty look.
+    fn spend(&mut self) -> bool {
         self.since.elapsed() >= BODY_PATIENCE
     }
 }
@@ -492,25 +530,21 @@ impl Patience {
 /// number of empty looks, enough for a model to see it both wait for a
 /// spawn and give up.
 #[cfg(loom)]
-struct Patience {
+struct Budget {
     looks_left: u32,
 }
 
 #[cfg(loom)]
-impl Patience {
+impl Budget {
     const LOOKS: u32 = 2;
 
-    fn new() -> Self {
-        Patience {
+    fn full() -> Self {
+        Budget {
             looks_left: Self::LOOKS,
         }
     }
 
-    fn renew(&mut self) {
-        self.looks_left = Self::LOOKS;
-    }
-
-    fn run_out(&mut self) -> bool {
+    fn spend(&mut self) -> bool {
         self.looks_left = self.looks_left.saturating_sub(1);
         self.looks_left == 0
     }
@@ -858,11 +892,12 @@ mod tests {
     }
 
     /// Fans a body's poll out, with its helper on a std thread: the body
-    /// spawns `child`, then stays in its poll until `until` is set (and
-    /// fails with `waiting_for` after a minute). `helper_done` runs on the
-    /// helper's thread once its job returned. Returns whether the child
-    /// finished.
+    /// computes for `computing_first`, spawns `child`, then stays in its
+    /// poll until `until` is set (and fails with `waiting_for` after a
+    /// minute). `helper_done` runs on the helper's thread once its job
+    /// returned. Returns whether the child finished.
     fn fan_out_a_body_that_spawns_and_waits(
+        computing_first: std::time::Duration,
         child: impl Future<Output = ()> + Send + 'static,
         until: &std::sync::atomic::AtomicBool,
         waiting_for: &str,
@@ -872,6 +907,10 @@ mod tests {
         let mut child = Some(child);
         let mut handle = None;
         let mut body = || {
+            let computing = Instant::now();
+            while computing.elapsed() < computing_first {
+                std::hint::spin_loop();
+            }
             handle = child.take().map(|child| core.insert(child, None));
             let started = Instant::now();
             while !until.load(Ordering::SeqCst) {
@@ -911,6 +950,7 @@ mod tests {
         // The body stays in its poll until the child ran: only a helper can
         // poll it.
         let finished = fan_out_a_body_that_spawns_and_waits(
+            std::time::Duration::ZERO,
             async move { flag.store(true, Ordering::SeqCst) },
             &polled,
             "no helper polled the child while the body was in its poll",
@@ -925,10 +965,27 @@ mod tests {
         // The body computes on in its poll and spawns nothing more: its
         // helper must give the pool its thread back meanwhile.
         let finished = fan_out_a_body_that_spawns_and_waits(
+            std::time::Duration::ZERO,
             async {},
             &helper_left,
             "the helper kept waiting for the body's poll, which spawned nothing more",
             || helper_left.store(true, Ordering::SeqCst),
+        );
+        assert!(finished);
+    }
+
+    #[test]
+    fn a_helper_waits_for_the_first_spawn_of_a_body_that_computes_before_it() {
+        let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = polled.clone();
+        // 40 times the helper's patience passes before the body spawns: a
+        // helper that counted it from its own start would be gone by then.
+        let finished = fan_out_a_body_that_spawns_and_waits(
+            40 * super::BODY_PATIENCE,
+            async move { flag.store(true, Ordering::SeqCst) },
+            &polled,
+            "the helper left before the body's first spawn",
+            || {},
         );
         assert!(finished);
     }
