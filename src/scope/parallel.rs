@@ -322,7 +322,8 @@ impl<'a, 'env> FanOut<'a, 'env> {
     }
 
     /// One participant: polls claimed children until none is left and
-    /// the body's poll (if this fan-out makes one) has returned.
+    /// the body's poll (if this fan-out makes one) has returned, or the
+    /// participant's [`Patience`] with that poll ran out.
     fn work(&self) {
         let (mut nanos, mut polls) = (0, 0);
         let mut patience = Patience::new(self.spawns_before);
