@@ -79,7 +79,9 @@ use super::try_scope_future::TryScopeFuture;
 /// last `par_scope` on its thread did), that poll is the calling thread's
 /// share of one: pool threads poll the children while the body is still
 /// spawning them, or still computing after it spawned them, as the second
-/// closure of `rayon::join` runs while the first does.
+/// closure of `rayon::join` runs while the first does. A pool thread that
+/// finds nothing left to claim goes back to the pool 50 µs after the body's
+/// last spawn rather than wait through a long computation of the body's.
 ///
 /// Children run on the pool of the thread that polls the scope: rayon's
 /// global pool, or the pool of `ThreadPool::install` when called inside it.
