@@ -460,8 +460,7 @@ impl Drop for BodyDone<'_> {
 /// The body may be between two spawns, or it may have gone on to long work
 /// of its own (a body that spawns its children and then computes), through
 /// which a helper would only hold a pool thread spinning. As long as a
-/// helper [lingers](super::gate::LINGER) between fan-outs, for the same
-/// trade: longer than the gap between two spawns of a body that reads its
+/// helper lingers between fan-outs, for the same trade: longer than the gap between two spawns of a body that reads its
 /// items from somewhere, short beside what a pool thread costs to wake.
 /// Until the body's poll spawns its first child the helper waits for it:
 /// the poll was fanned out because it is expected to spawn (a body that
@@ -469,7 +468,7 @@ impl Drop for BodyDone<'_> {
 /// spawns after its helpers left are polled by the calling thread once the
 /// body's poll returns, or by the next fan-out.
 #[cfg(not(loom))]
-const BODY_PATIENCE: std::time::Duration = std::time::Duration::from_micros(50);
+const BODY_PATIENCE: std::time::Duration = super::gate::LINGER;
 
 /// A helper's patience with the body's poll; see [`BODY_PATIENCE`].
 struct Patience {
@@ -944,20 +943,30 @@ mod tests {
         finished
     }
 
-    #[test]
-    fn a_helper_polls_the_children_the_body_spawns_while_the_body_is_still_in_its_poll() {
+    /// [`fan_out_a_body_that_spawns_and_waits`] with a child that sets the
+    /// flag the body waits for: the body stays in its poll until the child
+    /// ran, so only a helper can poll it.
+    fn a_helper_polls_the_child_spawned_after(
+        computing_first: std::time::Duration,
+        waiting_for: &str,
+    ) -> bool {
         let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = polled.clone();
-        // The body stays in its poll until the child ran: only a helper can
-        // poll it.
-        let finished = fan_out_a_body_that_spawns_and_waits(
-            std::time::Duration::ZERO,
+        fan_out_a_body_that_spawns_and_waits(
+            computing_first,
             async move { flag.store(true, Ordering::SeqCst) },
             &polled,
-            "no helper polled the child while the body was in its poll",
+            waiting_for,
             || {},
-        );
-        assert!(finished);
+        )
+    }
+
+    #[test]
+    fn a_helper_polls_the_children_the_body_spawns_while_the_body_is_still_in_its_poll() {
+        assert!(a_helper_polls_the_child_spawned_after(
+            std::time::Duration::ZERO,
+            "no helper polled the child while the body was in its poll",
+        ));
     }
 
     #[test]
@@ -977,18 +986,12 @@ mod tests {
 
     #[test]
     fn a_helper_waits_for_the_first_spawn_of_a_body_that_computes_before_it() {
-        let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = polled.clone();
         // 40 times the helper's patience passes before the body spawns: a
         // helper that counted it from its own start would be gone by then.
-        let finished = fan_out_a_body_that_spawns_and_waits(
+        assert!(a_helper_polls_the_child_spawned_after(
             40 * super::BODY_PATIENCE,
-            async move { flag.store(true, Ordering::SeqCst) },
-            &polled,
             "the helper left before the body's first spawn",
-            || {},
-        );
-        assert!(finished);
+        ));
     }
 
     #[test]
