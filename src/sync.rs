@@ -107,6 +107,22 @@ impl<T> Mutex<T> {
     }
 }
 
+/// A value alone on its cache lines: two threads that write it and its
+/// neighbours in turn do not take each other's lines for nothing (false
+/// sharing). 128 bytes, as crossbeam's `CachePadded` on x86-64, whose
+/// prefetcher fetches lines in pairs.
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A condition variable for [`Mutex`], whose `wait` ignores poisoning as
 /// its `lock` does.
 pub(crate) struct Condvar {

@@ -30,11 +30,14 @@ use super::task::{DEAD, PanicBox, TaskExit, TaskHeader, drop_after_panic};
 use crate::cancel::ambient::{self, Ambient};
 use crate::cleanup::CleanupTimeout;
 use crate::cleanup::queue::CleanupQueue;
-use crate::sync::{Mutex, Ordering, StatU64, WakerArc, mutant};
+use crate::sync::{Mutex, Ordering, Padded, StatU64, WakerArc, mutant};
 
 pub(crate) struct Core<T: ?Sized> {
     shared: WakerArc<ScopeShared>,
-    state: Mutex<State<T>>,
+    /// Padded: in a parallel scope the participants take and put back
+    /// children under it while the body spawns, which reads `shared` and
+    /// bumps `next_seq` next to it (design/performance.md, workload 4).
+    state: Padded<Mutex<State<T>>>,
     /// The number the next child gets in snapshots (the body is 0).
     next_seq: StatU64,
     /// Adopted values and deferred futures, run once every child finished.
@@ -84,10 +87,10 @@ impl<T: ?Sized> Core<T> {
     pub(crate) fn new(shared: WakerArc<ScopeShared>) -> Self {
         Core {
             shared,
-            state: Mutex::new(State {
+            state: Padded(Mutex::new(State {
                 tasks: Slab::new(),
                 ended: None,
-            }),
+            })),
             next_seq: StatU64::new(1),
             cleanup: CleanupQueue::new(CleanupTimeout::default()),
         }

@@ -31,11 +31,14 @@ use super::cell::TaskRef;
 use super::task::{BODY, PanicBox};
 use crate::cancel::{CancelToken, OnCancel};
 use crate::introspect::ScopeInfo;
-use crate::sync::{Mutex, WakerArc, WakerWeak, mutant};
+use crate::sync::{Mutex, Padded, WakerArc, WakerWeak, mutant};
 
 pub(crate) struct ScopeShared {
     token: CancelToken,
-    ready: Mutex<Ready>,
+    /// Padded: away from the reference count of the `Arc` this lives in,
+    /// which every spawn bumps while a parallel scope's participants claim
+    /// children under this lock (design/performance.md, workload 4).
+    ready: Padded<Mutex<Ready>>,
     /// Panics of the body and the children, in the order they happened.
     panics: Mutex<Vec<WakerArc<PanicBox>>>,
     info: ScopeInfo,
@@ -73,7 +76,7 @@ impl ScopeShared {
         let traced = info.trace_cancellation(&token);
         ScopeShared {
             token,
-            ready: Mutex::new(Ready::default()),
+            ready: Padded(Mutex::new(Ready::default())),
             panics: Mutex::new(Vec::new()),
             info,
             nested: Mutex::new(Vec::new()),
