@@ -144,7 +144,7 @@ impl<T: ?Sized> Core<T> {
         if let Some(gone) = state.ended {
             drop(state);
             drop((task, join, header, for_waker, registered));
-            gone.refuse("spawn");
+            self.refuse_spawn(gone);
         }
         let index = state.tasks.vacant_key();
         header.place(index);
@@ -160,6 +160,20 @@ impl<T: ?Sized> Core<T> {
         drop(state);
         self.shared.spawned(index, registered);
         JoinHandle::new(join)
+    }
+
+    /// Why a spawn into the closed scope is a bug. The check is here, on
+    /// the refusing path, rather than before every spawn: the clean-up runs
+    /// only once the scope closed, and its phase is read under a lock.
+    #[track_caller]
+    fn refuse_spawn(&self, gone: Gone) -> ! {
+        assert!(
+            !self.cleanup.is_running(),
+            "taskscope: spawn from a scope's clean-up (an adopted value's prepare_drop or a \
+             deferred future); the scope's children were already joined, so it cannot take \
+             new ones: run a nested scope inside the clean-up instead"
+        );
+        gone.refuse("spawn")
     }
 
     /// Polls the children of `batch` one after the other on this thread,
