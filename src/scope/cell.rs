@@ -205,11 +205,26 @@ impl Clone for TaskRef {
 }
 
 impl Drop for TaskRef {
-    #[allow(unsafe_code)] // task cells (design/soundness.md, "Task cells", C1, C5)
+    #[allow(unsafe_code)] // task cells (design/soundness.md, "Task cells", C1)
     fn drop(&mut self) {
+        // SAFETY: C1: this reference's own count, given up as it goes.
+        unsafe { self.release(1) }
+    }
+}
+
+impl TaskRef {
+    /// Releases `counts` counts, freeing the cell if they were the last.
+    ///
+    /// # Safety
+    ///
+    /// C1: the caller gives up this reference's count and `counts - 1`
+    /// counts of references it forgot, and uses neither this reference nor
+    /// those again.
+    #[allow(unsafe_code)] // task cells (design/soundness.md, "Task cells", C1, C5)
+    unsafe fn release(&self, counts: usize) {
         // Release, then Acquire on the last one, as `Arc`'s drop: every use
         // of the cell through another count happens before it is freed.
-        if self.head().refs.fetch_sub(1, Ordering::Release) != 1 {
+        if self.head().refs.fetch_sub(counts, Ordering::Release) != counts {
             return;
         }
         // An Acquire load of the count rather than an Acquire fence: it reads
@@ -288,7 +303,11 @@ unsafe fn drop_waker(data: *const ()) {
 /// compiler keeps every `OwnedTask` from outliving the data the future
 /// borrows, and `Send`-ness, through the marker.
 pub(crate) struct OwnedTask<T: ?Sized> {
-    task: TaskRef,
+    /// Released by hand, with `also_held`, after the future is dropped (C3).
+    task: ManuallyDrop<TaskRef>,
+    /// Counts of forgotten references to the cell that this one releases
+    /// with its own (see [`OwnedTask::release_with`]).
+    also_held: usize,
     _owns: PhantomData<Box<T>>,
 }
 
@@ -317,7 +336,8 @@ impl<T: ?Sized> OwnedTask<T> {
         });
         let head = NonNull::from(Box::leak(cell)).cast::<Head>();
         let owned = OwnedTask {
-            task: TaskRef { head },
+            task: ManuallyDrop::new(TaskRef { head }),
+            also_held: 0,
             _owns: PhantomData,
         };
         let join = JoinRef {
@@ -337,13 +357,47 @@ impl<T: ?Sized> OwnedTask<T> {
     }
 }
 
+impl<T: ?Sized> OwnedTask<T> {
+    /// Drops the child's future (a no-op once it finished) and releases the
+    /// scope's count together with those of `header` and `waker`, the two
+    /// the scope kept for polling: one atomic step rather than three on the
+    /// path of every finished child (design/performance.md). A `waker` that
+    /// is not this cell's is dropped on its own.
+    pub(crate) fn release_with(mut self, header: TaskRef, waker: Waker) {
+        assert!(
+            TaskRef::ptr_eq(&self.task, &header),
+            "taskscope bug: a child's parts hold another cell's header"
+        );
+        // C1: these counts are this cell's; the `OwnedTask` releases them.
+        std::mem::forget(header);
+        self.also_held += 1;
+        if std::ptr::eq(waker.vtable(), &WAKER_VTABLE)
+            && waker.data() == self.task.head.as_ptr().cast_const().cast()
+        {
+            std::mem::forget(waker);
+            self.also_held += 1;
+        }
+    }
+}
+
 impl<T: ?Sized> Drop for OwnedTask<T> {
-    #[allow(unsafe_code)] // task cells (design/soundness.md, "Task cells", C2, C3)
+    #[allow(unsafe_code)] // task cells (design/soundness.md, "Task cells", C1, C2, C3)
     fn drop(&mut self) {
+        /// Releases the counts once the future is dropped, also if its
+        /// destructor panics (C3: it is then still `None`).
+        struct Release<'a>(&'a TaskRef, usize);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                // SAFETY: C1: the `OwnedTask`'s own count (its `task` is a
+                // `ManuallyDrop`, never dropped) and the `also_held` counts
+                // of references it was handed and that were forgotten.
+                unsafe { self.0.release(1 + self.1) }
+            }
+        }
+        let _release = Release(&self.task, self.also_held);
         let drop_future = self.task.head().vtable.drop_future;
         // SAFETY: C2 as in `poll`; C3: the future is dropped in place here,
-        // and only then does `task` (the field) release the count, also if
-        // the future's destructor panics (it is then still `None`).
+        // and only then are the counts released (`_release`).
         unsafe {
             drop_future(self.task.head);
         }

@@ -80,7 +80,7 @@ pub(crate) struct Taken<T: ?Sized> {
 pub(crate) enum FollowUp<T: ?Sized> {
     Nothing,
     Reschedule(usize),
-    Finished(OwnedTask<T>, TaskExit),
+    Finished(Parts<T>, TaskExit),
 }
 
 impl<T: ?Sized> Core<T> {
@@ -281,17 +281,18 @@ impl<T: ?Sized> Core<T> {
             // Bypasses the `queued` flag on purpose: the wake that set
             // `rewake` found the child queued and must not be lost.
             FollowUp::Reschedule(index) => self.shared.schedule(index),
-            FollowUp::Finished(task, exit) => {
+            FollowUp::Finished(parts, exit) => {
                 if let TaskExit::Panicked(panic) = exit {
                     self.shared.record_panic(panic);
                 }
                 // The future and an unwanted output were dropped inside the
-                // child's poll; releasing the scope's count may free the
+                // child's poll; releasing the scope's counts may free the
                 // cell, whose header holds the child's token. Caught and
                 // raised by the scope like a child's panic all the same,
                 // rather than unwinding out of the poll loop, which may hold
                 // the next child taken out of the slab.
-                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| drop(task))) {
+                let release = || parts.task.release_with(parts.header, parts.waker);
+                if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(release)) {
                     self.shared.record_panic(PanicBox::new(payload));
                 }
             }
@@ -396,8 +397,8 @@ fn put_back_locked<T: ?Sized>(
             state.tasks.remove(index);
             parts.header.mark_dead();
             // The future's destructor already ran inside the child's poll;
-            // the scope's count is released after the lock all the same.
-            FollowUp::Finished(parts.task, exit)
+            // the scope's counts are released after the lock all the same.
+            FollowUp::Finished(parts, exit)
         }
     }
 }
