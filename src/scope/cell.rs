@@ -342,6 +342,7 @@ impl<T: ?Sized> OwnedTask<T> {
         };
         let join = JoinRef {
             task: TaskRef { head },
+            taken: false,
             _slot: PhantomData,
         };
         (owned, join, std::array::from_fn(|_| TaskRef { head }))
@@ -413,6 +414,9 @@ impl<T: ?Sized> fmt::Debug for OwnedTask<T> {
 /// A `JoinHandle`'s reference to its child: the header and the output slot.
 pub(crate) struct JoinRef<T> {
     task: TaskRef,
+    /// The handle took the outcome: the slot holds none and never will
+    /// again (the child finished), so dropping need not detach (C4).
+    taken: bool,
     /// `Send`, `Sync`, `Unpin` and variance as the `Arc<JoinSlot<T>>` a
     /// handle held before cells (C7).
     _slot: PhantomData<WakerArc<JoinSlot<T>>>,
@@ -435,11 +439,21 @@ impl<T> JoinRef<T> {
     }
 }
 
+impl<T> JoinRef<T> {
+    /// The handle took the child's outcome out of the slot.
+    pub(crate) fn mark_taken(&mut self) {
+        self.taken = true;
+    }
+}
+
 impl<T> Drop for JoinRef<T> {
     fn drop(&mut self) {
         // C4: the output, if the child left one, is dropped here, while the
-        // handle's type still vouches for `T`.
-        self.slot().detach();
+        // handle's type still vouches for `T`. Once the handle took the
+        // outcome the slot stays empty: a finished child writes no more.
+        if !self.taken {
+            self.slot().detach();
+        }
     }
 }
 
@@ -579,6 +593,22 @@ mod tests {
         }));
         assert_eq!(seen, 1, "the child's poll dropped the unwanted output");
         assert_eq!(drops.load(Ordering::SeqCst), 1, "once");
+    }
+
+    #[test]
+    fn an_output_its_handle_took_is_dropped_once_by_the_taker() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let seen = block_on(scope(|s| {
+            let drops = drops.clone();
+            async move {
+                let child_drops = drops.clone();
+                let handle = s.spawn(async move { Output(child_drops) });
+                drop(handle.await);
+                drops.load(Ordering::SeqCst)
+            }
+        }));
+        assert_eq!(seen, 1, "dropped by the body, which took it");
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "and by nobody else");
     }
 
     #[test]

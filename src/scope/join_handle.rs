@@ -191,12 +191,13 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = T;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let slot = self.join.slot();
         let mut state = slot.state.lock();
         match mem::replace(&mut *state, SlotState::Taken) {
             SlotState::Done(value) => {
                 drop(state);
+                self.join.mark_taken();
                 self.join.task().info().release();
                 Poll::Ready(value)
             }
@@ -229,6 +230,7 @@ impl<T> Future for JoinHandle<T> {
             }
             SlotState::Panicked(panic) => {
                 drop(state);
+                self.join.mark_taken();
                 self.join.task().info().release();
                 match panic.take() {
                     Some(payload) => panic::resume_unwind(payload),
