@@ -81,6 +81,7 @@ mutants=(
     "gate_admits_after_close       gate         a_helper_touches_the_state_only_while_the_owner_waits_for_it"
     "gate_owner_does_not_wait      gate         a_helper_touches_the_state_only_while_the_owner_waits_for_it"
     "gate_unwind_skips_wait        gate         an_owner_unwinding_from_its_own_panic_waits_for_its_helpers_first"
+    "gate_leave_skips_wake         gate         a_helper_touches_the_state_only_while_the_owner_waits_for_it"
     "gate_lingerer_keeps_its_pointer gate       a_lingering_helper_touches_only_the_fan_out_that_admitted_it"
     "gate_admits_after_close       gate         a_lingering_helper_touches_only_the_fan_out_that_admitted_it"
     "branch_wakers_keep_first_waker branch_wakers branch_woken_while_the_join_changes_tasks_is_polled_again"

@@ -78,7 +78,9 @@ struct OwnersPanic;
 /// Fails with mutants `gate_admits_after_close` (a late helper reads the
 /// state as the owner frees it: loom reports the race) and
 /// `gate_owner_does_not_wait` (the owner frees the state while an admitted
-/// helper still reads it).
+/// helper still reads it), and with `gate_leave_skips_wake` (the last
+/// helper to leave does not wake the sleeping owner: loom reports the
+/// deadlock).
 #[test]
 fn a_helper_touches_the_state_only_while_the_owner_waits_for_it() {
     check(

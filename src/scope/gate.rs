@@ -496,7 +496,7 @@ impl Gate {
         // Relaxed: a hint; the owner decides under the lock.
         #[cfg(not(loom))]
         self.emptied_hint.store(true, Ordering::Relaxed);
-        if state.owner_sleeps {
+        if state.owner_sleeps && !mutant("gate_leave_skips_wake") {
             self.emptied.notify_all();
         }
     }
