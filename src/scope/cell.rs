@@ -356,9 +356,7 @@ impl<T: ?Sized> OwnedTask<T> {
         // so no other poll or drop of the future runs meanwhile.
         unsafe { poll(self.task.head, cx) }
     }
-}
 
-impl<T: ?Sized> OwnedTask<T> {
     /// Drops the child's future (a no-op once it finished) and releases the
     /// scope's count together with those of `header` and `waker`, the two
     /// the scope kept for polling: one atomic step rather than three on the
@@ -423,6 +421,11 @@ pub(crate) struct JoinRef<T> {
 }
 
 impl<T> JoinRef<T> {
+    /// The handle took the child's outcome out of the slot.
+    pub(crate) fn mark_taken(&mut self) {
+        self.taken = true;
+    }
+
     pub(crate) fn task(&self) -> &TaskRef {
         &self.task
     }
@@ -436,13 +439,6 @@ impl<T> JoinRef<T> {
         // holds keeps it alive (C1). Only the slot's bytes are borrowed, and
         // only shared (it is a mutex).
         unsafe { &(*joinable).slot }
-    }
-}
-
-impl<T> JoinRef<T> {
-    /// The handle took the child's outcome out of the slot.
-    pub(crate) fn mark_taken(&mut self) {
-        self.taken = true;
     }
 }
 

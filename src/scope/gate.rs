@@ -491,7 +491,7 @@ impl Gate {
     }
 
     /// Tells the owner that the last helper left the closed fan-out (G3):
-    /// wakes it if it sleeps, else sets the hint it spins on.
+    /// sets the hint it spins on, and wakes it if it sleeps.
     fn emptied_now(&self, state: &GateState) {
         // Relaxed: a hint; the owner decides under the lock.
         #[cfg(not(loom))]
