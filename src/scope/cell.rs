@@ -525,14 +525,15 @@ mod tests {
     //! a cell, and who drops an output, when the scope, the handle and a
     //! waker go in different orders.
 
+    use std::future::Future;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::task::{Poll, Waker};
 
     use futures::executor::block_on;
 
-    use crate::scope;
     use crate::test_util::yield_now;
+    use crate::{JoinHandle, scope};
 
     /// Counts its drops.
     struct Output(Arc<AtomicUsize>);
@@ -571,40 +572,45 @@ mod tests {
         drop(clone); // the last count: frees the cell
     }
 
-    #[test]
-    fn a_handle_dropped_before_its_child_finishes_leaves_the_output_to_the_scope() {
+    /// The drops of a child's `Output` counted when the body ends (which
+    /// first hands the child's handle to `with_handle`) and after the scope.
+    fn drops_of_the_output<Fut>(
+        with_handle: impl FnOnce(JoinHandle<Output>) -> Fut,
+    ) -> (usize, usize)
+    where
+        Fut: Future<Output = ()>,
+    {
         let drops = Arc::new(AtomicUsize::new(0));
         let seen = block_on(scope(|s| {
             let drops = drops.clone();
             async move {
                 let child_drops = drops.clone();
-                drop(s.spawn(async move { Output(child_drops) }));
-                // The child runs while the body yields (a few times: the
-                // driver polls the body first in a batch).
-                for _ in 0..3 {
-                    yield_now().await;
-                }
+                with_handle(s.spawn(async move { Output(child_drops) })).await;
                 drops.load(Ordering::SeqCst)
             }
         }));
+        (seen, drops.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_handle_dropped_before_its_child_finishes_leaves_the_output_to_the_scope() {
+        let (seen, after) = drops_of_the_output(|handle| async move {
+            drop(handle);
+            // The child runs while the body yields (a few times: the driver
+            // polls the body first in a batch).
+            for _ in 0..3 {
+                yield_now().await;
+            }
+        });
         assert_eq!(seen, 1, "the child's poll dropped the unwanted output");
-        assert_eq!(drops.load(Ordering::SeqCst), 1, "once");
+        assert_eq!(after, 1, "once");
     }
 
     #[test]
     fn an_output_its_handle_took_is_dropped_once_by_the_taker() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let seen = block_on(scope(|s| {
-            let drops = drops.clone();
-            async move {
-                let child_drops = drops.clone();
-                let handle = s.spawn(async move { Output(child_drops) });
-                drop(handle.await);
-                drops.load(Ordering::SeqCst)
-            }
-        }));
+        let (seen, after) = drops_of_the_output(|handle| async move { drop(handle.await) });
         assert_eq!(seen, 1, "dropped by the body, which took it");
-        assert_eq!(drops.load(Ordering::SeqCst), 1, "and by nobody else");
+        assert_eq!(after, 1, "and by nobody else");
     }
 
     #[test]
