@@ -111,7 +111,6 @@ impl<T> Mutex<T> {
 /// neighbours in turn do not take each other's lines for nothing (false
 /// sharing). 128 bytes, as crossbeam's `CachePadded` on x86-64, whose
 /// prefetcher fetches lines in pairs.
-#[derive(Default)]
 #[repr(align(128))]
 pub(crate) struct Padded<T>(pub(crate) T);
 

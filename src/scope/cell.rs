@@ -359,23 +359,21 @@ impl<T: ?Sized> OwnedTask<T> {
 
     /// Drops the child's future (a no-op once it finished) and releases the
     /// scope's count together with those of `header` and `waker`, the two
-    /// the scope kept for polling: one atomic step rather than three on the
-    /// path of every finished child (design/performance.md). A `waker` that
-    /// is not this cell's is dropped on its own.
+    /// the scope kept for polling (both made from this cell by
+    /// `Core::insert`): one atomic step rather than three on the path of
+    /// every finished child (design/performance.md).
     pub(crate) fn release_with(mut self, header: TaskRef, waker: Waker) {
+        let ours = self.task.head.as_ptr().cast_const().cast::<()>();
         assert!(
-            TaskRef::ptr_eq(&self.task, &header),
-            "taskscope bug: a child's parts hold another cell's header"
+            TaskRef::ptr_eq(&self.task, &header)
+                && std::ptr::eq(waker.vtable(), &WAKER_VTABLE)
+                && waker.data() == ours,
+            "taskscope bug: a child's parts hold another cell's header or waker"
         );
-        // C1: these counts are this cell's; the `OwnedTask` releases them.
+        // C1: both counts are this cell's; the `OwnedTask` releases them.
         std::mem::forget(header);
-        self.also_held += 1;
-        if std::ptr::eq(waker.vtable(), &WAKER_VTABLE)
-            && waker.data() == self.task.head.as_ptr().cast_const().cast()
-        {
-            std::mem::forget(waker);
-            self.also_held += 1;
-        }
+        std::mem::forget(waker);
+        self.also_held += 2;
     }
 }
 
@@ -421,9 +419,11 @@ pub(crate) struct JoinRef<T> {
 }
 
 impl<T> JoinRef<T> {
-    /// The handle took the child's outcome out of the slot.
+    /// The handle took the child's outcome out of the slot: the slot needs
+    /// no detaching, and a finished child is no longer worth showing.
     pub(crate) fn mark_taken(&mut self) {
         self.taken = true;
+        self.task.info().release();
     }
 
     pub(crate) fn task(&self) -> &TaskRef {

@@ -198,7 +198,6 @@ impl<T> Future for JoinHandle<T> {
             SlotState::Done(value) => {
                 drop(state);
                 self.join.mark_taken();
-                self.join.task().info().release();
                 Poll::Ready(value)
             }
             SlotState::Running(waker) if mutant("join_stores_waker_after_unlock") => {
@@ -231,7 +230,6 @@ impl<T> Future for JoinHandle<T> {
             SlotState::Panicked(panic) => {
                 drop(state);
                 self.join.mark_taken();
-                self.join.task().info().release();
                 match panic.take() {
                     Some(payload) => panic::resume_unwind(payload),
                     None => panic!(
