@@ -277,7 +277,7 @@ fn spawning_from_a_clean_up_panics_with_a_clear_message() {
     }));
     let payload = caught.expect_err("spawn from clean-up is refused");
     assert!(
-        panic_message(&*payload).contains("spawn from a scope's clean-up"),
+        panic_message(&*payload).contains("spawn while the scope's clean-up runs"),
         "{}",
         panic_message(&*payload)
     );

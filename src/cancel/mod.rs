@@ -5,6 +5,7 @@ pub(crate) mod branch;
 mod cancel_when;
 mod cancellable_io;
 mod cancellable_stream;
+pub(crate) mod each;
 mod ext;
 pub(crate) mod lazy;
 mod reason;

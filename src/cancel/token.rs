@@ -52,6 +52,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
+use super::each::cancel_each;
 use super::reason::{CancelReason, Cancelled};
 use super::when_cancelled::WhenCancelled;
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, mutant};
@@ -649,6 +650,13 @@ impl fmt::Debug for OnCancel {
 }
 
 /// Cancels its token when dropped, unless [`disarm`](Self::disarm)ed.
+///
+/// # Panics
+///
+/// Dropping it panics as [`CancelToken::cancel`] does, if an
+/// [`on_cancel`](CancelToken::on_cancel) callback panics; while the thread
+/// is already unwinding, that panic is dropped instead of raised (a second
+/// panic would abort the process). The token is cancelled either way.
 #[must_use = "the token is cancelled as soon as the guard is dropped"]
 pub struct CancelOnDrop {
     token: Option<CancelToken>,
@@ -672,9 +680,9 @@ impl CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(token) = self.token.take() {
-            token.cancel();
-        }
+        // A panicking callback is resumed from here, unless the guard is
+        // dropped while unwinding: then it is dropped (`cancel_each`).
+        cancel_each(self.token.take(), |token| token.cancel());
     }
 }
 

@@ -199,6 +199,29 @@ fn a_panicking_callback_does_not_stop_the_others_or_poison_the_token() {
 }
 
 #[test]
+fn a_drop_guard_dropped_while_unwinding_drops_a_callback_panic_rather_than_aborting() {
+    let token = CancelToken::new();
+    token.on_cancel(|_| panic!("callback")).forget();
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+        let _guard = token.clone().drop_guard();
+        panic!("the first panic");
+    }));
+    let payload = caught.expect_err("the first panic goes on");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"the first panic"));
+    assert!(token.is_cancelled());
+}
+
+#[test]
+fn a_drop_guard_raises_a_callback_panic_when_not_unwinding() {
+    let token = CancelToken::new();
+    token.on_cancel(|_| panic!("callback")).forget();
+    let caught = panic::catch_unwind(AssertUnwindSafe(|| drop(token.clone().drop_guard())));
+    let payload = caught.expect_err("the callback's panic comes out of the drop");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"callback"));
+    assert!(token.is_cancelled());
+}
+
+#[test]
 fn drop_guard_cancels_unless_disarmed() {
     let token = CancelToken::new();
     drop(token.clone().drop_guard());

@@ -108,7 +108,9 @@ pin_project! {
     /// # Panics
     ///
     /// If an `on_cancel` callback of the target panics, the panic surfaces
-    /// from the poll that cancelled it.
+    /// from the poll that cancelled it. Polling it again once it completed
+    /// does not panic: the target stays cancelled, and it returns
+    /// `Ready(())` again, as [`WhenCancelled`] does.
     #[must_use = "futures do nothing unless polled"]
     pub struct TokioUtilBridge {
         #[pin]

@@ -169,9 +169,10 @@ impl<T: ?Sized> Core<T> {
     fn refuse_spawn(&self, gone: Gone) -> ! {
         assert!(
             !self.cleanup.is_running(),
-            "taskscope: spawn from a scope's clean-up (an adopted value's prepare_drop or a \
-             deferred future); the scope's children were already joined, so it cannot take \
-             new ones: run a nested scope inside the clean-up instead"
+            "taskscope: spawn while the scope's clean-up runs (from an adopted value's \
+             prepare_drop, a deferred future, or another thread holding the scope's handle); \
+             the scope's children were already joined, so it cannot take new ones: spawn into \
+             a nested scope inside the clean-up, or into a scope that is still running"
         );
         gone.refuse("spawn")
     }
@@ -429,17 +430,19 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
     }
     header.info().begin_poll(header.shared().info().epoch());
     #[cfg(feature = "tracing")]
-    let span = header.info().span().clone().entered();
+    let span = header
+        .shared()
+        .traced(|| header.info().span().clone().entered());
     let (header, poll) = ambient::run_as_task(header, Ambient::Task, || {
         task.poll(&mut Context::from_waker(&waker))
     });
     #[cfg(feature = "tracing")]
-    {
+    header.shared().traced(|| {
         if let Poll::Ready(TaskExit::Panicked(panic)) = &poll {
             tracing::error!(reason = %panic.reason(), "taskscope: task panicked");
         }
         drop(span);
-    }
+    });
     header.info().end_poll();
     if late {
         header.clear_queued();

@@ -157,8 +157,10 @@ where
                     (&mut this.body, &mut *this.output, &*this.body_header);
                 let mut poll_it = || {
                     #[cfg(feature = "tracing")]
-                    let _span = shared.info().span().enter();
+                    let span = shared.traced(|| shared.info().span().enter());
                     poll_body(body.as_mut(), output, header, shared);
+                    #[cfg(feature = "tracing")]
+                    shared.traced(|| drop(span));
                 };
                 (this.run_batch)(this.core, children, this.run, Some(&mut poll_it));
             } else {
@@ -225,7 +227,7 @@ fn poll_body<Fut: Future>(
     #[cfg(feature = "tracing")]
     if let Err(payload) = &outcome {
         let reason = CancelReason::from_panic(&**payload);
-        tracing::error!(%reason, "taskscope: scope body panicked");
+        shared.traced(|| tracing::error!(%reason, "taskscope: scope body panicked"));
     }
     // The body finished: drop it now, so the scope handle it held goes too.
     let dropped = panic::catch_unwind(AssertUnwindSafe(|| body.set(None)));

@@ -241,6 +241,13 @@ impl<'env> Scope<'env> {
     ///
     /// The body and the children see it through their tokens and finish
     /// through their own error paths; the scope still waits for all of them.
+    ///
+    /// # Panics
+    ///
+    /// As [`CancelToken::cancel`](crate::CancelToken::cancel): if an
+    /// [`on_cancel`](crate::CancelToken::on_cancel) callback on the scope's
+    /// token or below it panics, the rest are still cancelled and the first
+    /// panic is then resumed from here.
     pub fn cancel(&self) {
         self.token().cancel();
     }

@@ -133,9 +133,12 @@ impl<T> JoinSlot<T> {
 ///
 /// # Cancel safety
 ///
-/// Cancel-safe: dropping the future of `handle.await` before it completes
-/// loses nothing, the output stays in the child's slot. Await a fresh
-/// borrow, `(&mut handle).await`, to keep the handle for a retry.
+/// Awaiting a borrow, `(&mut handle).await`, is cancel-safe: dropping that
+/// future before it completes loses nothing; the output stays in the
+/// child's slot for the next await of the same handle. `handle.await`
+/// moves the handle into the await, so dropping that future (in a
+/// `select!`, under a timeout) drops the handle itself, and the child's
+/// output, when it comes, is dropped unseen, as with any dropped handle.
 ///
 /// # Panics
 ///
@@ -172,6 +175,13 @@ impl<T> JoinHandle<T> {
     /// Voluntary: the child notices it through
     /// [`checkpoint`](crate::checkpoint) or
     /// [`current_token`](crate::current_token) and is still joined.
+    ///
+    /// # Panics
+    ///
+    /// As [`CancelToken::cancel`](crate::CancelToken::cancel): if an
+    /// [`on_cancel`](crate::CancelToken::on_cancel) callback on the child's
+    /// token or below it panics, the rest are still cancelled and the first
+    /// panic is then resumed from here.
     pub fn cancel(&self) {
         #[cfg(feature = "tracing")]
         tracing::info!(

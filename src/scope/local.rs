@@ -115,6 +115,10 @@ impl<'env> LocalScope<'env> {
     }
 
     /// Cancels the scope voluntarily; see [`Scope::cancel`](crate::Scope::cancel).
+    ///
+    /// # Panics
+    ///
+    /// As [`Scope::cancel`](crate::Scope::cancel).
     pub fn cancel(&self) {
         self.token().cancel();
     }

@@ -265,6 +265,23 @@ impl ScopeShared {
         }
     }
 
+    /// Runs `report`, a call into `tracing`, where its panic cannot unwind
+    /// through the poll loop: a subscriber is user code and may panic, and
+    /// the loop may hold children taken out of the slab (they would be
+    /// lost) or a body not yet marked for its next poll. The panic is
+    /// recorded as the scope's, raised once every child finished, as a
+    /// child's is; `None` then.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn traced<R>(&self, report: impl FnOnce() -> R) -> Option<R> {
+        match panic::catch_unwind(AssertUnwindSafe(report)) {
+            Ok(value) => Some(value),
+            Err(payload) => {
+                self.record_panic(PanicBox::new(payload));
+                None
+            }
+        }
+    }
+
     /// The first panic that nobody re-raised yet, if any.
     pub(crate) fn take_unraised_panic(&self) -> Option<Box<dyn std::any::Any + Send>> {
         let panics = std::mem::take(&mut *self.panics.lock());

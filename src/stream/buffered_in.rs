@@ -10,8 +10,10 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
+use super::refill::{PULL_BUDGET, refill};
 use super::spawner::Spawner;
 use super::window::{ConsumerWatch, check_window};
+use crate::cancel::each::cancel_each;
 use crate::scope::JoinHandle;
 use crate::sync::{AtomicBool, Ordering, mutant};
 
@@ -72,11 +74,7 @@ pin_project! {
                     );
                 }
             }
-            for handle in this.in_flight.iter() {
-                if !handle.is_finished() {
-                    handle.cancel();
-                }
-            }
+            cancel_unfinished(this.in_flight);
         }
     }
 }
@@ -117,13 +115,18 @@ where
     /// see the cancellation through [`checkpoint`](crate::checkpoint) and
     /// decide what their output is (typically an `Err` carrying
     /// [`Cancelled`](crate::Cancelled)).
+    ///
+    /// # Panics
+    ///
+    /// If an [`on_cancel`](crate::CancelToken::on_cancel) callback under an
+    /// item's token panics: every item is still cancelled, and the first
+    /// panic is then resumed from here. Dropping the stream cancels the
+    /// unfinished items the same way; a panic of theirs that comes while
+    /// the thread is already unwinding is dropped rather than raised (a
+    /// second panic would abort the process).
     pub fn cancel(&self) {
         self.stopped.store(true, Ordering::Release);
-        for handle in &self.in_flight {
-            if !handle.is_finished() {
-                handle.cancel();
-            }
-        }
+        cancel_unfinished(&self.in_flight);
     }
 
     /// How many items were pulled from the source and not yet yielded
@@ -138,6 +141,13 @@ where
     }
 }
 
+/// Asks every unfinished item to stop, every one even if an `on_cancel`
+/// callback of one panics (`cancel_each`).
+fn cancel_unfinished<T>(in_flight: &VecDeque<JoinHandle<T>>) {
+    let unfinished = in_flight.iter().filter(|handle| !handle.is_finished());
+    cancel_each(unfinished, JoinHandle::cancel);
+}
+
 impl<St, S> Stream for BufferedIn<St, S>
 where
     St: Stream,
@@ -149,27 +159,32 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         if this.consumer.newly_cancelled(cx) {
-            for handle in this.in_flight.iter() {
-                handle.cancel();
-            }
+            cancel_unfinished(this.in_flight);
         }
         let stopped = this.stopped.load(Ordering::Acquire);
         // Refill the window before looking at its head, so the items behind
         // the head start as early as the bound allows.
         let window = *this.window + usize::from(mutant("buffered_in_window_off_by_one"));
-        while !*this.source_done && !stopped && this.in_flight.len() < window {
-            match this.source.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => {
-                    let handle = this.scope.spawn_child(item);
-                    if this.consumer.is_cancelled() {
-                        handle.cancel();
-                    }
-                    this.in_flight.push_back(handle);
+        let room = if stopped {
+            0
+        } else {
+            window.saturating_sub(this.in_flight.len())
+        };
+        let mut budget = PULL_BUDGET;
+        refill(
+            this.source.as_mut(),
+            this.source_done,
+            room,
+            &mut budget,
+            cx,
+            |item| {
+                let handle = this.scope.spawn_child(item);
+                if this.consumer.is_cancelled() {
+                    handle.cancel();
                 }
-                Poll::Ready(None) => *this.source_done = true,
-                Poll::Pending => break,
-            }
-        }
+                this.in_flight.push_back(handle);
+            },
+        );
         match this.in_flight.front_mut() {
             Some(head) => match panic::catch_unwind(AssertUnwindSafe(|| Pin::new(head).poll(cx))) {
                 Ok(Poll::Ready(output)) => {
@@ -244,6 +259,62 @@ mod tests {
     use crate::stream::test_support::{drain_catching_panics, gates, items_where_1_panics};
     use crate::test_util::{poll_until_ready, yield_now};
     use crate::{CancelExt, ScopedStreamExt, local_scope, scope};
+
+    #[test]
+    fn a_panicking_cancel_callback_of_one_item_does_not_keep_the_others_running() {
+        let (waiting, cancelled) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let (waiting, cancelled) = (&waiting, &cancelled);
+        let done = poll_until_ready(
+            scope(|s| async move {
+                let mut items = Box::pin(
+                    stream::iter(0..3)
+                        .map(|i| async move {
+                            if i == 0 {
+                                crate::current_token()
+                                    .on_cancel(|_| panic!("callback of item 0"))
+                                    .forget();
+                            }
+                            waiting.fetch_add(1, SeqCst);
+                            let _ = crate::cancelled().await;
+                            cancelled.fetch_add(1, SeqCst);
+                        })
+                        .buffered_in(3, &s),
+                );
+                assert!(poll!(items.next()).is_pending(), "the items are spawned");
+                while waiting.load(SeqCst) < 3 {
+                    yield_now().await; // until they registered and wait
+                }
+                let dropped =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(items)));
+                assert!(
+                    dropped.is_err(),
+                    "the callback's panic comes out of the drop"
+                );
+            }),
+            100,
+        );
+        assert!(
+            done.is_some(),
+            "every item was cancelled, so the scope finished"
+        );
+        assert_eq!(cancelled.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn an_unbounded_window_over_an_endless_source_returns_from_its_first_poll() {
+        let pulled = block_on(scope(|s| async move {
+            let mut items = pin!(
+                stream::repeat(())
+                    .map(|()| async {})
+                    .buffered_in(usize::MAX, &s)
+            );
+            assert!(poll!(items.next()).is_pending());
+            let pulled = items.in_flight();
+            assert_eq!(items.next().await, Some(()), "the items run between polls");
+            pulled
+        }));
+        assert_eq!(pulled, crate::stream::refill::PULL_BUDGET);
+    }
 
     #[test]
     fn buffered_in_never_pulls_more_than_window() {

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::stream::Stream;
 use pin_project_lite::pin_project;
 
+use super::refill::{PULL_BUDGET, refill};
 use super::spawner::Spawner;
 use super::window::{ConsumerWatch, Unordered, check_window};
 use crate::sync::{AtomicBool, Ordering};
@@ -84,6 +85,11 @@ where
 impl<St, S, F> ForEachIn<St, S, F> {
     /// Stops gracefully: pulls nothing more from the source and cancels the
     /// running bodies voluntarily; the future completes once they finish.
+    ///
+    /// # Panics
+    ///
+    /// As [`BufferedIn::cancel`](crate::BufferedIn::cancel), for the
+    /// running bodies.
     pub fn cancel(&self) {
         self.stopped.store(true, Ordering::Release);
         self.running.cancel_all();
@@ -119,21 +125,30 @@ where
         if this.consumer.newly_cancelled(cx) {
             this.running.cancel_all();
         }
+        // One budget for the whole poll: each finished body frees a place
+        // and the loop pulls again.
+        let mut budget = PULL_BUDGET;
         loop {
             let stopped = this.stopped.load(Ordering::Acquire);
-            while !*this.source_done && !stopped && this.running.len() < *this.window {
-                match this.source.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => {
-                        let handle = this.scope.spawn_child((this.body)(item));
-                        if this.consumer.is_cancelled() {
-                            handle.cancel();
-                        }
-                        this.running.push(handle);
+            let room = if stopped {
+                0
+            } else {
+                this.window.saturating_sub(this.running.len())
+            };
+            refill(
+                this.source.as_mut(),
+                this.source_done,
+                room,
+                &mut budget,
+                cx,
+                |item| {
+                    let handle = this.scope.spawn_child((this.body)(item));
+                    if this.consumer.is_cancelled() {
+                        handle.cancel();
                     }
-                    Poll::Ready(None) => *this.source_done = true,
-                    Poll::Pending => break,
-                }
-            }
+                    this.running.push(handle);
+                },
+            );
             match this.running.poll_next(cx) {
                 // A body finished: its place in the window is free again.
                 Poll::Ready(Some(())) => {}
@@ -222,6 +237,19 @@ mod tests {
             100,
         )
         .expect("after cancel it completes once the running bodies finish");
+    }
+
+    #[test]
+    fn an_unbounded_window_over_an_endless_source_returns_from_its_first_poll() {
+        let started = block_on(scope(|s| async move {
+            let mut all = pin!(stream::repeat(()).for_each_in(usize::MAX, &s, |()| async {}));
+            assert!(poll!(all.as_mut()).is_pending());
+            let started = all.running();
+            all.cancel();
+            all.await;
+            started
+        }));
+        assert_eq!(started, crate::stream::refill::PULL_BUDGET);
     }
 
     #[test]

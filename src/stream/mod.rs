@@ -11,6 +11,7 @@
 mod buffer_unordered_in;
 mod buffered_in;
 mod for_each_in;
+mod refill;
 pub(crate) mod spawner;
 #[cfg(test)]
 mod test_support;
@@ -32,6 +33,11 @@ pub use spawner::Spawner;
 /// its own, and at most `n` items are pulled from the source and not yet
 /// done with. Bringing the trait into scope adds the methods to every
 /// [`Stream`].
+///
+/// One poll pulls at most [`POLL_BUDGET`](crate::POLL_BUDGET) items from
+/// the source; past that the adapter wakes its task and returns, so that
+/// even a huge window over an always-ready source lets the scope run the
+/// items.
 pub trait ScopedStreamExt: Stream {
     /// Runs each item future of this stream as a child of `scope`, at most
     /// `n` at once, and yields their outputs **in input order**.

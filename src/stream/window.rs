@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use slab::Slab;
 
 use crate::cancel::WhenCancelled;
+use crate::cancel::each::cancel_each;
 use crate::scope::JoinHandle;
 use crate::sync::{Mutex, WakerArc, mutant};
 
@@ -235,12 +236,16 @@ impl<T> Unordered<T> {
     }
 
     /// Asks every unfinished child to stop.
+    ///
+    /// Every one of them, even if an `on_cancel` callback of one panics; the
+    /// first panic is resumed afterwards (dropped if this thread is already
+    /// unwinding: see `cancel_each`).
     pub(crate) fn cancel_all(&self) {
-        for (_, child) in &self.children {
-            if !child.handle.is_finished() {
-                child.handle.cancel();
-            }
-        }
+        let unfinished = self
+            .children
+            .iter()
+            .filter(|(_, child)| !child.handle.is_finished());
+        cancel_each(unfinished, |(_, child)| child.handle.cancel());
     }
 
     /// How many children have finished but were not taken yet.

@@ -1,0 +1,115 @@
+//! Pulling a stream's items into a window of children, a budget at a time.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::stream::Stream;
+
+/// The most items one poll of an adapter pulls from its source.
+///
+/// A window is a bound, not a promise of progress: with a large one
+/// (`usize::MAX` means "no bound") over a source that is always ready,
+/// pulling until the window is full would never return from the poll,
+/// and the scope, which polls its children only between polls of the
+/// task that polls the adapter, would never run one. Past the budget the
+/// adapter wakes itself and returns, as the scope does after
+/// [`POLL_BUDGET`](crate::POLL_BUDGET) polls of its children.
+pub(crate) const PULL_BUDGET: usize = crate::POLL_BUDGET;
+
+/// Pulls items from `source` into a window with `room` free places,
+/// handing each to `start`, until the window is full, the source ends
+/// (setting `source_done`) or is pending, or `budget` (what is left of
+/// this poll's [`PULL_BUDGET`]) is used up. In the last case, if the window
+/// still has room, it wakes the task so that the adapter is polled again
+/// and pulls on.
+pub(crate) fn refill<St: Stream + ?Sized>(
+    mut source: Pin<&mut St>,
+    source_done: &mut bool,
+    room: usize,
+    budget: &mut usize,
+    cx: &mut Context<'_>,
+    mut start: impl FnMut(St::Item),
+) {
+    let mut room = room;
+    while !*source_done && room > 0 {
+        if *budget == 0 {
+            cx.waker().wake_by_ref();
+            return;
+        }
+        match source.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                *budget -= 1;
+                room -= 1;
+                start(item);
+            }
+            Poll::Ready(None) => *source_done = true,
+            Poll::Pending => return,
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::{Context, Wake, Waker};
+
+    use futures::stream::{self, StreamExt};
+
+    use super::{PULL_BUDGET, refill};
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    #[test]
+    fn an_endless_ready_source_is_pulled_a_budget_at_a_time_and_the_task_woken() {
+        let wakes = Arc::new(CountingWaker::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut source = pin!(stream::repeat(()));
+        let (mut done, mut budget, mut started) = (false, PULL_BUDGET, 0);
+        refill(
+            source.as_mut(),
+            &mut done,
+            usize::MAX,
+            &mut budget,
+            &mut cx,
+            |()| {
+                started += 1;
+            },
+        );
+        assert_eq!(started, PULL_BUDGET);
+        assert_eq!(budget, 0);
+        assert_eq!(wakes.0.load(SeqCst), 1, "woken to pull on");
+        assert!(!done);
+    }
+
+    #[test]
+    fn a_full_window_or_an_ended_source_needs_no_wake() {
+        let wakes = Arc::new(CountingWaker::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut budget = PULL_BUDGET;
+        let mut started = 0;
+        let mut done = false;
+        let mut endless = pin!(stream::repeat(()));
+        refill(endless.as_mut(), &mut done, 3, &mut budget, &mut cx, |()| {
+            started += 1
+        });
+        assert_eq!(started, 3, "the window's room bounds the pulls");
+        let mut short = pin!(stream::iter(0..2).fuse());
+        refill(short.as_mut(), &mut done, 10, &mut budget, &mut cx, |_| {
+            started += 1
+        });
+        assert_eq!(started, 5);
+        assert!(done, "the source's end is recorded");
+        assert_eq!(wakes.0.load(SeqCst), 0);
+    }
+}
