@@ -16,6 +16,7 @@ RUSTDOCFLAGS="-Zsanitizer=thread" \
 TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
     cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
     --test par_scope --test par_scope_threads --test par_scope_streams --test try_par_scope \
-    --test par_scope_saturated \
+    --test par_scope_saturated --test par_scope_nested_beside_blocking_jobs \
+    --test par_scope_body_needs_the_pool \
     --test combinators_wakers \
     --test snapshot -- "$@"

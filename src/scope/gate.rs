@@ -11,7 +11,11 @@
 //! executor polling the scope. Here a helper job is `'static` and reaches
 //! the borrowed state through a pointer whose lifetime was erased; the gate
 //! makes that sound. (From a pool thread the fan-out keeps rayon's
-//! fork-join: its wait takes the fan-out's own unclaimed helper jobs back.)
+//! fork-join: its wait takes the fan-out's own unclaimed helper jobs back.
+//! Not from a thread that is serving a gate's fan-out as a helper, though
+//! ([`serving_a_fan_out`]): rayon's wait may run any pool job, also one
+//! that waits for the executor whose thread owns the outer fan-out, and
+//! that owner waits for this helper.)
 //!
 //! One gate serves all the fan-outs of a scope ([`Helpers`]), each of which
 //! opens it for its own state and closes it before it returns. A helper that
@@ -52,6 +56,7 @@
 //! how many jobs are offered, never whether one is admitted.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
@@ -61,6 +66,45 @@ use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 
 /// A job for a pool: owns everything it touches but the gated state.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+#[cfg(not(loom))]
+crate::sync::thread_local! {
+    /// How many gate fan-outs this thread is serving as a helper right now
+    /// (more than one when a child it polls runs a nested scope).
+    static SERVING: Cell<u32> = const { Cell::new(0) };
+}
+
+// loom's `thread_local!` rejects a `const` block initialiser.
+#[cfg(loom)]
+crate::sync::thread_local! {
+    static SERVING: Cell<u32> = Cell::new(0);
+}
+
+/// Whether this thread is a helper inside a gate's fan-out: its owner (an
+/// executor's thread, maybe) waits for it, so it must not run arbitrary
+/// pool work while it waits for anything itself. A nested fan-out from here
+/// goes through a gate of its own rather than rayon's fork-join.
+#[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+pub(crate) fn serving_a_fan_out() -> bool {
+    SERVING.with(|serving| serving.get() > 0)
+}
+
+/// Marks this thread as serving a gate for as long as it lives.
+#[must_use = "the thread is marked only while the guard lives"]
+struct Serving;
+
+impl Serving {
+    fn enter() -> Self {
+        SERVING.with(|serving| serving.set(serving.get() + 1));
+        Serving
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        SERVING.with(|serving| serving.set(serving.get() - 1));
+    }
+}
 
 /// Work shared by several threads, each calling [`Shared::work`] once.
 pub(crate) trait Shared: Sync {
@@ -359,6 +403,7 @@ impl Gate {
     /// A helper job's whole life: enters the open fan-out if there is one,
     /// and after each lingers for the next.
     fn serve(&self) {
+        let _serving = Serving::enter();
         let mut entry = self.arrive();
         // The pointer of the last fan-out entered: kept only for a mutant.
         let mut last: Option<Erased> = None;
@@ -386,7 +431,8 @@ impl Gate {
         if let Some(erased) = state.enter() {
             return Some(erased);
         }
-        if !self.lingers() {
+        // A job that starts after its scope ended has nothing to wait for.
+        if !self.lingers() || state.retired {
             return None;
         }
         state.lingering += 1;
@@ -674,6 +720,26 @@ mod tests {
         assert_eq!(late.len(), 2, "both offered");
         late.into_iter().for_each(|job| job());
         assert_eq!(helpers.still_queued(), 0, "turned away, but arrived");
+    }
+
+    #[test]
+    fn a_job_that_starts_after_its_scope_ended_leaves_without_lingering() {
+        let (send, receive) = mpsc::channel::<Job>();
+        let counted = Box::new(Counted::default());
+        // Lingering for an hour: a late job that lingered would hang here.
+        let mut helpers = Helpers::lingering_for(Duration::from_secs(3600));
+        helpers.run(&*counted, 1, |job| send.send(job).unwrap());
+        drop(helpers); // the scope ends: its gate retires
+        drop(counted);
+        let late = receive.try_recv().expect("the job was offered");
+        let (done, finished) = mpsc::channel();
+        thread::spawn(move || {
+            late();
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the late job lingered for a scope that had ended");
     }
 
     /// Who panics in `OwnerLeavesFirst`.

@@ -87,8 +87,9 @@ use super::try_scope_future::TryScopeFuture;
 /// global pool, or the pool of `ThreadPool::install` when called inside it.
 /// A `par_scope` inside a child of a `par_scope` (at any depth) shares that
 /// pool; a pool thread that waits for its helpers runs other pool work
-/// meanwhile, and a thread outside the pool waits only for helpers that
-/// already started, so nesting does not deadlock. Like any rayon work, a child
+/// meanwhile (unless it is itself helping an outer scope's fan-out, whose
+/// owner waits for it), and a thread outside the pool waits only for
+/// helpers that already started, so nesting does not deadlock. Like any rayon work, a child
 /// must not *block* its thread on something that only another child of the
 /// same pool would release (a `std::sync::Barrier`, a lock held across an
 /// `.await`): when the pool is busy both may end up on one thread. Code

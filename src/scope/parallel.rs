@@ -73,7 +73,7 @@ use std::time::Instant;
 
 use super::core::Core;
 use super::driver::{BatchRun, BodyPoll};
-use super::gate::{Job, Shared};
+use super::gate::{self, Job, Shared};
 use super::handle::SendTask;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, mutant};
 
@@ -462,51 +462,69 @@ impl Drop for BodyDone<'_> {
 /// which a helper would only hold a pool thread spinning. As long as a
 /// helper lingers between fan-outs, for the same trade: longer than the gap between two spawns of a body that reads its
 /// items from somewhere, short beside what a pool thread costs to wake.
-/// Until the body's poll spawns its first child the helper waits for it:
-/// the poll was fanned out because it is expected to spawn (a body that
-/// reads its first item slowly must not lose its helper). Children the body
-/// spawns after its helpers left are polled by the calling thread once the
-/// body's poll returns, or by the next fan-out.
+/// Until the body's poll spawns its first child the helper waits longer,
+/// [`FIRST_SPAWN_PATIENCE`]. Children the body spawns after its helpers
+/// left are polled by the calling thread once the body's poll returns, or
+/// by the next fan-out.
 #[cfg(not(loom))]
 const BODY_PATIENCE: std::time::Duration = super::gate::LINGER;
 
-/// A helper's patience with the body's poll; see [`BODY_PATIENCE`].
+/// How long a helper waits for the first spawn of a body's poll.
+///
+/// Long: the poll was fanned out because it is expected to spawn, and a
+/// body that reads its first item slowly must not lose its helper. But
+/// bounded: a body that needs the pool before it spawns (a `rayon::join` or
+/// a `par_iter` preparing its items) waits for a free pool thread, and the
+/// helper spinning here may be the only one; it must give its thread back
+/// (`tests/par_scope_body_needs_the_pool.rs`).
+#[cfg(not(loom))]
+const FIRST_SPAWN_PATIENCE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A helper's patience with the body's poll; see [`BODY_PATIENCE`] and
+/// [`FIRST_SPAWN_PATIENCE`].
 struct Patience {
     /// The scope's spawn count at the helper's last look.
     seen: u64,
-    /// `None` until the body's poll has spawned a child.
-    left: Option<Budget>,
+    /// Whether the body's poll has spawned a child since the fan-out began.
+    spawned: bool,
+    /// Counted from the last spawn or claim (or the helper's start).
+    left: Budget,
 }
 
 impl Patience {
     fn new(spawns_before: u64) -> Self {
         Patience {
             seen: spawns_before,
-            left: None,
+            spawned: false,
+            left: Budget::full(),
         }
     }
 
     /// Whether the helper leaves, after a look that claimed children or
     /// not, the scope having spawned `spawns` children by now.
     fn run_out(&mut self, claimed: bool, spawns: u64) -> bool {
-        if spawns != self.seen {
+        if spawns != self.seen || claimed {
+            self.spawned |= spawns != self.seen;
             self.seen = spawns;
-            self.left = Some(Budget::full());
+            self.left = Budget::full();
             return false;
         }
-        match &mut self.left {
-            // The body has not spawned yet in this poll: wait for it.
-            None => false,
-            Some(left) if claimed => {
-                *left = Budget::full();
-                false
-            }
-            Some(left) => left.spend(),
-        }
+        self.left.spend(if self.spawned {
+            Wait::NextSpawn
+        } else {
+            Wait::FirstSpawn
+        })
     }
 }
 
-/// What is left of a helper's patience: [`BODY_PATIENCE`] from a moment on.
+/// Which wait a [`Budget`] is spent on.
+#[derive(Clone, Copy)]
+enum Wait {
+    FirstSpawn,
+    NextSpawn,
+}
+
+/// What is left of a helper's patience, from a moment on.
 #[cfg(not(loom))]
 struct Budget {
     since: Instant,
@@ -521,8 +539,12 @@ impl Budget {
     }
 
     /// Whether it ran out, after one more empty look.
-    fn spend(&mut self) -> bool {
-        self.since.elapsed() >= BODY_PATIENCE
+    fn spend(&mut self, wait: Wait) -> bool {
+        let patience = match wait {
+            Wait::FirstSpawn => FIRST_SPAWN_PATIENCE,
+            Wait::NextSpawn => BODY_PATIENCE,
+        };
+        self.since.elapsed() >= patience
     }
 }
 
@@ -531,22 +553,22 @@ impl Budget {
 /// spawn and give up.
 #[cfg(loom)]
 struct Budget {
-    looks_left: u32,
+    looks: u32,
 }
 
 #[cfg(loom)]
 impl Budget {
-    const LOOKS: u32 = 2;
-
     fn full() -> Self {
-        Budget {
-            looks_left: Self::LOOKS,
-        }
+        Budget { looks: 0 }
     }
 
-    fn spend(&mut self) -> bool {
-        self.looks_left = self.looks_left.saturating_sub(1);
-        self.looks_left == 0
+    fn spend(&mut self, wait: Wait) -> bool {
+        self.looks += 1;
+        let patience = match wait {
+            Wait::FirstSpawn => 4,
+            Wait::NextSpawn => 2,
+        };
+        self.looks >= patience
     }
 }
 
@@ -580,7 +602,11 @@ const MAX_BITE: usize = 32;
 /// own helper jobs back when no other thread took them. From outside the
 /// pool, whose threads may all be busy with long jobs (or with jobs that
 /// wait for this very executor), through the admission gate: the fan-out
-/// waits only for the helpers that started in time (`gate`).
+/// waits only for the helpers that started in time (`gate`). So too from a
+/// pool thread that is a helper of such a fan-out (a nested scope in a
+/// child it polls): rayon's wait might run a pool job that waits for the
+/// executor whose thread owns the outer fan-out, which waits for this
+/// helper (`tests/par_scope_nested_beside_blocking_jobs.rs`).
 fn fan_out(
     core: &Core<SendTask<'_>>,
     rest: &[usize],
@@ -588,7 +614,7 @@ fn fan_out(
     run: &mut BatchRun,
     body: Option<BodyPoll<'_>>,
 ) {
-    if rayon_core::current_thread_index().is_some() {
+    if rayon_core::current_thread_index().is_some() && !gate::serving_a_fan_out() {
         fan_out_in_pool(core, rest, helpers, run, body);
     } else {
         fan_out_with(core, rest, helpers, run, rayon_core::spawn, body);
