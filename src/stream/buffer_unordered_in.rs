@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::refill::{PULL_BUDGET, refill};
+use super::refill::{PULL_BUDGET, refill, room};
 use super::spawner::Spawner;
 use super::window::{ConsumerWatch, Unordered, check_window};
 use crate::sync::{AtomicBool, Ordering};
@@ -137,11 +137,7 @@ where
             this.in_flight.cancel_all();
         }
         let stopped = this.stopped.load(Ordering::Acquire);
-        let room = if stopped {
-            0
-        } else {
-            this.window.saturating_sub(this.in_flight.len())
-        };
+        let room = room(*this.window, this.in_flight.len(), stopped);
         let mut budget = PULL_BUDGET;
         refill(
             this.source.as_mut(),
@@ -150,11 +146,8 @@ where
             &mut budget,
             cx,
             |item| {
-                let handle = this.scope.spawn_child(item);
-                if this.consumer.is_cancelled() {
-                    handle.cancel();
-                }
-                this.in_flight.push(handle);
+                let started = this.consumer.started(this.scope.spawn_child(item));
+                this.in_flight.push(started);
             },
         );
         match this.in_flight.poll_next(cx) {
@@ -219,22 +212,6 @@ mod tests {
     use crate::stream::test_support::{drain_catching_panics, gates, items_where_1_panics};
     use crate::test_util::{poll_until_ready, yield_now};
     use crate::{ScopedStreamExt, local_scope, scope};
-
-    #[test]
-    fn an_unbounded_window_over_an_endless_source_returns_from_its_first_poll() {
-        let pulled = block_on(scope(|s| async move {
-            let mut items = pin!(
-                stream::repeat(())
-                    .map(|()| async {})
-                    .buffer_unordered_in(usize::MAX, &s)
-            );
-            assert!(poll!(items.next()).is_pending());
-            let pulled = items.in_flight();
-            assert_eq!(items.next().await, Some(()), "the items run between polls");
-            pulled
-        }));
-        assert_eq!(pulled, crate::stream::refill::PULL_BUDGET);
-    }
 
     #[test]
     fn a_caught_item_panic_frees_its_place_and_the_stream_still_ends() {

@@ -16,6 +16,16 @@ use futures_core::stream::Stream;
 /// [`POLL_BUDGET`](crate::POLL_BUDGET) polls of its children.
 pub(crate) const PULL_BUDGET: usize = crate::POLL_BUDGET;
 
+/// The free places of a window of `window` that holds `held` items; none
+/// once the adapter was stopped.
+pub(crate) fn room(window: usize, held: usize, stopped: bool) -> usize {
+    if stopped {
+        0
+    } else {
+        window.saturating_sub(held)
+    }
+}
+
 /// Pulls items from `source` into a window with `room` free places,
 /// handing each to `start`, until the window is full, the source ends
 /// (setting `source_done`) or is pending, or `budget` (what is left of
@@ -25,12 +35,11 @@ pub(crate) const PULL_BUDGET: usize = crate::POLL_BUDGET;
 pub(crate) fn refill<St: Stream + ?Sized>(
     mut source: Pin<&mut St>,
     source_done: &mut bool,
-    room: usize,
+    mut room: usize,
     budget: &mut usize,
     cx: &mut Context<'_>,
     mut start: impl FnMut(St::Item),
 ) {
-    let mut room = room;
     while !*source_done && room > 0 {
         if *budget == 0 {
             cx.waker().wake_by_ref();
@@ -55,9 +64,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::task::{Context, Wake, Waker};
 
+    use futures::executor::block_on;
+    use futures::poll;
     use futures::stream::{self, StreamExt};
 
     use super::{PULL_BUDGET, refill};
+    use crate::{ScopedStreamExt, scope};
 
     #[derive(Default)]
     struct CountingWaker(AtomicUsize);
@@ -111,5 +123,29 @@ mod tests {
         assert_eq!(started, 5);
         assert!(done, "the source's end is recorded");
         assert_eq!(wakes.0.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn every_adapter_over_an_endless_source_returns_from_its_first_poll() {
+        let pulled = block_on(scope(|s| async move {
+            let items = || stream::repeat(()).map(|()| async {});
+            let mut ordered = pin!(items().buffered_in(usize::MAX, &s));
+            let mut unordered = pin!(items().buffer_unordered_in(usize::MAX, &s));
+            let mut each = pin!(stream::repeat(()).for_each_in(usize::MAX, &s, |()| async {}));
+            assert!(poll!(ordered.next()).is_pending());
+            assert!(poll!(unordered.next()).is_pending());
+            assert!(poll!(each.as_mut()).is_pending());
+            let pulled = [ordered.in_flight(), unordered.in_flight(), each.running()];
+            assert_eq!(
+                ordered.next().await,
+                Some(()),
+                "the items run between polls"
+            );
+            assert_eq!(unordered.next().await, Some(()));
+            each.cancel();
+            each.await;
+            pulled
+        }));
+        assert_eq!(pulled, [PULL_BUDGET; 3]);
     }
 }

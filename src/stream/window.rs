@@ -73,10 +73,13 @@ impl ConsumerWatch {
         }
     }
 
-    /// Whether the current consumer has been seen cancelled: items spawned
-    /// from now on start cancelled.
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled
+    /// An item just spawned, cancelled at once if the current consumer has
+    /// been seen cancelled: items spawned from then on start cancelled.
+    pub(crate) fn started<T>(&self, handle: JoinHandle<T>) -> JoinHandle<T> {
+        if self.cancelled {
+            handle.cancel();
+        }
+        handle
     }
 }
 
