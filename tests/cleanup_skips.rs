@@ -349,3 +349,95 @@ fn dropping_the_scope_future_raises_the_first_clean_up_drop_panic() {
     );
     assert_eq!(cleanup_skipped_count() - before, 2, "both were skipped");
 }
+
+/// A timer that never fires and panics when dropped.
+struct TimerPanicsWhenDropped;
+
+impl std::future::Future for TimerPanicsWhenDropped {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+impl Drop for TimerPanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("the timer's drop panicked");
+    }
+}
+
+#[test]
+fn dropping_the_scope_future_mid_clean_up_drops_and_counts_every_clean_up_though_the_timers_drop_panics()
+ {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let before = cleanup_skipped_count();
+    let mut fut = Box::pin(
+        Builder::new()
+            .cleanup_timeout_when(|| TimerPanicsWhenDropped)
+            .scope(|s| async move {
+                let _waiting = s.adopt(Conn::open("waiting", log_ref));
+                let _stuck = s.adopt(Stubborn {
+                    log: log_ref.clone(),
+                });
+            }),
+    );
+    assert!(CountingWaker::new().poll(fut.as_mut()).is_pending());
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(fut)));
+    assert_eq!(
+        entries(&log),
+        [
+            "waiting: open",
+            "stubborn: close start",
+            "stubborn: drop (cancelled: false)",
+            "waiting: drop",
+        ],
+        "the running and the waiting clean-up were both dropped"
+    );
+    assert_eq!(
+        cleanup_skipped_count() - before,
+        2,
+        "both clean-ups were counted as skipped"
+    );
+    let payload = dropped.expect_err("the timer's drop panic is raised");
+    assert_eq!(
+        payload.downcast_ref::<&str>().copied(),
+        Some("the timer's drop panicked")
+    );
+}
+
+#[test]
+fn a_finished_bodys_output_dropped_with_the_scope_future_may_still_adopt_and_defer() {
+    let _counting = skip_counter_lock();
+    let log = new_log();
+    let log_ref = &log;
+    let before = cleanup_skipped_count();
+    let mut fut = Box::pin(scope(|s| async move {
+        s.spawn(std::future::pending::<()>());
+        CleansUpOnDrop {
+            scope: s.clone(),
+            log: log_ref,
+        }
+    }));
+    assert!(
+        CountingWaker::new().poll(fut.as_mut()).is_pending(),
+        "the body finished; its child waits"
+    );
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(fut)));
+    assert!(
+        dropped.is_ok(),
+        "the output's destructor found its scope open"
+    );
+    assert_eq!(
+        entries(&log),
+        ["outer: drop", "late: open", "late: drop"],
+        "the late adoption gets its sync drop; the deferred future never ran"
+    );
+    assert_eq!(
+        cleanup_skipped_count() - before,
+        2,
+        "the late deferred future and the late adoption were skipped"
+    );
+}

@@ -1,6 +1,7 @@
 //! A `tracing` subscriber is user code: when it panics inside a scope's
-//! poll loop, no child may be lost. The panic is raised by the scope once
-//! every child finished, as a child's panic is.
+//! poll loop or its clean-up runner, no child and no clean-up may be lost.
+//! The panic is raised by the scope once every child and clean-up finished,
+//! as a child's panic is.
 #![cfg(feature = "tracing")]
 
 use std::collections::HashSet;
@@ -98,5 +99,62 @@ fn a_subscriber_panic_entering_a_childs_span_loses_no_child_and_is_raised_by_the
     assert!(
         joined.load(SeqCst),
         "the child was polled and joined all the same"
+    );
+}
+
+/// Panics once on the clean-up runner's event.
+struct PanicsOnTheCleanUpEvent;
+
+impl Subscriber for PanicsOnTheCleanUpEvent {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut message = String::new();
+        event.record(
+            &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                if field.name() == "message" {
+                    message = format!("{value:?}");
+                }
+            },
+        );
+        if message.contains("running a clean-up") {
+            panic!("the subscriber panicked on a clean-up event");
+        }
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+#[test]
+fn a_subscriber_panic_on_the_clean_up_event_loses_no_clean_up_and_is_raised_by_the_scope() {
+    let _default = tracing::subscriber::set_default(PanicsOnTheCleanUpEvent);
+    let ran = AtomicU64::new(0);
+    let ran = &ran;
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        futures::executor::block_on(taskscope::scope(|s| async move {
+            for _ in 0..2 {
+                s.defer(async move {
+                    ran.fetch_add(1, SeqCst);
+                });
+            }
+        }))
+    }));
+    assert_eq!(ran.load(SeqCst), 2, "both clean-ups ran");
+    let payload = outcome.expect_err("the scope raises the subscriber's panic at its end");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the subscriber panicked on a clean-up event")
     );
 }

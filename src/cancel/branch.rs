@@ -108,8 +108,12 @@ impl BranchToken {
     }
 
     /// Cancels this branch alone; the first reason stays.
+    ///
+    /// Without a token made yet, the parent's cancellation is the branch's
+    /// first reason (`check` reports it): a later cancel of the branch must
+    /// not replace it, as a token made under the parent would keep it.
     pub(crate) fn cancel(&mut self, reason: CancelReason) {
-        if self.reason.is_some() {
+        if self.reason.is_some() || self.own.is_none() && self.parent.is_cancelled() {
             return;
         }
         self.reason = Some(reason.clone());
@@ -230,6 +234,23 @@ mod tests {
         let reason = branch.check().unwrap_err().into_reason();
         assert!(matches!(reason, CancelReason::Parent(_)));
         assert!(matches!(reason.origin(), CancelReason::Deadline));
+    }
+
+    #[test]
+    fn a_parents_cancellation_stays_the_first_reason_of_an_unmade_token() {
+        let parent = CancelToken::new();
+        let mut branch = BranchToken::new(Parent::Token(parent.clone()));
+        parent.cancel();
+        let first = branch.check().unwrap_err().into_reason();
+        branch.cancel(CancelReason::LostRace);
+        let second = branch.check().unwrap_err().into_reason();
+        assert!(matches!(first, CancelReason::Parent(_)));
+        assert!(
+            matches!(second, CancelReason::Parent(_)),
+            "the reason changed to {second:?}"
+        );
+        let made = branch.token();
+        assert!(matches!(made.reason(), Some(CancelReason::Parent(_))));
     }
 
     #[test]

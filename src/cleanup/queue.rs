@@ -193,7 +193,12 @@ impl<T: ?Sized> CleanupQueue<T> {
                 )
             };
             let (current, timer) = run.map(Run::dismantle).unwrap_or_default();
-            drop(timer);
+            // The timer is the user's future too: its destructor's panic is
+            // kept like a clean-up's, so the clean-ups below are still
+            // dropped, counted and the queue closed.
+            if let Some(payload) = drop_caught(timer) {
+                first_panic.get_or_insert(payload);
+            }
             // Outside the lock: destructors are user code and may adopt or
             // defer again; what they add is dropped in the next round.
             for task in current.into_iter().chain(stacked) {

@@ -65,8 +65,12 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                 Some(task) => task,
                 None => match self.pop_or_finish() {
                     Some(task) => {
+                        // A subscriber's panic must not lose the popped
+                        // clean-up (`ScopeShared::traced`).
                         #[cfg(feature = "tracing")]
-                        tracing::debug!("taskscope: running a clean-up of the scope");
+                        shared.traced(|| {
+                            tracing::debug!("taskscope: running a clean-up of the scope")
+                        });
                         if !run.timer_made {
                             run.timer_made = true;
                             run.timer = self.make_timer(shared);
@@ -86,7 +90,9 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     drop(task);
                     if let TaskExit::Panicked(panic) = exit {
                         #[cfg(feature = "tracing")]
-                        tracing::error!(reason = %panic.reason(), "taskscope: a clean-up panicked");
+                        shared.traced(|| {
+                            tracing::error!(reason = %panic.reason(), "taskscope: a clean-up panicked");
+                        });
                         shared.record_panic(panic);
                     }
                 }
@@ -164,7 +170,11 @@ impl<T: ?Sized> Run<T> {
             shared.record_panic(PanicBox::new(payload));
         }
         #[cfg(feature = "tracing")]
-        tracing::warn!("taskscope: the scope's clean-up timeout fired; cancelling its clean-up");
+        shared.traced(|| {
+            tracing::warn!(
+                "taskscope: the scope's clean-up timeout fired; cancelling its clean-up"
+            );
+        });
         let token = &self.token;
         let cancel = AssertUnwindSafe(|| token.cancel_with(CancelReason::Deadline));
         if let Err(payload) = panic::catch_unwind(cancel) {

@@ -83,7 +83,13 @@ pin_project! {
             if !this.finished {
                 let this = this.project();
                 let mut body = this.body;
-                this.core.shutdown(|| body.set(None));
+                let output = this.output;
+                // A finished body's output goes with it, while the scope can
+                // still take what its destructor adopts, defers or spawns.
+                this.core.shutdown(|| {
+                    body.set(None);
+                    drop(output.take());
+                });
             }
         }
     }
