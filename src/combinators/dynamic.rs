@@ -45,12 +45,9 @@ impl Wake for BranchWaker {
     }
 
     fn wake_by_ref(self: &WakerArc<Self>) {
-        // AcqRel: release what the waking side wrote before it woke us to
-        // the poller's swap in `poll_dynamic`, which acquires it.
-        if self.queued.swap(true, Ordering::AcqRel) {
+        if !self.queue() {
             return;
         }
-        self.shared.ready.lock().push(self.index);
         // Taken out, not cloned: a clone is executor code, which may wake
         // another branch and take this lock. Woken outside the lock. A wake
         // that finds no waker (taken by an earlier one) needs none: the poll
@@ -59,6 +56,20 @@ impl Wake for BranchWaker {
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+}
+
+impl BranchWaker {
+    /// Queues the branch unless it is queued already; true if this call
+    /// queued it.
+    fn queue(&self) -> bool {
+        // AcqRel: release what the waking side wrote before it woke us to
+        // the poller's swap in `poll_dynamic`, which acquires it.
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.shared.ready.lock().push(self.index);
+        true
     }
 }
 
@@ -142,10 +153,12 @@ pub(crate) fn poll_dynamic<F: Future>(
         if !cancelled {
             break;
         }
-        // Cancelled branches get a poll now, so they notice at once.
-        for (index, (_, waker)) in wakers.branches.iter().enumerate() {
+        // Cancelled branches get a poll now, so they notice at once. Queued
+        // without waking the task: this loop takes the queue next, and the
+        // task's wake is executor code that could unwind out of it half-way.
+        for (index, (inner, _)) in wakers.branches.iter().enumerate() {
             if list[index].is_running() {
-                waker.wake_by_ref();
+                inner.queue();
             }
         }
     }

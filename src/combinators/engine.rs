@@ -60,6 +60,10 @@ pub struct Engine {
     /// The fixed forms' per-branch wakers; `None` before the first poll, in
     /// the iterator forms (they have their own), and when no slot was free.
     wakers: Option<Lease>,
+    /// The fixed forms owe a pass over every branch: set at the first poll,
+    /// cleared once a pass ran, so a first poll that unwinds before its pass
+    /// (the task waker's clone is executor code) leaves it owed.
+    full_pass_due: bool,
 }
 
 impl Engine {
@@ -75,6 +79,7 @@ impl Engine {
             panic: None,
             next_start: 0,
             wakers: None,
+            full_pass_due: false,
         }
     }
 
@@ -238,6 +243,7 @@ pub fn poll_fixed(
     if !list.is_empty() && engine.running > 0 {
         if first {
             engine.wakers = Lease::acquire();
+            engine.full_pass_due = true;
         }
         let (mut ready, pass) = match &mut engine.wakers {
             Some(lease) => {
@@ -246,7 +252,7 @@ pub fn poll_fixed(
             }
             None => (ReadyMask::ALL, None),
         };
-        if first {
+        if engine.full_pass_due {
             ready = ReadyMask::ALL;
         }
         let start = engine.rotate(list.len());
@@ -257,6 +263,7 @@ pub fn poll_fixed(
         while poll_pass(engine, list, cx.waker(), start, ready) && engine.running > 0 {
             ready = ReadyMask::ALL;
         }
+        engine.full_pass_due = false;
         drop(pass);
     }
     engine.poll_done()
