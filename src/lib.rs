@@ -22,8 +22,9 @@
 //!
 //! See design/overview.md in the repository for the model: scopes form a
 //! tree, each scope's future polls its body and its woken children, and
-//! every scope owns a [`CancelToken`] that is a child of the token of the
-//! task that created it.
+//! every scope owns a [`CancelToken`] that is a child of the token current
+//! where the scope is created (its task's, or a wrapper's around it), or of
+//! [`Builder::parent`]'s.
 // Four places with `unsafe` code in the crate, each allowed where it
 // stands: building a branch's waker from an integer
 // (src/combinators/wake_slots.rs), the array forms' pin projection

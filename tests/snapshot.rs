@@ -414,3 +414,79 @@ fn a_running_scope_shows_under_its_creator_after_the_creator_finished() {
         "the body returned, but the scope it created still runs"
     );
 }
+
+/// Runs `on_drop` when dropped.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// Drops, after one poll, a scope whose body waits forever beside a pending
+/// child `victim` (its handle kept alive) and a child `witness` that takes a
+/// snapshot in its destructor; returns that snapshot.
+fn snapshot_while_the_scope_future_is_dropped() -> taskscope::Snapshot {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let kept = Arc::new(std::sync::Mutex::new(None));
+    let (seen_in_witness, kept_in_body) = (seen.clone(), kept.clone());
+    let mut scope = Box::pin(Builder::new().name("s").scope(|s| {
+        let handle = s.snapshot_handle();
+        async move {
+            let victim = s.spawn_named("victim", std::future::pending::<()>());
+            *kept_in_body.lock().unwrap() = Some(victim);
+            s.spawn_named("witness", async move {
+                let _snapshot_on_drop = OnDrop(move || {
+                    *seen_in_witness.lock().unwrap() = Some(handle.snapshot());
+                });
+                std::future::pending::<()>().await
+            });
+            std::future::pending::<()>().await
+        }
+    }));
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(scope.as_mut().poll(&mut cx).is_pending());
+    drop(scope);
+    let snapshot = seen.lock().unwrap().take();
+    snapshot.expect("the witness's destructor ran")
+}
+
+#[test]
+fn a_body_dropped_with_its_scope_future_no_longer_shows() {
+    let snapshot = snapshot_while_the_scope_future_is_dropped();
+    assert!(
+        snapshot.scopes[0].body.is_none(),
+        "the dropped body still shows:\n{}",
+        plain(&snapshot)
+    );
+}
+
+#[test]
+fn children_dropped_unfinished_with_their_scope_future_show_as_dropped_not_finished() {
+    let snapshot = snapshot_while_the_scope_future_is_dropped();
+    let victim = snapshot.find_task("victim").map(|task| task.state);
+    assert_eq!(victim, Some(TaskState::Dropped), "{}", plain(&snapshot));
+    assert!(
+        plain(&snapshot).contains("task \"victim\": dropped unfinished, 1 poll\n"),
+        "{}",
+        plain(&snapshot)
+    );
+}
+
+#[test]
+fn a_multi_line_panic_message_keeps_one_line_per_scope_or_task() {
+    let snapshot = block_on(Builder::new().name("s").scope(|s| async move {
+        let checker = s.spawn_named("checker", async {
+            panic!("first line\nsecond line");
+        });
+        let caught = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(checker)).await;
+        assert!(caught.is_err());
+        s.spawn_named("sibling", taskscope::cancelled());
+        s.snapshot()
+    }));
+    let text = plain(&snapshot);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.contains("first line\\nsecond line"), "{text}");
+}

@@ -74,7 +74,7 @@ struct OwnersPanic;
 /// owner's close from two loom threads: admitted before it, during the
 /// owner's own work, or after the owner returned.
 ///
-/// Last run: 2792 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 2574 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `gate_admits_after_close` (a late helper reads the
 /// state as the owner frees it: loom reports the race) and
 /// `gate_owner_does_not_wait` (the owner frees the state while an admitted
@@ -102,7 +102,7 @@ fn a_helper_touches_the_state_only_while_the_owner_waits_for_it() {
 /// before it opened or after it closed. One helper (or, if it has gone by
 /// the second fan-out, a new one) races two fan-outs and the scope's end.
 ///
-/// Last run: 2942 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 2715 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 #[test]
 fn a_lingering_helper_touches_only_the_fan_out_that_admitted_it() {
     check(
@@ -126,7 +126,7 @@ fn a_lingering_helper_touches_only_the_fan_out_that_admitted_it() {
 /// leaves `run_with_helpers`, so the state it frees afterwards is never
 /// read by a helper. One helper races the owner's panic.
 ///
-/// Last run: 44 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 45 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `gate_unwind_skips_wait` (the unwinding owner closes
 /// the gate without waiting: loom reports the race).
 #[test]

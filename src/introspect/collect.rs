@@ -95,6 +95,8 @@ fn task(
     }
     let state = if returned {
         TaskState::Returned
+    } else if finished && info.is_abandoned() {
+        TaskState::Dropped
     } else if finished {
         TaskState::Finished
     } else if info.is_polling() {

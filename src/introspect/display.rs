@@ -68,7 +68,7 @@ impl<'a> SnapshotDisplay<'a> {
             write!(f, " {name:?}")?;
         }
         if let Some(reason) = &scope.cancelled {
-            write!(f, ": cancelling ({reason})")?;
+            write!(f, ": cancelling ({})", OneLine(reason))?;
         }
         f.write_char('\n')?;
         let count = scope.all_tasks().count();
@@ -107,13 +107,16 @@ impl<'a> SnapshotDisplay<'a> {
         // Only a task that still runs can be winding down. What the scope's
         // line already says is not repeated on every task.
         match &task.cancelled {
-            _ if matches!(task.state, TaskState::Finished | TaskState::Returned) => {}
+            _ if matches!(
+                task.state,
+                TaskState::Finished | TaskState::Returned | TaskState::Dropped
+            ) => {}
             None => {}
             Some(_) if task.is_body() => {}
             Some(CancelReason::Parent(_)) if scope.cancelled.is_some() => {
                 f.write_str(", cancelling (with its scope)")?;
             }
-            Some(reason) => write!(f, ", cancelling ({reason})")?,
+            Some(reason) => write!(f, ", cancelling ({})", OneLine(reason))?,
         }
         f.write_char('\n')?;
         let count = task.scopes.len();
@@ -140,6 +143,34 @@ impl fmt::Display for SnapshotDisplay<'_> {
             self.scope(f, scope, "")?;
         }
         Ok(())
+    }
+}
+
+/// A reason on one line: a panic's message or an error's `Debug` may span
+/// several (a failed `assert_eq!`), and the tree has one line per entry.
+struct OneLine<'a>(&'a CancelReason);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(EscapeBreaks(f), "{}", self.0)
+    }
+}
+
+/// Writes through to a formatter with line breaks escaped as `\n`, `\r`.
+struct EscapeBreaks<'a, 'b>(&'a mut fmt::Formatter<'b>);
+
+impl Write for EscapeBreaks<'_, '_> {
+    fn write_str(&mut self, mut text: &str) -> fmt::Result {
+        while let Some(at) = text.find(['\n', '\r']) {
+            self.0.write_str(&text[..at])?;
+            self.0.write_str(if text.as_bytes()[at] == b'\n' {
+                "\\n"
+            } else {
+                "\\r"
+            })?;
+            text = &text[at + 1..];
+        }
+        self.0.write_str(text)
     }
 }
 
@@ -216,6 +247,23 @@ mod tests {
         };
         let text = snapshot.display().hide_ids().hide_times().to_string();
         assert_eq!(text, "scope\n└─ task \"x\": pending, 1 poll\n");
+    }
+
+    #[test]
+    fn a_reason_spanning_lines_is_written_on_one() {
+        let mut outer = scope(1, None, vec![task(1, None, vec![])]);
+        let message = "assertion failed\n  left: 2\r\n right: 3".to_owned();
+        outer.cancelled = Some(CancelReason::Panicked(message.into()));
+        outer.tasks[0].cancelled = Some(CancelReason::Deadline);
+        let snapshot = Snapshot {
+            scopes: vec![outer],
+        };
+        let text = snapshot.display().hide_ids().hide_times().to_string();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("assertion failed\\n  left: 2\\r\\n right: 3"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub struct Snapshot {
 /// .await;
 /// # });
 /// ```
+///
+/// # Panics
+///
+/// Never, short of a call from a thread-local's destructor after this
+/// thread's ambient slot was torn down (where `std`'s thread-local access
+/// panics), as for [`current_token`](crate::current_token).
 pub fn snapshot() -> Snapshot {
     poll_times::record_poll_times();
     match ambient::current_task() {

@@ -25,6 +25,9 @@ pub(crate) struct TaskInfo {
     /// The task's `JoinHandle` took the output or was dropped: once
     /// finished, the task is no longer worth showing.
     released: StatBool,
+    /// The scope future was dropped before the task finished: it is being
+    /// dropped unfinished, not finished.
+    abandoned: StatBool,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
 }
@@ -52,6 +55,7 @@ impl TaskInfo {
             last_poll: StatU64::new(0),
             polling: StatBool::new(false),
             released: StatBool::new(false),
+            abandoned: StatBool::new(false),
             #[cfg(feature = "tracing")]
             span,
         }
@@ -96,6 +100,19 @@ impl TaskInfo {
     pub(crate) fn release(&self) {
         // Relaxed: a snapshot that misses it shows a finished task once more.
         self.released.store(true, Ordering::Relaxed);
+    }
+
+    /// The scope's shutdown drops the task unfinished. Set before the
+    /// header is marked dead, which publishes it.
+    pub(crate) fn abandon(&self) {
+        // Relaxed: the `Release` store of `mark_dead` that follows publishes
+        // it to a snapshot that sees the task dead (with an `Acquire` load).
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_abandoned(&self) -> bool {
+        // Relaxed: read after the `Acquire` load that saw the task dead.
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     pub(crate) fn polls(&self) -> u64 {

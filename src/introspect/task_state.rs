@@ -21,6 +21,10 @@ pub enum TaskState {
     /// because a scope it created still runs: a scope future created in one
     /// task and awaited by another shows under the task that created it.
     Returned,
+    /// Its scope future was dropped before it finished, and it is being
+    /// dropped unfinished with the rest of the scope (seen from a
+    /// destructor run by that drop, or from another thread meanwhile).
+    Dropped,
 }
 
 impl fmt::Display for TaskState {
@@ -30,6 +34,7 @@ impl fmt::Display for TaskState {
             TaskState::Polling => "being polled",
             TaskState::Finished => "finished, not joined",
             TaskState::Returned => "finished",
+            TaskState::Dropped => "dropped unfinished",
         })
     }
 }
@@ -44,5 +49,6 @@ mod tests {
         assert_eq!(TaskState::Polling.to_string(), "being polled");
         assert_eq!(TaskState::Finished.to_string(), "finished, not joined");
         assert_eq!(TaskState::Returned.to_string(), "finished");
+        assert_eq!(TaskState::Dropped.to_string(), "dropped unfinished");
     }
 }

@@ -332,6 +332,7 @@ impl<T: ?Sized> Core<T> {
                     .drain()
                     .filter_map(|entry| {
                         let parts = entry.parts?;
+                        parts.header.info().abandon();
                         parts.header.mark_dead();
                         Some(parts.task)
                     })

@@ -84,10 +84,14 @@ pin_project! {
                 let this = this.project();
                 let mut body = this.body;
                 let output = this.output;
+                let body_header = this.body_header;
                 // A finished body's output goes with it, while the scope can
                 // still take what its destructor adopts, defers or spawns.
                 this.core.shutdown(|| {
                     body.set(None);
+                    // Snapshots taken from here on (a child's destructor,
+                    // another thread) no longer show the body.
+                    body_header.mark_dead();
                     drop(output.take());
                 });
             }
@@ -187,8 +191,11 @@ where
             // Every child was joined and spawns are refused: run the clean-up
             // stack (adopted values, deferred futures) before returning.
             #[cfg(feature = "tracing")]
-            let _span = shared.info().span().enter();
-            if this.core.cleanup().poll_run(cx, shared).is_pending() {
+            let span = shared.traced(|| shared.info().span().enter());
+            let cleaned = this.core.cleanup().poll_run(cx, shared);
+            #[cfg(feature = "tracing")]
+            shared.traced(|| drop(span));
+            if cleaned.is_pending() {
                 return Poll::Pending;
             }
             *this.finished = true;

@@ -127,9 +127,9 @@ use super::try_scope_future::TryScopeFuture;
 /// too: a panicking waker of a [`JoinHandle`](crate::JoinHandle) awaited
 /// outside the scope, and a panicking destructor of an output whose handle
 /// was dropped, are caught and raised by the scope once every child
-/// finished. What can still unwind out of a poll is a `tracing` subscriber
-/// that panics (with the `tracing` feature), or std's panic on a
-/// thread-local being destroyed, if the scope is polled from another
+/// finished, and so are the panics of a `tracing` subscriber (with the
+/// `tracing` feature). What can still unwind out of a poll is std's panic
+/// on a thread-local being destroyed, if the scope is polled from another
 /// thread-local's destructor as its thread exits. If that happens during a
 /// fan-out, the other threads go on claiming and polling children until the
 /// batch and the poll budget are used up, and return; then the panic is resumed from the scope future's `poll`, and the scope cannot
