@@ -58,6 +58,7 @@ mutants=(
     "clear_queued_after_poll       ready_queue  child_woken_from_another_thread_is_polled_again"
     "schedule_never_wakes          ready_queue  body_and_child_woken_from_two_threads_are_both_polled_again"
     "clear_queued_after_poll       ready_queue  body_and_child_woken_from_two_threads_are_both_polled_again"
+    "spawned_after_retire_registers ready_queue spawn_from_another_thread_racing_the_scope_futures_drop_leaks_nothing"
     "race_returns_before_losers    race         race_returns_the_winner_only_after_its_loser_finished"
     "race_returns_before_losers    race         race_all_with_branches_woken_from_two_threads_waits_for_both"
     "branch_clears_queued_after_poll race       race_all_with_branches_woken_from_two_threads_waits_for_both"

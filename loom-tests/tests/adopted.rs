@@ -83,7 +83,7 @@ fn value_handed_back_during_cleanup_is_cleaned_up_before_the_scope_returns() {
 /// once the scope has finished, dropped on that thread as skipped; the
 /// value is dropped exactly once either way and nothing panics.
 ///
-/// Last run: 50 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 25 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `skipped_hand_back_leaks`.
 #[test]
 fn value_dropped_elsewhere_as_the_scope_finishes_is_dropped_once() {

@@ -17,7 +17,7 @@ use taskscope_loom_tests::{Flag, check};
 /// flag (its clean-up) set by another thread. The race returns the winner's
 /// output only after the loser finished.
 ///
-/// Last run: 618 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 621 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `race_returns_before_losers`.
 #[test]
 fn race_returns_the_winner_only_after_its_loser_finished() {
@@ -68,7 +68,7 @@ async fn branch(id: usize, flag: &Flag, done: &AtomicUsize) -> usize {
 /// threads in any order, racing with the combinator's poll; the first to
 /// finish wins and the race returns once both finished.
 ///
-/// Last run: 2130 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 1876 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `branch_clears_queued_after_poll` (deadlock) and
 /// `race_returns_before_losers`.
 #[test]

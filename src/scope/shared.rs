@@ -109,9 +109,22 @@ impl ScopeShared {
     }
 
     /// Registers a new child's header and queues its first poll, under one lock.
+    ///
+    /// A spawn from another thread puts its child in the slab, then comes
+    /// here with no lock held; the scope future's drop may drain the slab
+    /// and retire the registry in between. Registered after that, the
+    /// header and this shared part would keep each other alive: so a
+    /// retired scope registers nothing (its child was already dropped).
+    /// `retire` sets the flag before it takes this lock, so whoever takes
+    /// the lock after its section sees the flag.
     pub(crate) fn spawned(&self, index: usize, header: TaskRef) {
         let (replaced, waker) = {
             let mut ready = self.ready.lock();
+            if self.info.is_retired() && !mutant("spawned_after_retire_registers") {
+                drop(ready);
+                drop(header);
+                return;
+            }
             if ready.tasks.len() <= index {
                 ready.tasks.resize_with(index + 1, || None);
             }
