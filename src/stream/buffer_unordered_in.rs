@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::refill::{PULL_BUDGET, refill, room};
+use super::refill::{self, PULL_BUDGET, refill, room};
 use super::spawner::Spawner;
 use super::window::{ConsumerWatch, Unordered, check_window};
 use crate::sync::{AtomicBool, Ordering};
@@ -159,15 +159,8 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let in_flight = self.in_flight.len();
-        if self.source_done || self.stopped.load(Ordering::Acquire) {
-            return (in_flight, Some(in_flight));
-        }
-        let (low, high) = self.source.size_hint();
-        (
-            low.saturating_add(in_flight),
-            high.and_then(|high| high.checked_add(in_flight)),
-        )
+        let pulling = !self.source_done && !self.stopped.load(Ordering::Acquire);
+        refill::size_hint(self.in_flight.len(), pulling, self.source.size_hint())
     }
 }
 

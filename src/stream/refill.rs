@@ -26,6 +26,23 @@ pub(crate) fn room(window: usize, held: usize, stopped: bool) -> usize {
     }
 }
 
+/// The size hint of an adapter holding `in_flight` items: those, plus what
+/// the source still hints at unless it ended or the adapter was stopped.
+pub(crate) fn size_hint(
+    in_flight: usize,
+    pulling: bool,
+    source: (usize, Option<usize>),
+) -> (usize, Option<usize>) {
+    if !pulling {
+        return (in_flight, Some(in_flight));
+    }
+    let (low, high) = source;
+    (
+        low.saturating_add(in_flight),
+        high.and_then(|high| high.checked_add(in_flight)),
+    )
+}
+
 /// Pulls items from `source` into a window with `room` free places,
 /// handing each to `start`, until the window is full, the source ends
 /// (setting `source_done`) or is pending, or `budget` (what is left of
