@@ -20,8 +20,10 @@ use super::token::CancelToken;
 /// [`checkpoint`](crate::checkpoint), [`cancelled`](crate::cancelled) or
 /// scopes it creates. Cancellation is voluntary: `future` keeps being polled
 /// after the deadline and its own output is returned, so it can finish
-/// through its ordinary error paths. `deadline` is dropped as soon as it
-/// fired, the token was cancelled otherwise, or `future` finished.
+/// through its ordinary error paths. `deadline` is dropped at the first
+/// poll that finds it fired, the token cancelled otherwise, or `future`
+/// finished (the adapter does not wait on its token, so a cancellation
+/// from elsewhere drops the deadline at the adapter's next poll).
 ///
 /// ```
 /// # futures::executor::block_on(async {

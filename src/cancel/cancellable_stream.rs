@@ -40,11 +40,13 @@ pub trait CancelStreamExt: Stream + Sized {
     /// # Panics
     ///
     /// This call does not panic. Polling the result propagates the inner
-    /// stream's panics; see [`CancellableStream`].
+    /// stream's panics, and panics if polled again after one; see
+    /// [`CancellableStream`].
     fn until_cancelled(self, token: &CancelToken) -> CancellableStream<Self> {
         CancellableStream {
             stream: Some(self),
             cancelled: Some(token.cancelled()),
+            polling: false,
         }
     }
 }
@@ -68,7 +70,8 @@ pin_project! {
     ///
     /// # Panics
     ///
-    /// Panics of the inner stream propagate. Polling after the end keeps
+    /// Panics of the inner stream propagate; polling again after one panics
+    /// (the inner stream is not polled again). Polling after the end keeps
     /// returning `None`.
     #[must_use = "streams do nothing unless polled"]
     pub struct CancellableStream<S> {
@@ -76,6 +79,9 @@ pin_project! {
         stream: Option<S>,
         // `None` once the stream has ended (either way).
         cancelled: Option<WhenCancelled>,
+        // Set around the inner stream's poll: still set at the next poll
+        // only if that poll panicked.
+        polling: bool,
     }
 }
 
@@ -84,22 +90,32 @@ impl<S: Stream> Stream for CancellableStream<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
+        assert!(
+            !*this.polling,
+            "taskscope: CancellableStream polled after its stream panicked; \
+             drop it instead of polling it again"
+        );
         let Some(cancelled) = this.cancelled.as_mut() else {
             return Poll::Ready(None);
         };
         if let Poll::Ready(error) = Pin::new(cancelled).poll(cx) {
-            this.stream.set(None);
+            // Ended before the stream is dropped: a panicking destructor
+            // leaves an ended stream, not one that yields again.
             *this.cancelled = None;
+            this.stream.set(None);
             return Poll::Ready(Some(Err(error)));
         }
         let Some(stream) = this.stream.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        match std::task::ready!(stream.poll_next(cx)) {
+        *this.polling = true;
+        let next = stream.poll_next(cx);
+        *this.polling = false;
+        match std::task::ready!(next) {
             Some(item) => Poll::Ready(Some(Ok(item))),
             None => {
-                this.stream.set(None);
                 *this.cancelled = None;
+                this.stream.set(None);
                 Poll::Ready(None)
             }
         }
@@ -162,6 +178,66 @@ mod tests {
             stream.as_mut().poll_next(&mut waker.context()),
             Poll::Ready(None)
         ));
+        token.cancel();
+        assert!(matches!(
+            stream.as_mut().poll_next(&mut waker.context()),
+            Poll::Ready(None)
+        ));
+    }
+
+    /// Panics at its first poll; ends at the next, as if it had recovered.
+    struct PanicsOnce(bool);
+
+    impl Stream for PanicsOnce {
+        type Item = u8;
+
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<u8>> {
+            if std::mem::replace(&mut self.0, true) {
+                return Poll::Ready(None);
+            }
+            panic!("the stream panicked");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "CancellableStream polled after its stream panicked")]
+    fn a_poll_after_the_stream_panicked_panics_without_polling_it_again() {
+        let token = CancelToken::new();
+        let mut stream = Box::pin(PanicsOnce(false).until_cancelled(&token));
+        let waker = CountingWaker::new();
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stream.as_mut().poll_next(&mut waker.context())
+        }));
+        assert!(first.is_err());
+        let _ = stream.as_mut().poll_next(&mut waker.context());
+    }
+
+    /// Ends at once; its destructor panics.
+    struct EndsThenPanicsWhenDropped;
+
+    impl Stream for EndsThenPanicsWhenDropped {
+        type Item = u8;
+
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<u8>> {
+            Poll::Ready(None)
+        }
+    }
+
+    impl Drop for EndsThenPanicsWhenDropped {
+        fn drop(&mut self) {
+            panic!("the stream's drop panicked");
+        }
+    }
+
+    #[test]
+    fn a_stream_whose_drop_panicked_at_its_end_stays_ended_when_the_token_fires() {
+        let token = CancelToken::new();
+        let mut stream = Box::pin(EndsThenPanicsWhenDropped.until_cancelled(&token));
+        let waker = CountingWaker::new();
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stream.as_mut().poll_next(&mut waker.context())
+        }));
+        assert!(first.is_err(), "the drop's panic propagates");
         token.cancel();
         assert!(matches!(
             stream.as_mut().poll_next(&mut waker.context()),

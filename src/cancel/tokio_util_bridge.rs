@@ -82,6 +82,21 @@ impl CancelToken {
     /// token's node (until it is cancelled or every handle and descendant is
     /// gone). Each call registers one more callback, so call it once and
     /// clone the result. Cancelling the returned token does not cancel `self`.
+    ///
+    /// Keep a handle of `self` (or of a token below it) for as long as the
+    /// returned token must follow: once the last is gone, the node and its
+    /// callback go too, and a later cancel of an ancestor no longer reaches
+    /// the returned token. So `parent.child().to_tokio_util()` never fires;
+    /// call `parent.to_tokio_util()` instead:
+    ///
+    /// ```
+    /// let parent = taskscope::CancelToken::new();
+    /// let forgotten = parent.child().to_tokio_util(); // the child is dropped here
+    /// let followed = parent.to_tokio_util();
+    /// parent.cancel();
+    /// assert!(followed.is_cancelled());
+    /// assert!(!forgotten.is_cancelled());
+    /// ```
     pub fn to_tokio_util(&self) -> CancellationToken {
         let ct = CancellationToken::new();
         let target = ct.clone();
