@@ -242,7 +242,27 @@ impl<T: ?Sized> Core<T> {
                 );
             }
             polls += taken.len() as u64;
-            polled.extend(taken.drain(..).map(poll_taken));
+            polled.extend(taken.drain(..).map(|child| {
+                let (child, exit) = poll_taken(child);
+                (child, self.record_panic_at_once(exit))
+            }));
+        }
+    }
+
+    /// Records a child's panic as soon as its poll returns it, not when its
+    /// bite is put back: the scope's cancellation then reaches the siblings
+    /// this participant polls next in the same bite, and the scope's first
+    /// panic is the first in time. The exit handed on is `Completed`, so
+    /// the follow-up does not record it again. `record_panic` catches the
+    /// panics of the callbacks it runs, so nothing unwinds here while the
+    /// rest of the bite is taken.
+    fn record_panic_at_once(&self, exit: Poll<TaskExit>) -> Poll<TaskExit> {
+        match exit {
+            Poll::Ready(TaskExit::Panicked(panic)) => {
+                self.shared.record_panic(panic);
+                Poll::Ready(TaskExit::Completed)
+            }
+            other => other,
         }
     }
 

@@ -97,6 +97,15 @@ use super::try_scope_future::TryScopeFuture;
 /// say) may not find it on a pool thread: create such resources before
 /// spawning the child, or use runtime-independent futures.
 ///
+/// A child may be polled by a pool thread that the thread polling the scope
+/// waits for. If that child calls rayon's blocking APIs (`rayon::join`,
+/// `rayon::scope`, a `par_iter`), rayon's wait may run another pool job
+/// meanwhile; if that job waits for the executor that polls the scope (a
+/// `block_on` of the executor's work inside `rayon::spawn`, say), neither
+/// can go on. Where pool jobs may wait for the executor, fan out inside a
+/// child with a nested `par_scope`, which does not run pool work while it
+/// waits, rather than with rayon's own calls.
+///
 /// A thread waiting for its helpers may run unrelated pool work meanwhile;
 /// that work sees no task of the scope ([`current_token`](crate::current_token)
 /// is not the scope's) and, with the `tracing` feature, runs outside the

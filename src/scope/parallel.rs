@@ -1034,6 +1034,28 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_cancels_the_scope_before_the_next_child_of_its_bite_is_polled() {
+        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
+        let saw_cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = saw_cancel.clone();
+        let panics = core.insert(async { panic!("the first child of the bite panics") }, None);
+        let sibling = core.insert(
+            async move { seen.store(crate::is_cancelled(), Ordering::SeqCst) },
+            None,
+        );
+        let mut bites = vec![vec![0, 1]];
+        let polled = core.run_claimed(|bite| bite.extend(bites.pop().unwrap_or_default()));
+        assert_eq!(polled, 2);
+        assert!(
+            saw_cancel.load(Ordering::SeqCst),
+            "the sibling polled after the panic in the same bite ran uncancelled"
+        );
+        assert!(core.shared().token().is_cancelled());
+        drop((panics, sibling));
+        core.shared().retire();
+    }
+
+    #[test]
     fn the_spare_budget_goes_back_to_the_driver_per_participant() {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
         let batch: Vec<usize> = (0..4).collect();
