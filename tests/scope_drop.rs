@@ -332,3 +332,37 @@ fn a_child_destructor_panicking_as_the_scope_is_dropped_still_closes_it_and_drop
         "{message}"
     );
 }
+
+/// An executor's waker that wakes nothing; only its count matters.
+struct Inert;
+
+impl std::task::Wake for Inert {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn a_childs_waker_kept_after_its_scope_does_not_keep_the_executors_waker() {
+    let executor = Arc::new(Inert);
+    let executor_waker = Waker::from(executor.clone());
+    let kept: Mutex<Option<Waker>> = Mutex::new(None);
+    let kept_ref = &kept;
+    let mut scope = Box::pin(scope(|s| async move {
+        let child = s.spawn(std::future::poll_fn(move |cx| {
+            *kept_ref.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Ready(())
+        }));
+        child.await;
+    }));
+    let mut cx = std::task::Context::from_waker(&executor_waker);
+    assert!(scope.as_mut().poll(&mut cx).is_ready());
+    drop(scope);
+    assert!(
+        kept.lock().unwrap().is_some(),
+        "the child's waker outlives the scope"
+    );
+    assert_eq!(
+        Arc::strong_count(&executor),
+        2,
+        "the finished scope still holds a clone of the executor's waker"
+    );
+}

@@ -168,12 +168,16 @@ impl ScopeShared {
     /// They point back at this shared part, so keeping them would leak it.
     pub(crate) fn retire(&self) {
         self.info.retire();
-        let (tasks, body) = {
+        // The executor's waker goes too: a child's waker kept after the
+        // scope (in a static, a channel) keeps this part alive, and must
+        // not keep the executor's task with it.
+        let (tasks, body, waker) = {
             let mut ready = self.ready.lock();
-            (std::mem::take(&mut ready.tasks), ready.body.take())
+            let tasks = std::mem::take(&mut ready.tasks);
+            (tasks, ready.body.take(), ready.waker.take())
         };
         // Outside the lock, as in `spawned`.
-        drop((tasks, body));
+        drop((tasks, body, waker));
     }
 
     pub(crate) fn token(&self) -> &CancelToken {
