@@ -6,13 +6,28 @@
 #[path = "shared/sqlite_cleanup.rs"]
 mod sqlite_cleanup;
 
-fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let path = std::env::temp_dir().join(format!("taskscope-cleanup-{}.db", std::process::id()));
-    println!("events, in order:");
-    let (events, rows) = futures::executor::block_on(sqlite_cleanup::run(&path))?;
-    for file in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{file}", path.display()));
+/// The database's files, removed however `main` leaves (an error included).
+struct DbFiles(std::path::PathBuf);
+
+impl Drop for DbFiles {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
     }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Unique per run, so a file left by a crashed run under a reused
+    // process id is never read as this run's.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let name = format!("taskscope-cleanup-{}-{nanos}.db", std::process::id());
+    let files = DbFiles(std::env::temp_dir().join(name));
+    println!("events, in order:");
+    let (events, rows) = futures::executor::block_on(sqlite_cleanup::run(&files.0))?;
+    drop(files);
 
     let position = |prefix: &str| {
         events

@@ -127,11 +127,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     parallel_step(&db, &mut claims)?;
 
     drop(db);
+    let dir_path = dir.path().to_path_buf();
     drop(dir);
     println!();
     println!(
-        "Done in {}; the temporary directory was removed.",
-        seconds(started.elapsed())
+        "Done in {}; the temporary directory {}.",
+        seconds(started.elapsed()),
+        if dir_path.exists() {
+            format!("could not be removed: {}", dir_path.display())
+        } else {
+            "was removed".to_owned()
+        }
     );
     claims.into_result()
 }
@@ -451,8 +457,23 @@ async fn cleanup_step(
          close): {}",
         yes_no(wal_gone)
     );
+    let in_order = |earlier: &str, later: &str| matches!((at(earlier), at(later)), (Some(a), Some(b)) if a < b);
+    let shielded_rollback = claims.check(
+        in_order("db: clean-up starts (shielded: true)", "db: rolled back")
+            && in_order("db: rolled back", "db: WAL checkpointed"),
+        "step 4: the clean-up ran shielded, rolled back, then checkpointed",
+    );
     println!(
-        "   the file reopened at once has {rows} rows: the committed batch; the cancelled one was rolled back"
+        "   the clean-up ran shielded, rolled back, then checkpointed: {}",
+        yes_no(shielded_rollback)
+    );
+    let committed_only = claims.check(
+        rows == 3,
+        "step 4: the reopened file holds the 3 committed rows and none of the cancelled batch",
+    );
+    println!(
+        "   the file reopened at once has {rows} rows, the committed batch only: {}",
+        yes_no(committed_only)
     );
     Ok(())
 }
@@ -474,12 +495,13 @@ fn parallel_step(db: &Db, claims: &mut Claims) -> Result<(), Box<dyn std::error:
         .collect();
     println!();
     println!("5. CPU-heavy work per row, on every core, borrowing the rows");
+    let threads = rayon_core::current_num_threads();
     println!(
-        "   {} items read from the database, each scored under 8 salts: {} rows; {} threads \
-         in rayon's pool; the children borrow `&rows`",
+        "   {} items read from the database, each scored under 8 salts: {} rows; {threads} \
+         thread{} in rayon's pool; the children borrow `&rows`",
         items.len(),
         rows.len(),
-        rayon_core::current_num_threads()
+        if threads == 1 { "" } else { "s" },
     );
     use futures::executor::block_on;
     // Warm-up: the pool's threads start on first use.

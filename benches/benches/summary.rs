@@ -2,10 +2,12 @@
 //!
 //! Runs every workload of the benchmark issue with taskscope and its peers
 //! interleaved in one process, prints the raw figures and one summary line
-//! per target, and writes the summary to `<target dir>/bench-summary.json`.
+//! per target, and writes the summary to `<target dir>/bench-summary.json`
+//! (`bench-summary-<workloads>.json` when workloads are selected).
 //! `--quick` (or `TASKSCOPE_BENCH_QUICK=1`) takes a few minutes; positional
 //! arguments select workloads by name (`spawn_join`, `cancel`, `pipeline`,
-//! `parallel`, `overhead`, `combinators`).
+//! `parallel`, `overhead`, `combinators`; a name that selects none is an
+//! error).
 
 use std::time::Instant;
 
@@ -34,6 +36,19 @@ fn main() {
         ("overhead", workloads::overhead::run),
         ("combinators", workloads::combinators::run),
     ];
+    // A filter that selects nothing is a typo: say so rather than write an
+    // empty summary.
+    let unknown: Vec<&String> = (config.only.iter())
+        .filter(|filter| !all.iter().any(|(name, _)| name.contains(filter.as_str())))
+        .collect();
+    if !unknown.is_empty() {
+        let names: Vec<&str> = all.iter().map(|(name, _)| *name).collect();
+        eprintln!(
+            "no workload matches {unknown:?}; the workloads are {}",
+            names.join(", ")
+        );
+        std::process::exit(2);
+    }
     for (name, run) in all {
         if config.runs(name) {
             let t = Instant::now();
@@ -54,7 +69,13 @@ fn main() {
         "total: {elapsed:.1} s ({} mode)",
         if config.quick { "quick" } else { "full" }
     );
-    let path = target_dir().join("bench-summary.json");
+    // A run of some workloads does not overwrite the summary of all.
+    let file = if config.only.is_empty() {
+        "bench-summary.json".to_owned()
+    } else {
+        format!("bench-summary-{}.json", config.only.join("-"))
+    };
+    let path = target_dir().join(file);
     let json = serde_json::to_string_pretty(&report.to_json(config.quick, elapsed))
         .expect("the summary serialises");
     match std::fs::write(&path, json) {

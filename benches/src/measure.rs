@@ -25,7 +25,8 @@ impl Config {
     /// Reads `--quick` (or `TASKSCOPE_BENCH_QUICK=1`) and workload filters
     /// from the command line; ignores the `--bench` flag cargo passes.
     pub fn from_env() -> Self {
-        let mut quick = std::env::var("TASKSCOPE_BENCH_QUICK").is_ok_and(|v| v != "0");
+        let mut quick =
+            std::env::var("TASKSCOPE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
         let mut only = Vec::new();
         for arg in std::env::args().skip(1) {
             match arg.as_str() {
@@ -209,15 +210,19 @@ fn calibrate(c: &mut Contender<'_>, sample_time: Duration) -> u64 {
     }
 }
 
-/// The `p`th percentile (nearest rank) of `values`.
+/// The `p`th percentile of `values`, interpolated linearly between the two
+/// closest ranks: the 50th of an even count is the mean of the middle two
+/// (a nearest rank would take the upper one and bias medians up).
 pub fn percentile(values: &[f64], p: f64) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
+    let rank = (p / 100.0).clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (below, above) = (rank.floor() as usize, rank.ceil() as usize);
+    let weight = rank - below as f64;
+    sorted[below] + (sorted[above] - sorted[below]) * weight
 }
 
 /// Times `f` once.
@@ -238,6 +243,15 @@ pub fn by_name<'m>(measured: &'m [Measured], name: &str) -> &'m Measured {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(percentile(&[4.0, 1.0, 3.0, 2.0], 50.0), 2.5);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 50.0), 2.0);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.0), 1.0);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 100.0), 4.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
 
     /// A contender whose `n`th sample takes `n` ns per unit.
     fn counting(name: &str) -> Contender<'static> {

@@ -104,3 +104,18 @@ pub fn multi_thread() -> tokio::runtime::Runtime {
         .build()
         .expect("a multi-thread runtime")
 }
+
+/// Checks a contender's sum against the data's, then hides it from the
+/// optimiser: a contender that lost or repeated children would otherwise
+/// just look faster.
+///
+/// # Panics
+///
+/// If `sum` is not `expected`, naming the contender.
+pub fn check_sum(contender: &str, sum: u64, expected: u64) {
+    assert_eq!(
+        sum, expected,
+        "{contender} returned a wrong sum: it lost or repeated children"
+    );
+    std::hint::black_box(sum);
+}

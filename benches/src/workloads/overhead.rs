@@ -2,14 +2,13 @@
 //! children that only wait on I/O-like readiness, so each poll is short and
 //! there is nothing to fan out.
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 
 use crate::measure::{Config, Contender, by_name, compare, ratio};
 use crate::report::{Goal, Report, Row};
-use crate::util::{YieldOnce, current_thread};
+use crate::util::{YieldOnce, check_sum, current_thread};
 
 const CHILDREN: usize = 1_000;
 const WAITS: usize = 3;
@@ -35,6 +34,7 @@ async fn io_children<'env>(s: taskscope::Scope<'env>, data: &'env [u64]) -> u64 
 }
 
 fn scope(rt: &Runtime, data: &[u64], parallel: bool, iters: u64) -> Duration {
+    let expected: u64 = data.iter().sum();
     rt.block_on(async {
         let start = Instant::now();
         for _ in 0..iters {
@@ -43,7 +43,7 @@ fn scope(rt: &Runtime, data: &[u64], parallel: bool, iters: u64) -> Duration {
             } else {
                 taskscope::scope(|s| io_children(s, data)).await
             };
-            black_box(sum);
+            check_sum(if parallel { "par_scope" } else { "scope" }, sum, expected);
         }
         start.elapsed()
     })

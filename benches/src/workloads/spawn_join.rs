@@ -10,7 +10,6 @@
 //! instead of a borrow.
 
 use std::future::{Future, poll_fn};
-use std::hint::black_box;
 use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use tokio::runtime::Runtime;
 use crate::alloc::count_allocs;
 use crate::measure::{Config, Contender, Measured, by_name, compare, ratio};
 use crate::report::{Goal, Report, Row};
-use crate::util::{YieldOnce, current_thread, multi_thread};
+use crate::util::{YieldOnce, check_sum, current_thread, multi_thread};
 
 const FLOOR: &str = "floor: a Vec of boxed futures, polled in turn";
 const SCOPE: &str = "taskscope scope";
@@ -208,6 +207,7 @@ type BoxedChild<'a> = Pin<Box<dyn Future<Output = u64> + Send + 'a>>;
 /// wakers of its own, no ready queue and no join handles.
 fn floor(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let mut children: Vec<BoxedChild<'_>> = data
@@ -230,7 +230,7 @@ fn floor(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
                 }
             })
             .await;
-            black_box(sum);
+            check_sum("floor", sum, expected);
         }
         start.elapsed()
     })
@@ -238,6 +238,7 @@ fn floor(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
 
 fn taskscope_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let sum = taskscope::scope(|s| async move {
@@ -249,7 +250,7 @@ fn taskscope_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration 
                 sum
             })
             .await;
-            black_box(sum);
+            check_sum("taskscope_scope", sum, expected);
         }
         start.elapsed()
     })
@@ -257,6 +258,7 @@ fn taskscope_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration 
 
 fn taskscope_local_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let sum = taskscope::local_scope(|s| async move {
@@ -268,7 +270,7 @@ fn taskscope_local_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Dur
                 sum
             })
             .await;
-            black_box(sum);
+            check_sum("taskscope_local_scope", sum, expected);
         }
         start.elapsed()
     })
@@ -276,6 +278,7 @@ fn taskscope_local_scope(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Dur
 
 fn futures_unordered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let mut set = futures::stream::FuturesUnordered::new();
@@ -286,7 +289,7 @@ fn futures_unordered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duratio
             while let Some(v) = set.next().await {
                 sum += v;
             }
-            black_box(sum);
+            check_sum("futures_unordered", sum, expected);
         }
         start.elapsed()
     })
@@ -294,6 +297,7 @@ fn futures_unordered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duratio
 
 fn futures_buffered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let mut set = futures_buffered::FuturesUnordered::new();
@@ -304,7 +308,7 @@ fn futures_buffered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration
             while let Some(v) = set.next().await {
                 sum += v;
             }
-            black_box(sum);
+            check_sum("futures_buffered", sum, expected);
         }
         start.elapsed()
     })
@@ -312,6 +316,7 @@ fn futures_buffered(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration
 
 fn future_group(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let mut group = futures_concurrency::future::FutureGroup::new();
@@ -323,7 +328,7 @@ fn future_group(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
             while let Some(v) = group.next().await {
                 sum += v;
             }
-            black_box(sum);
+            check_sum("future_group", sum, expected);
         }
         start.elapsed()
     })
@@ -331,6 +336,7 @@ fn future_group(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
 
 fn tokio_spawn(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let handles: Vec<_> = data
@@ -341,7 +347,7 @@ fn tokio_spawn(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
             for handle in handles {
                 sum += handle.await.expect("the task does not panic");
             }
-            black_box(sum);
+            check_sum("tokio_spawn", sum, expected);
         }
         start.elapsed()
     })
@@ -349,6 +355,7 @@ fn tokio_spawn(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
 
 fn join_set(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let mut set = tokio::task::JoinSet::new();
@@ -359,7 +366,7 @@ fn join_set(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
             while let Some(v) = set.join_next().await {
                 sum += v.expect("the task does not panic");
             }
-            black_box(sum);
+            check_sum("join_set", sum, expected);
         }
         start.elapsed()
     })
@@ -367,6 +374,7 @@ fn join_set(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
 
 fn moro(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     rt.block_on(async {
+        let expected: u64 = data.iter().sum();
         let start = Instant::now();
         for _ in 0..iters {
             let sum = moro_local::async_scope!(|scope| {
@@ -378,7 +386,7 @@ fn moro(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
                 sum
             })
             .await;
-            black_box(sum);
+            check_sum("moro", sum, expected);
         }
         start.elapsed()
     })
@@ -389,6 +397,7 @@ fn moro(rt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
 /// that is its design (its async entry is `unsafe`), so it is measured so.
 fn async_scoped(rt_mt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration {
     let _context = rt_mt.enter();
+    let expected: u64 = data.iter().sum();
     let start = Instant::now();
     for _ in 0..iters {
         let ((), outputs) = async_scoped::TokioScope::scope_and_block(|s| {
@@ -396,12 +405,8 @@ fn async_scoped(rt_mt: &Runtime, data: &[u64], y: bool, iters: u64) -> Duration 
                 s.spawn(child(x, y));
             }
         });
-        black_box(
-            outputs
-                .into_iter()
-                .map(|r| r.expect("no panic"))
-                .sum::<u64>(),
-        );
+        let sum = outputs.into_iter().map(|r| r.expect("no panic")).sum();
+        check_sum("async_scoped", sum, expected);
     }
     start.elapsed()
 }
