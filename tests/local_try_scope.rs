@@ -164,3 +164,20 @@ fn the_builder_hangs_a_local_try_scope_under_a_given_token() {
     ));
     assert_eq!(result, Ok(true), "the parent's cancel reached the child");
 }
+
+#[test]
+fn a_local_try_scope_handle_drives_the_stream_adapters() {
+    use futures::StreamExt as _;
+    use taskscope::ScopedStreamExt as _;
+    let shared = std::rc::Rc::new(10);
+    let shared_ref = &shared;
+    let outputs: Result<Vec<i32>, ()> = common::run(local_try_scope(|s| async move {
+        // Items that are not `Send`: only a local scope can run them.
+        let items = futures::stream::iter(1..=3).map(|n| {
+            let shared = shared_ref.clone();
+            async move { n * *shared }
+        });
+        Ok(items.buffered_in(2, &s).collect().await)
+    }));
+    assert_eq!(outputs, Ok(vec![10, 20, 30]));
+}

@@ -330,3 +330,65 @@ fn a_child_awaiting_its_own_handle_in_a_parallel_scope_panics() {
         }));
     });
 }
+
+#[test]
+fn a_scope_made_in_a_child_but_polled_as_its_sibling_may_await_that_child() {
+    use futures::channel::oneshot;
+    assert!(common::returns(|| {
+        let joined = block_on(scope(|s| async move {
+            let (handle_tx, handle_rx) = oneshot::channel::<JoinHandle<u32>>();
+            let (result_tx, result_rx) = oneshot::channel::<u32>();
+            let sibling_spawner = s.clone();
+            let child = s.spawn(async move {
+                let (registered_tx, registered_rx) = oneshot::channel::<()>();
+                // Made here, but spawned as a sibling: this child neither
+                // polls it nor waits for it, so the sibling may await it.
+                let made_here = scope(move |_| async move {
+                    let mut handle = handle_rx.await.expect("sent");
+                    let first =
+                        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut handle).poll(cx)))
+                            .await;
+                    assert!(first.is_pending(), "the child is still running");
+                    registered_tx.send(()).expect("the child waits for it");
+                    result_tx.send(handle.await).expect("the body waits for it");
+                });
+                drop(sibling_spawner.spawn(made_here));
+                registered_rx.await.expect("the sibling awaits this child");
+                5
+            });
+            handle_tx.send(child).expect("the sibling waits for it");
+            result_rx.await.expect("the sibling joined the child")
+        }));
+        assert_eq!(joined, 5);
+    }));
+}
+
+/// A future whose destructor panics.
+struct PanicsWhenDropped;
+
+impl Future for PanicsWhenDropped {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+}
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("the refused future's drop panicked");
+    }
+}
+
+#[test]
+fn a_refused_spawn_says_why_even_when_the_refused_futures_drop_panics() {
+    let escaped = block_on(scope(|s| async move { s }));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        drop(escaped.spawn(PanicsWhenDropped));
+    }));
+    let message = panic_message(&*outcome.unwrap_err());
+    assert!(
+        message.contains("spawn on a scope that has already finished"),
+        "{message}"
+    );
+}

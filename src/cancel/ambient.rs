@@ -208,21 +208,21 @@ pub(crate) fn current_task() -> Option<TaskRef> {
 }
 
 /// Whether the task being polled on this thread is `task`, or a task of a
-/// scope nested (at any depth) inside it: one that `task` cannot finish
+/// scope polled (at any depth) inside it: one that `task` cannot finish
 /// before.
+///
+/// The walk follows the task polling each scope now, not the one that
+/// created it: a scope future made inside `task` but polled elsewhere (a
+/// sibling) does not wait for `task`'s end.
 pub(crate) fn runs_inside(task: &TaskRef) -> bool {
-    CURRENT.with(|current| {
-        let current = current.borrow();
-        let mut next = current.task.as_ref();
-        while let Some(running) = next {
-            if TaskRef::ptr_eq(running, task) {
-                return true;
-            }
-            // Each scope holds the task it was created in (`ScopeInfo`).
-            next = running.shared().info().parent();
+    let mut next = current_task();
+    while let Some(running) = next {
+        if TaskRef::ptr_eq(&running, task) {
+            return true;
         }
-        false
-    })
+        next = running.shared().poller();
+    }
+    false
 }
 
 /// The token of the task being polled on this thread.

@@ -287,6 +287,12 @@ scope_deadlines!(
     crate::TryScopeFuture<'env, Fut, R, E>,
     [Fut: Future<Output = Result<R, E>>, E: fmt::Debug]
 );
+scope_deadlines!(
+    "scope",
+    ['env, Fut, R, E],
+    crate::LocalTryScopeFuture<'env, Fut, R, E>,
+    [Fut: Future<Output = Result<R, E>>, E: fmt::Debug]
+);
 
 #[cfg(all(test, not(loom)))]
 mod tests {
@@ -333,6 +339,49 @@ mod tests {
             Poll::Pending => panic!("the second deadline did not reach the scope"),
         }
         assert!(scope_token.is_cancelled());
+    }
+
+    /// Polls `fut`, whose body waits for its cancellation, with an already
+    /// passed deadline chained on; the reason its body saw.
+    fn reason_seen_under_a_passed_deadline<F>(fut: F) -> Option<CancelReason>
+    where
+        F: Future<Output = Result<CancelReason, ()>>,
+    {
+        let mut fut = Box::pin(fut);
+        let waker = CountingWaker::new();
+        (0..4).find_map(|_| match fut.as_mut().poll(&mut waker.context()) {
+            Poll::Ready(seen) => seen.ok(),
+            Poll::Pending => None,
+        })
+    }
+
+    /// With `CancelExt` imported (its `cancel_when` would make a token the
+    /// scope never reads), each scope future's own method must win.
+    #[test]
+    fn every_scope_future_takes_a_chained_deadline_on_its_own_token() {
+        #[allow(unused_imports)]
+        use crate::CancelExt as _;
+        let body = || async { Ok(crate::cancelled().await.reason().clone()) };
+        let passed = || std::future::ready(());
+        let seen = [
+            reason_seen_under_a_passed_deadline(crate::scope(|_| body()).cancel_when(passed())),
+            reason_seen_under_a_passed_deadline(
+                crate::local_scope(|_| body()).cancel_when(passed()),
+            ),
+            reason_seen_under_a_passed_deadline(crate::try_scope(|_| body()).cancel_when(passed())),
+            reason_seen_under_a_passed_deadline(
+                crate::local_try_scope(|_| body()).cancel_when(passed()),
+            ),
+        ];
+        for (flavour, seen) in ["scope", "local_scope", "try_scope", "local_try_scope"]
+            .iter()
+            .zip(seen)
+        {
+            assert!(
+                matches!(seen, Some(CancelReason::Deadline)),
+                "{flavour}: the body saw {seen:?}"
+            );
+        }
     }
 
     #[test]

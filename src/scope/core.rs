@@ -143,7 +143,11 @@ impl<T: ?Sized> Core<T> {
         let mut state = self.state.lock();
         if let Some(gone) = state.ended {
             drop(state);
-            drop((task, join, header, for_waker, registered));
+            // The refusal's message is what the caller needs: a panic of
+            // the refused future's destructor would hide it, so it is
+            // dropped (the future never ran).
+            let refused = (task, join, header, for_waker, registered);
+            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(refused)));
             self.refuse_spawn(gone);
         }
         let index = state.tasks.vacant_key();

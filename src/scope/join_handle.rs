@@ -149,8 +149,10 @@ impl<T> JoinSlot<T> {
 /// - panics if the child panicked and the scope already re-raised that panic
 ///   because the handle was not awaited before the scope finished;
 /// - panics if polled again after it returned its output;
-/// - panics if the child itself awaits it, directly or from a scope nested
-///   inside the child: it cannot finish while it waits for itself.
+/// - panics if the child itself awaits it, directly or from a scope that
+///   the child polls (at any depth): it cannot finish while it waits for
+///   itself. A scope future made inside the child but polled elsewhere (spawned
+///   as the child's sibling, say) may await it.
 ///
 /// # Deadlocks
 ///
@@ -227,7 +229,7 @@ impl<T> Future for JoinHandle<T> {
                 assert!(
                     !ambient::runs_inside(self.join.task()),
                     "taskscope: a child awaited its own JoinHandle (directly, or from a scope \
-                     nested inside it); it cannot finish while it waits for itself, so this \
+                     it polls); it cannot finish while it waits for itself, so this \
                      would never complete: await the handle from the scope's body or a \
                      sibling instead"
                 );

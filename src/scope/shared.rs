@@ -29,6 +29,7 @@ use std::task::Waker;
 
 use super::cell::TaskRef;
 use super::task::{BODY, PanicBox};
+use crate::cancel::ambient;
 use crate::cancel::{CancelToken, OnCancel};
 use crate::introspect::ScopeInfo;
 use crate::sync::{Mutex, Padded, WakerArc, WakerWeak, mutant};
@@ -69,6 +70,12 @@ struct Ready {
     /// (removing it would cost a lock per child) or the scope retires.
     tasks: Vec<Option<TaskRef>>,
     body: Option<TaskRef>,
+    /// The task that was being polled when the scope's latest poll began:
+    /// the one polling it now, while any of its tasks runs. Not the task
+    /// that created it (`ScopeInfo::parent`, for snapshots): a scope future
+    /// made in one child may be spawned as its sibling, and only the task
+    /// that polls a scope waits for its children.
+    poller: Option<TaskRef>,
 }
 
 impl ScopeShared {
@@ -171,13 +178,18 @@ impl ScopeShared {
         // The executor's waker goes too: a child's waker kept after the
         // scope (in a static, a channel) keeps this part alive, and must
         // not keep the executor's task with it.
-        let (tasks, body, waker) = {
+        let (tasks, body, waker, poller) = {
             let mut ready = self.ready.lock();
             let tasks = std::mem::take(&mut ready.tasks);
-            (tasks, ready.body.take(), ready.waker.take())
+            (
+                tasks,
+                ready.body.take(),
+                ready.waker.take(),
+                ready.poller.take(),
+            )
         };
         // Outside the lock, as in `spawned`.
-        drop((tasks, body, waker));
+        drop((tasks, body, waker, poller));
     }
 
     pub(crate) fn token(&self) -> &CancelToken {
@@ -203,20 +215,28 @@ impl ScopeShared {
     /// Storing it after `notified` is set loses nothing: until the poll ends
     /// (`try_end_poll`), pushes need no wake.
     pub(crate) fn begin_poll(&self, waker: &Waker) {
-        {
+        let poller = ambient::current_task();
+        let (old_poller, same_waker) = {
             let mut ready = self.ready.lock();
             ready.notified = true;
-            if ready
-                .waker
-                .as_ref()
-                .is_some_and(|current| current.will_wake(waker))
-            {
-                return;
-            }
+            let old_poller = std::mem::replace(&mut ready.poller, poller);
+            let same = (ready.waker.as_ref()).is_some_and(|current| current.will_wake(waker));
+            (old_poller, same)
+        };
+        // Outside the lock: it may be the last reference to a task's cell.
+        drop(old_poller);
+        if same_waker {
+            return;
         }
         let new = waker.clone();
         let old = self.ready.lock().waker.replace(new);
         drop(old);
+    }
+
+    /// The task polling this scope now (see `Ready::poller`), while one of
+    /// its tasks runs.
+    pub(crate) fn poller(&self) -> Option<TaskRef> {
+        self.ready.lock().poller.clone()
     }
 
     /// Moves up to `limit` ready indices into `batch`: the body's first, if

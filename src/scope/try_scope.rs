@@ -164,6 +164,13 @@ impl<'env, E: fmt::Debug> TryScope<'env, E> {
     /// Clean-up runs after the body and every child finished, so its `Err`
     /// becomes the scope's error only if the scope had none; otherwise it is
     /// dropped and counted in [`suppressed_errors`](Self::suppressed_errors).
+    /// A deferred future cut off by the scope's clean-up timeout
+    /// ([`Builder::cleanup_timeout_when`](crate::Builder::cleanup_timeout_when))
+    /// makes no error unless it returns one itself when cancelled: one that
+    /// is dropped unfinished only shows in
+    /// [`cleanup_skipped_count`](crate::cleanup_skipped_count). Check
+    /// [`is_cancelled`](crate::is_cancelled) inside it, or return an error
+    /// from its cancellation path, if a cut-off flush must fail the scope.
     ///
     /// ```
     /// # futures::executor::block_on(async {

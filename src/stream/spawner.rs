@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::scope::{JoinHandle, LocalScope, Scope, TryScope};
+use crate::scope::{JoinHandle, LocalScope, LocalTryScope, Scope, TryScope};
 
 /// `pub(crate)` so that a scope handle defined elsewhere in the crate (the
 /// parallel scope's) can implement [`Spawner`] next to its own type.
@@ -13,8 +13,8 @@ pub(crate) mod sealed {
 }
 
 /// A scope handle that can spawn a child running `F`: implemented by
-/// [`Scope`] and [`TryScope`] (for `Send` futures) and [`LocalScope`] (for
-/// any future).
+/// [`Scope`] and [`TryScope`] (for `Send` futures) and [`LocalScope`] and
+/// [`LocalTryScope`] (for any future).
 ///
 /// It is what lets [`ScopedStreamExt`](crate::ScopedStreamExt)'s adapters
 /// work in every kind of scope; you never call it yourself, you pass
@@ -57,6 +57,20 @@ impl<'env, F, E> Spawner<F> for TryScope<'env, E>
 where
     F: Future + Send + 'env,
     F::Output: Send + 'env,
+{
+    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
+        (**self).spawn(future)
+    }
+}
+
+impl<E> sealed::Sealed for LocalTryScope<'_, E> {}
+
+/// As for [`TryScope`]: items are plain children, an item's error is its
+/// output.
+impl<'env, F, E> Spawner<F> for LocalTryScope<'env, E>
+where
+    F: Future + 'env,
+    F::Output: 'env,
 {
     fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
         (**self).spawn(future)
