@@ -57,7 +57,7 @@ impl<'a> Stream for Items<'a> {
 /// with the scope's polls. The consumer (the body) gets 0, 1, 2 in order,
 /// and the source is never pulled with 2 items in flight.
 ///
-/// Last run: 1478 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 1520 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `buffered_in_window_off_by_one` (window assertion) and
 /// `schedule_never_wakes` (deadlock).
 #[test]
@@ -123,7 +123,7 @@ impl Stream for Ready {
 /// thread, and their completions wake the consumer's thread through the
 /// per-item wakers. Every output arrives and both sides finish.
 ///
-/// Last run: 2074 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 2080 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `unordered_registers_consumer_last`.
 #[test]
 fn buffer_unordered_in_consumed_on_another_thread_gets_every_output() {

@@ -23,7 +23,7 @@ use taskscope_loom_tests::{Flag, check};
 /// thread at any point. When the scope future completes, the child has
 /// finished.
 ///
-/// Last run: 51 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 56 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `finish_ignores_children`.
 #[test]
 fn scope_never_completes_with_a_child_still_running() {
@@ -56,7 +56,7 @@ fn scope_never_completes_with_a_child_still_running() {
 /// Property: a `JoinHandle` awaited by the body gets the child's value,
 /// while the child is woken from another thread.
 ///
-/// Last run: 51 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 56 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `schedule_never_wakes`.
 #[test]
 fn join_handle_awaited_in_the_body_gets_the_value() {
@@ -87,7 +87,7 @@ fn join_handle_awaited_in_the_body_gets_the_value() {
 /// awaited on another thread races with the child's completion on the
 /// scope's thread: the waiter either finds the value or is woken to take it.
 ///
-/// Last run: 19 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 11 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `join_stores_waker_after_unlock`.
 #[test]
 fn join_handle_awaited_on_another_thread_gets_the_value() {
@@ -134,7 +134,7 @@ impl Future for WakesItselfLate {
 /// its slot is reused by the next child, which the stray wake may then
 /// poll spuriously (allowed: that child is still running).
 ///
-/// Last run: 14311 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 14239 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Mutant `completed_child_stays`: a finished child keeps its future and
 /// stays in the slab once, scheduled again; the model fails (the child, or
 /// the second child's `async` block, is polled after it completed). It

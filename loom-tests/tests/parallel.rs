@@ -129,7 +129,7 @@ fn one_woken_child_and_one_ready(run_scope: impl FnOnce(Probed, Probed)) {
 /// the wakes are picked up by the participants from the ready queue or by
 /// the driver's next batch (fanned out again, or polled inline).
 ///
-/// Last run: 1301627 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 1301651 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `claim_reclaims_position` (two participants claim the
 /// same position of the batch: the child is polled again without a wake)
 /// and `put_back_ignores_rewake` (a wake picked up while its child was
@@ -168,7 +168,7 @@ fn every_child_of_a_fanned_out_batch_is_polled_once_per_wake() {
 /// queue while `c0` may still be in its poll. The scope completes (loom
 /// reports a deadlock otherwise), after both children.
 ///
-/// Last run: 56550 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 56728 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `put_back_ignores_rewake` (the wake is lost: loom
 /// reports a deadlock) and with `finish_ignores_children` (the scope
 /// completes while `c0` is still running).
@@ -194,7 +194,7 @@ fn child_woken_while_another_participant_polls_it_is_polled_again() {
 /// to the ready queue race with each other, with the participants taking
 /// children from it and with the hand-backs of children polled elsewhere.
 ///
-/// Last run: 137049 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 137145 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `claim_reclaims_position` and `put_back_ignores_rewake`.
 #[test]
 fn children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more() {
@@ -227,7 +227,7 @@ fn children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more() 
 /// looks: its patience). The body spawns `c0`, which waits on a flag that
 /// a third thread sets at any point, and `c1`, ready at once.
 ///
-/// Last run: 203540 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 203890 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `put_back_ignores_rewake` (a wake of `c0` picked up
 /// while it was being polled is lost: loom reports a deadlock) and
 /// `finish_ignores_children`.

@@ -68,7 +68,7 @@ async fn branch(id: usize, flag: &Flag, done: &AtomicUsize) -> usize {
 /// threads in any order, racing with the combinator's poll; the first to
 /// finish wins and the race returns once both finished.
 ///
-/// Last run: 1876 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 1657 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `branch_clears_queued_after_poll` (deadlock) and
 /// `race_returns_before_losers`.
 #[test]

@@ -21,7 +21,7 @@ use taskscope_loom_tests::{Flag, check};
 /// child to the end. The body does not await the child, so only the child's
 /// waker and the ready queue can bring the scope back.
 ///
-/// Last run: 51 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 56 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `schedule_never_wakes` and `clear_queued_after_poll`.
 #[test]
 fn child_woken_from_another_thread_is_polled_again() {
@@ -49,7 +49,7 @@ fn child_woken_from_another_thread_is_polled_again() {
 /// each other and with the scope's poll (the ready queue gets two pushes,
 /// possibly while the scope drains it). The scope completes with both done.
 ///
-/// Last run: 869 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 909 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutants `schedule_never_wakes` and `clear_queued_after_poll`.
 #[test]
 fn body_and_child_woken_from_two_threads_are_both_polled_again() {

@@ -209,7 +209,7 @@ fn handles_dropped_on_two_threads_during_cancel_unlink_once() {
 /// the child's `cancelled()` completes either way, else loom reports a
 /// deadlock.
 ///
-/// Last run: 340 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 347 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `lazy_cancel_flags_after_unlock`.
 #[test]
 fn task_cancelled_while_it_makes_its_token_sees_the_cancel() {
@@ -264,7 +264,7 @@ fn last_handles_of_child_and_grandchild_dropped_together_leak_nothing() {
 /// demand) and waits on it: the child's `cancelled()` completes and the
 /// scope finishes, else loom reports a deadlock.
 ///
-/// Last run: 722 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 739 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `child_skips_flag_check`.
 #[test]
 fn scope_cancelled_from_another_thread_reaches_a_child_making_its_token() {
@@ -328,7 +328,7 @@ fn last_handles_of_a_cancelled_chain_dropped_together_free_every_node() {
 /// and `check` read both without `making`, so a child that saw
 /// `Parent(Deadline)` in between later reported `Requested`.
 ///
-/// Last run: 11710 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Last run: 11922 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `check_skips_first_sight` (the code before that fix).
 #[test]
 fn a_reason_a_child_saw_stays_when_its_cancel_races_the_scopes() {
