@@ -20,6 +20,25 @@
 //! # });
 //! ```
 //!
+//! # Borrowing from the caller
+//!
+//! The body is an `async move` block: it takes in what it names. Name a
+//! reference to the caller's data (`let data = &data;` above), not the data
+//! itself: moved into the body, the data lives only as long as the body,
+//! and children may only borrow what outlives the scope. rustc then says
+//! the data "does not live long enough":
+//!
+//! ```compile_fail,E0597
+//! # futures::executor::block_on(async {
+//! let data = vec![1_u64, 2, 3, 4];
+//! let total = taskscope::scope(|s| async move {
+//!     let data = data; // moved into the body: the children cannot borrow it
+//!     s.spawn(async { data.iter().sum::<u64>() }).await
+//! })
+//! .await;
+//! # });
+//! ```
+//!
 //! See design/overview.md in the repository for the model: scopes form a
 //! tree, each scope's future polls its body and its woken children, and
 //! every scope owns a [`CancelToken`] that is a child of the token current

@@ -53,6 +53,24 @@ pub trait CancelExt: Future + Sized {
     /// Cancels `self` voluntarily when `deadline` completes: see
     /// [`cancel_when`](crate::cancel_when).
     ///
+    /// Voluntary means that `self` must look at its token: a future that
+    /// never does (a plain timer, a client request) runs on to its end. To
+    /// cut such a future off at the deadline, drop it when the token fires,
+    /// if it is cancel-safe:
+    ///
+    /// ```
+    /// use taskscope::CancelExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let request = std::future::pending::<u32>(); // never looks at a token
+    /// let outcome = request
+    ///     .until_cancelled_ambient()
+    ///     .cancel_when(std::future::ready(())) // a deadline already passed
+    ///     .await;
+    /// assert!(outcome.is_err());
+    /// # });
+    /// ```
+    ///
     /// # Cancel safety
     ///
     /// As cancel-safe as `self`.

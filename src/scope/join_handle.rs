@@ -176,7 +176,11 @@ impl<T> JoinHandle<T> {
     ///
     /// Voluntary: the child notices it through
     /// [`checkpoint`](crate::checkpoint) or
-    /// [`current_token`](crate::current_token) and is still joined.
+    /// [`current_token`](crate::current_token) and is still joined. A child
+    /// that never looks (a plain timer, a client request) can be spawned as
+    /// `s.spawn(fut.until_cancelled_ambient())`
+    /// ([`CancelExt`](crate::CancelExt)): it is then dropped at the cancel
+    /// and its handle yields `Err(Cancelled)`.
     ///
     /// # Panics
     ///

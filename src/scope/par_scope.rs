@@ -95,7 +95,9 @@ use super::try_scope_future::TryScopeFuture;
 /// `.await`): when the pool is busy both may end up on one thread. Code
 /// that needs a runtime's context (a tokio timer created inside a child,
 /// say) may not find it on a pool thread: create such resources before
-/// spawning the child, or use runtime-independent futures.
+/// spawning the child, or use runtime-independent futures. Whether a child
+/// is polled on a pool thread depends on the load (a batch fans out only
+/// when it pays), so such code can pass its tests and panic in production.
 ///
 /// A child may be polled by a pool thread that the thread polling the scope
 /// waits for. If that child calls rayon's blocking APIs (`rayon::join`,

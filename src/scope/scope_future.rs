@@ -34,7 +34,12 @@ use super::handle::{Scope, SendTask};
 /// ```
 ///
 /// The scope future polls the body and every woken child itself, so a child
-/// never stalls because the body is busy awaiting something else. It is
+/// never stalls because the body is busy awaiting something else. The
+/// reverse holds as in any async code: a child that blocks its thread
+/// (`std::thread::sleep`, a long computation, blocking I/O) holds the whole
+/// scope's poll, body and siblings included. Put CPU-bound children in a
+/// [`par_scope`](crate::par_scope), and blocking calls in the runtime's
+/// blocking facility (`tokio::task::spawn_blocking` for `'static` work). It is
 /// `Send` when the body is (children always are), so it can be handed to
 /// `tokio::spawn`. It needs no runtime.
 ///

@@ -20,7 +20,14 @@ use crate::sync::Arc;
 /// `token` and `cancel` work as usual, and adds
 /// [`spawn_try`](TryScope::spawn_try) and
 /// [`spawn_try_named`](TryScope::spawn_try_named) for children returning
-/// `Result<T, E>`.
+/// `Result<T, E>`. Only those children's errors fail the scope: a child
+/// started with plain `spawn` returns its `Err` as its output, which is lost
+/// if its handle is dropped; so are the items of a stream adapter
+/// ([`buffered_in`](crate::ScopedStreamExt::buffered_in) with `&s`).
+///
+/// A child's handle from `spawn_try` yields `Err(Cancelled)` when the child
+/// failed (the scope returns the child's own error), so `handle.await?` in
+/// the body needs `E: From<Cancelled>`, or a `map_err` as below.
 ///
 /// ```
 /// # futures::executor::block_on(async {

@@ -29,9 +29,10 @@ pub use spawner::Spawner;
 /// Adapters that run a stream's items as children of a scope.
 ///
 /// Each takes a window `n` and a scope handle (`&Scope`, `&LocalScope`,
-/// `&TryScope`): every item runs as a child of that scope with a token of
-/// its own, and at most `n` items are pulled from the source and not yet
-/// done with. Bringing the trait into scope adds the methods to every
+/// `&TryScope`, `&LocalTryScope`): every item runs as a child of that scope
+/// with a token of its own, and at most `n` items are pulled from the
+/// source and not yet done with. In a `try_scope` an item's `Err` is its
+/// output, for the consumer to handle: it does not fail the scope. Bringing the trait into scope adds the methods to every
 /// [`Stream`].
 ///
 /// One poll pulls at most [`POLL_BUDGET`](crate::POLL_BUDGET) items from
@@ -81,6 +82,13 @@ pub trait ScopedStreamExt: Stream {
     /// unfinished items and leaves them to the scope, which joins them; the
     /// outputs of items that had finished but were not yielded are dropped
     /// with it. [`BufferedIn::cancel`] then draining keeps them.
+    ///
+    /// Racing `next()` is not the same as dropping it: [`race`](crate::race())
+    /// *cancels* its losers and waits for them, and the stream reads a
+    /// cancelled `next()` as a cancelled consumer, so every item in flight
+    /// is cancelled, and the output that `next()` then returns is dropped
+    /// with the loser. Around `next()`, use [`select`](crate::select()) (it
+    /// drops the loser, which `next()` survives) or `futures::select!`.
     ///
     /// # Panics
     ///
