@@ -346,3 +346,48 @@ fn a_child_runs_on_another_thread_while_the_body_that_spawned_it_is_still_in_its
         }));
     });
 }
+
+/// A `par_scope` under a current-thread tokio runtime (paused clock) whose
+/// two children make a tokio timer while both are in their polls, so one
+/// of them on a thread the runtime does not own. The number of timers that
+/// fired.
+#[cfg(feature = "tokio")]
+fn tokio_timers_made_by_two_children_at_once() -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    let arrived = AtomicUsize::new(0);
+    let fired = AtomicUsize::new(0);
+    let (arrived, fired_ref) = (&arrived, &fired);
+    runtime.block_on(par_scope(|s| async move {
+        // Heavy first child: the rest of the batch is worth a fan-out.
+        s.spawn(async { spin_for(Duration::from_millis(3)) });
+        for _ in 0..2 {
+            s.spawn(async move {
+                arrived.fetch_add(1, Ordering::SeqCst);
+                spin_until_count(arrived, 2, "the other child never ran meanwhile");
+                // Made here, on whichever thread polls this child.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                fired_ref.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    }));
+    fired.into_inner()
+}
+
+#[test]
+#[cfg(feature = "tokio")]
+fn children_on_pool_threads_find_the_tokio_runtime_of_a_scope_polled_inside_the_pool() {
+    assert_eq!(
+        in_a_pool_of_two(tokio_timers_made_by_two_children_at_once),
+        2
+    );
+}
+
+#[test]
+#[cfg(feature = "tokio")]
+fn children_on_pool_threads_find_the_tokio_runtime_of_a_scope_polled_outside_the_pool() {
+    assert_eq!(tokio_timers_made_by_two_children_at_once(), 2);
+}

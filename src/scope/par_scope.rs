@@ -92,12 +92,17 @@ use super::try_scope_future::TryScopeFuture;
 /// helpers that already started, so nesting does not deadlock. Like any rayon work, a child
 /// must not *block* its thread on something that only another child of the
 /// same pool would release (a `std::sync::Barrier`, a lock held across an
-/// `.await`): when the pool is busy both may end up on one thread. Code
-/// that needs a runtime's context (a tokio timer created inside a child,
-/// say) may not find it on a pool thread: create such resources before
-/// spawning the child, or use runtime-independent futures. Whether a child
-/// is polled on a pool thread depends on the load (a batch fans out only
-/// when it pays), so such code can pass its tests and panic in production.
+/// `.await`): when the pool is busy both may end up on one thread.
+///
+/// A child may need its runtime's context where it is polled (a tokio timer
+/// or socket made inside it). With the `tokio` feature, every thread taking
+/// part in a fan-out enters the tokio runtime the scope is polled in, so a
+/// child finds on a pool thread what it would find inline. Other runtimes'
+/// contexts are not carried over: create such resources before spawning the
+/// child, or use runtime-independent futures. Whether a child is polled on a
+/// pool thread depends on the load (a batch fans out only when it pays), so
+/// code that misses a context there can pass its tests and panic in
+/// production.
 ///
 /// A child may be polled by a pool thread that the thread polling the scope
 /// waits for. If that child calls rayon's blocking APIs (`rayon::join`,

@@ -275,6 +275,11 @@ struct FanOut<'a, 'env> {
     spawns_before: u64,
     /// Total nanoseconds and count of the polls made, for the estimate.
     timing: Mutex<(u64, u64)>,
+    /// The tokio runtime whose context the calling thread is in, if any:
+    /// entered by every participant, so that a child that makes a timer or
+    /// a socket on a pool thread finds the runtime it would find inline.
+    #[cfg(feature = "tokio")]
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<'a, 'env> FanOut<'a, 'env> {
@@ -305,6 +310,8 @@ impl<'a, 'env> FanOut<'a, 'env> {
             body_running: AtomicBool::new(body),
             spawns_before: core.spawns(),
             timing: Mutex::new((0, 0)),
+            #[cfg(feature = "tokio")]
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -325,6 +332,8 @@ impl<'a, 'env> FanOut<'a, 'env> {
     /// the body's poll (if this fan-out makes one) has returned, or the
     /// participant's [`Patience`] with that poll ran out.
     fn work(&self) {
+        #[cfg(feature = "tokio")]
+        let _runtime = self.runtime.as_ref().map(tokio::runtime::Handle::enter);
         let (mut nanos, mut polls) = (0, 0);
         let mut patience = Patience::new(self.spawns_before);
         loop {
