@@ -8,10 +8,9 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::refill::{self, PULL_BUDGET, refill, room};
+use super::refill::{PULL_BUDGET, Pull};
 use super::spawner::Spawner;
 use super::window::{ConsumerWatch, Unordered, check_window};
-use crate::sync::{AtomicBool, Ordering};
 
 pin_project! {
     /// The stream returned by
@@ -41,12 +40,9 @@ pin_project! {
         St::Item: Future,
     {
         #[pin]
-        source: St,
+        pull: Pull<St>,
         scope: S,
         in_flight: Unordered<<St::Item as Future>::Output>,
-        window: usize,
-        source_done: bool,
-        stopped: AtomicBool,
         consumer: ConsumerWatch,
     }
 
@@ -82,12 +78,9 @@ where
     pub(crate) fn new(source: St, window: usize, scope: &S) -> Self {
         check_window(window, "buffer_unordered_in");
         BufferUnorderedIn {
-            source,
+            pull: Pull::new(source, window),
             scope: scope.clone(),
             in_flight: Unordered::new(),
-            window,
-            source_done: false,
-            stopped: AtomicBool::new(false),
             consumer: ConsumerWatch::default(),
         }
     }
@@ -107,7 +100,7 @@ where
     ///
     /// As [`BufferedIn::cancel`](crate::BufferedIn::cancel).
     pub fn cancel(&self) {
-        self.stopped.store(true, Ordering::Release);
+        self.pull.stop();
         self.in_flight.cancel_all();
     }
 
@@ -119,7 +112,7 @@ where
 
     /// The window the stream was made with.
     pub fn window(&self) -> usize {
-        self.window
+        self.pull.window()
     }
 }
 
@@ -136,31 +129,22 @@ where
         if this.consumer.newly_cancelled(cx) {
             this.in_flight.cancel_all();
         }
-        let stopped = this.stopped.load(Ordering::Acquire);
-        let room = room(*this.window, this.in_flight.len(), stopped);
         let mut budget = PULL_BUDGET;
-        refill(
-            this.source.as_mut(),
-            this.source_done,
-            room,
-            &mut budget,
-            cx,
-            |item| {
-                let started = this.consumer.started(this.scope.spawn_child(item));
-                this.in_flight.push(started);
-            },
-        );
+        let held = this.in_flight.len();
+        this.pull.as_mut().refill(held, &mut budget, cx, |item| {
+            let started = this.consumer.started(this.scope.spawn_child(item));
+            this.in_flight.push(started);
+        });
         match this.in_flight.poll_next(cx) {
             Poll::Ready(Some(output)) => Poll::Ready(Some(output)),
-            Poll::Ready(None) if *this.source_done || stopped => Poll::Ready(None),
+            Poll::Ready(None) if this.pull.ended() => Poll::Ready(None),
             // Nothing in flight and the source is pending (it registered the waker).
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let pulling = !self.source_done && !self.stopped.load(Ordering::Acquire);
-        refill::size_hint(self.in_flight.len(), pulling, self.source.size_hint())
+        self.pull.size_hint(self.in_flight.len())
     }
 }
 
@@ -171,7 +155,7 @@ where
     S: Spawner<St::Item>,
 {
     fn is_terminated(&self) -> bool {
-        self.in_flight.is_empty() && (self.source_done || self.stopped.load(Ordering::Acquire))
+        self.in_flight.is_empty() && self.pull.ended()
     }
 }
 
@@ -182,10 +166,10 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BufferUnorderedIn")
-            .field("window", &self.window)
+            .field("window", &self.pull.window())
             .field("in_flight", &self.in_flight.len())
-            .field("source_done", &self.source_done)
-            .field("stopped", &self.stopped.load(Ordering::Acquire))
+            .field("source_done", &self.pull.source_done())
+            .field("stopped", &self.pull.is_stopped())
             .finish_non_exhaustive()
     }
 }

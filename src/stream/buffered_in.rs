@@ -10,12 +10,12 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::refill::{self, PULL_BUDGET, refill, room};
+use super::refill::{PULL_BUDGET, Pull};
 use super::spawner::Spawner;
 use super::window::{ConsumerWatch, check_window};
 use crate::cancel::each::cancel_each;
 use crate::scope::JoinHandle;
-use crate::sync::{AtomicBool, Ordering, mutant};
+use crate::sync::mutant;
 
 pin_project! {
     /// The stream returned by
@@ -48,12 +48,9 @@ pin_project! {
         St::Item: Future,
     {
         #[pin]
-        source: St,
+        pull: Pull<St>,
         scope: S,
         in_flight: VecDeque<JoinHandle<<St::Item as Future>::Output>>,
-        window: usize,
-        source_done: bool,
-        stopped: AtomicBool,
         consumer: ConsumerWatch,
     }
 
@@ -89,14 +86,11 @@ where
     pub(crate) fn new(source: St, window: usize, scope: &S) -> Self {
         check_window(window, "buffered_in");
         BufferedIn {
-            source,
+            pull: Pull::new(source, window),
             scope: scope.clone(),
             // Grown as items arrive, not reserved: a window is a bound, and
             // `usize::MAX` ("no bound") must not allocate it up front.
             in_flight: VecDeque::new(),
-            window,
-            source_done: false,
-            stopped: AtomicBool::new(false),
             consumer: ConsumerWatch::default(),
         }
     }
@@ -125,7 +119,7 @@ where
     /// the thread is already unwinding is dropped rather than raised (a
     /// second panic would abort the process).
     pub fn cancel(&self) {
-        self.stopped.store(true, Ordering::Release);
+        self.pull.stop();
         cancel_unfinished(&self.in_flight);
     }
 
@@ -137,7 +131,7 @@ where
 
     /// The window the stream was made with.
     pub fn window(&self) -> usize {
-        self.window
+        self.pull.window()
     }
 }
 
@@ -161,23 +155,15 @@ where
         if this.consumer.newly_cancelled(cx) {
             cancel_unfinished(this.in_flight);
         }
-        let stopped = this.stopped.load(Ordering::Acquire);
         // Refill the window before looking at its head, so the items behind
         // the head start as early as the bound allows.
-        let window = *this.window + usize::from(mutant("buffered_in_window_off_by_one"));
-        let room = room(window, this.in_flight.len(), stopped);
         let mut budget = PULL_BUDGET;
-        refill(
-            this.source.as_mut(),
-            this.source_done,
-            room,
-            &mut budget,
-            cx,
-            |item| {
-                let started = this.consumer.started(this.scope.spawn_child(item));
-                this.in_flight.push_back(started);
-            },
-        );
+        let held = (this.in_flight.len())
+            .saturating_sub(usize::from(mutant("buffered_in_window_off_by_one")));
+        this.pull.as_mut().refill(held, &mut budget, cx, |item| {
+            let started = this.consumer.started(this.scope.spawn_child(item));
+            this.in_flight.push_back(started);
+        });
         match this.in_flight.front_mut() {
             Some(head) => match panic::catch_unwind(AssertUnwindSafe(|| Pin::new(head).poll(cx))) {
                 Ok(Poll::Ready(output)) => {
@@ -193,15 +179,14 @@ where
                     panic::resume_unwind(payload);
                 }
             },
-            None if *this.source_done || stopped => Poll::Ready(None),
+            None if this.pull.ended() => Poll::Ready(None),
             // The source is pending and registered the waker.
             None => Poll::Pending,
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let pulling = !self.source_done && !self.stopped.load(Ordering::Acquire);
-        refill::size_hint(self.in_flight.len(), pulling, self.source.size_hint())
+        self.pull.size_hint(self.in_flight.len())
     }
 }
 
@@ -212,7 +197,7 @@ where
     S: Spawner<St::Item>,
 {
     fn is_terminated(&self) -> bool {
-        self.in_flight.is_empty() && (self.source_done || self.stopped.load(Ordering::Acquire))
+        self.in_flight.is_empty() && self.pull.ended()
     }
 }
 
@@ -223,10 +208,10 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BufferedIn")
-            .field("window", &self.window)
+            .field("window", &self.pull.window())
             .field("in_flight", &self.in_flight.len())
-            .field("source_done", &self.source_done)
-            .field("stopped", &self.stopped.load(Ordering::Acquire))
+            .field("source_done", &self.pull.source_done())
+            .field("stopped", &self.pull.is_stopped())
             .finish_non_exhaustive()
     }
 }

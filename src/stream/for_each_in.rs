@@ -8,10 +8,9 @@ use std::task::{Context, Poll};
 use futures_core::stream::Stream;
 use pin_project_lite::pin_project;
 
-use super::refill::{PULL_BUDGET, refill, room};
+use super::refill::{PULL_BUDGET, Pull};
 use super::spawner::Spawner;
 use super::window::{ConsumerWatch, Unordered, check_window};
-use crate::sync::{AtomicBool, Ordering};
 
 pin_project! {
     /// The future returned by
@@ -39,15 +38,12 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct ForEachIn<St, S, F> {
         #[pin]
-        source: St,
+        pull: Pull<St>,
         scope: S,
         body: F,
         running: Unordered<()>,
-        window: usize,
-        source_done: bool,
         // Set when it returned `Ready`: a later poll is a bug, reported as one.
         finished: bool,
-        stopped: AtomicBool,
         consumer: ConsumerWatch,
     }
 
@@ -69,14 +65,11 @@ where
     pub(crate) fn new(source: St, window: usize, scope: &S, body: F) -> Self {
         check_window(window, "for_each_in");
         ForEachIn {
-            source,
+            pull: Pull::new(source, window),
             scope: scope.clone(),
             body,
             running: Unordered::new(),
-            window,
-            source_done: false,
             finished: false,
-            stopped: AtomicBool::new(false),
             consumer: ConsumerWatch::default(),
         }
     }
@@ -91,7 +84,7 @@ impl<St, S, F> ForEachIn<St, S, F> {
     /// As [`BufferedIn::cancel`](crate::BufferedIn::cancel), for the
     /// running bodies.
     pub fn cancel(&self) {
-        self.stopped.store(true, Ordering::Release);
+        self.pull.stop();
         self.running.cancel_all();
     }
 
@@ -103,7 +96,7 @@ impl<St, S, F> ForEachIn<St, S, F> {
 
     /// The window the future was made with.
     pub fn window(&self) -> usize {
-        self.window
+        self.pull.window()
     }
 }
 
@@ -129,25 +122,16 @@ where
         // and the loop pulls again.
         let mut budget = PULL_BUDGET;
         loop {
-            let stopped = this.stopped.load(Ordering::Acquire);
-            let room = room(*this.window, this.running.len(), stopped);
-            refill(
-                this.source.as_mut(),
-                this.source_done,
-                room,
-                &mut budget,
-                cx,
-                |item| {
-                    let started = this
-                        .consumer
-                        .started(this.scope.spawn_child((this.body)(item)));
-                    this.running.push(started);
-                },
-            );
+            let held = this.running.len();
+            this.pull.as_mut().refill(held, &mut budget, cx, |item| {
+                let body = (this.body)(item);
+                let started = this.consumer.started(this.scope.spawn_child(body));
+                this.running.push(started);
+            });
             match this.running.poll_next(cx) {
                 // A body finished: its place in the window is free again.
                 Poll::Ready(Some(())) => {}
-                Poll::Ready(None) if *this.source_done || stopped => {
+                Poll::Ready(None) if this.pull.ended() => {
                     *this.finished = true;
                     return Poll::Ready(());
                 }
@@ -160,10 +144,10 @@ where
 impl<St, S, F> fmt::Debug for ForEachIn<St, S, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ForEachIn")
-            .field("window", &self.window)
+            .field("window", &self.pull.window())
             .field("running", &self.running.len())
-            .field("source_done", &self.source_done)
-            .field("stopped", &self.stopped.load(Ordering::Acquire))
+            .field("source_done", &self.pull.source_done())
+            .field("stopped", &self.pull.is_stopped())
             .finish_non_exhaustive()
     }
 }

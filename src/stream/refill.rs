@@ -4,6 +4,84 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::stream::Stream;
+use pin_project_lite::pin_project;
+
+use crate::sync::{AtomicBool, Ordering};
+
+pin_project! {
+    /// The source side that the three adapters share: the stream, whether
+    /// it ended, the window, and whether the adapter was stopped.
+    pub(crate) struct Pull<St> {
+        #[pin]
+        source: St,
+        source_done: bool,
+        window: usize,
+        // Atomic because `cancel` takes `&self` (the adapters stay `Sync`);
+        // nothing else is published with it.
+        stopped: AtomicBool,
+    }
+}
+
+impl<St> Pull<St> {
+    pub(crate) fn new(source: St, window: usize) -> Self {
+        Pull {
+            source,
+            source_done: false,
+            window,
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Pulls nothing more, for good (the adapters' `cancel`).
+    pub(crate) fn stop(&self) {
+        // Release/Acquire: the flag carries no data; the pair keeps its
+        // reads ordered after the store on any thread.
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn source_done(&self) -> bool {
+        self.source_done
+    }
+
+    /// Nothing more will be pulled: the source ended, or the adapter was
+    /// stopped.
+    pub(crate) fn ended(&self) -> bool {
+        self.source_done || self.is_stopped()
+    }
+
+    pub(crate) fn window(&self) -> usize {
+        self.window
+    }
+
+    /// The adapter's size hint, with `in_flight` items held.
+    pub(crate) fn size_hint(&self, in_flight: usize) -> (usize, Option<usize>)
+    where
+        St: Stream,
+    {
+        size_hint(in_flight, !self.ended(), self.source.size_hint())
+    }
+
+    /// Pulls items into the room that `held` items leave in the window,
+    /// handing each to `start`, within what is left of this poll's
+    /// `budget` (see [`refill`]).
+    pub(crate) fn refill(
+        self: Pin<&mut Self>,
+        held: usize,
+        budget: &mut usize,
+        cx: &mut Context<'_>,
+        start: impl FnMut(St::Item),
+    ) where
+        St: Stream,
+    {
+        let room = room(self.window, held, self.is_stopped());
+        let this = self.project();
+        refill(this.source, this.source_done, room, budget, cx, start);
+    }
+}
 
 /// The most items one poll of an adapter pulls from its source.
 ///
@@ -18,7 +96,7 @@ pub(crate) const PULL_BUDGET: usize = crate::POLL_BUDGET;
 
 /// The free places of a window of `window` that holds `held` items; none
 /// once the adapter was stopped.
-pub(crate) fn room(window: usize, held: usize, stopped: bool) -> usize {
+fn room(window: usize, held: usize, stopped: bool) -> usize {
     if stopped {
         0
     } else {
@@ -28,7 +106,7 @@ pub(crate) fn room(window: usize, held: usize, stopped: bool) -> usize {
 
 /// The size hint of an adapter holding `in_flight` items: those, plus what
 /// the source still hints at unless it ended or the adapter was stopped.
-pub(crate) fn size_hint(
+fn size_hint(
     in_flight: usize,
     pulling: bool,
     source: (usize, Option<usize>),
@@ -49,7 +127,7 @@ pub(crate) fn size_hint(
 /// this poll's [`PULL_BUDGET`]) is used up. In the last case, if the window
 /// still has room, it wakes the task so that the adapter is polled again
 /// and pulls on.
-pub(crate) fn refill<St: Stream + ?Sized>(
+fn refill<St: Stream + ?Sized>(
     mut source: Pin<&mut St>,
     source_done: &mut bool,
     mut room: usize,
