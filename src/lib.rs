@@ -31,11 +31,17 @@
 //! ```compile_fail,E0597
 //! # futures::executor::block_on(async {
 //! let data = vec![1_u64, 2, 3, 4];
+//! // No `let data = &data;`: the `async move` body takes `data` itself.
 //! let total = taskscope::scope(|s| async move {
-//!     let data = data; // moved into the body: the children cannot borrow it
-//!     s.spawn(async { data.iter().sum::<u64>() }).await
+//!     let handles: Vec<_> = data.chunks(2).map(|chunk| s.spawn(async move { chunk.iter().sum::<u64>() })).collect();
+//!     let mut total = 0;
+//!     for handle in handles {
+//!         total += handle.await;
+//!     }
+//!     total
 //! })
 //! .await;
+//! assert_eq!(total, 10);
 //! # });
 //! ```
 //!
