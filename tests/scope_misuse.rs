@@ -392,3 +392,39 @@ fn a_refused_spawn_says_why_even_when_the_refused_futures_drop_panics() {
         "{message}"
     );
 }
+
+#[test]
+fn a_self_join_through_a_scope_polled_by_another_executor_still_panics() {
+    use futures::channel::oneshot;
+    type Sub = Pin<Box<dyn Future<Output = ()> + Send>>;
+    assert!(common::returns(|| {
+        let (sub_tx, sub_rx) = std::sync::mpsc::channel::<Sub>();
+        let message = std::thread::scope(|threads| {
+            // Another executor, outside every task of the outer scope.
+            let runner = threads.spawn(move || {
+                let sub = sub_rx.recv().expect("the child sends its scope");
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| block_on(sub)));
+                outcome.err().map(|payload| panic_message(&*payload))
+            });
+            block_on(scope(|s| async move {
+                let (handle_tx, handle_rx) = oneshot::channel::<JoinHandle<()>>();
+                let me = s.spawn(async move {
+                    let handle = handle_rx.await.expect("sent");
+                    let (done_tx, done_rx) = oneshot::channel::<()>();
+                    // Made here and waited for here, polled elsewhere: its
+                    // child awaits this very child, which waits for it.
+                    let made_here = scope(move |inner| async move {
+                        inner.spawn(handle).await;
+                        drop(done_tx);
+                    });
+                    sub_tx.send(Box::pin(made_here)).expect("the runner waits");
+                    let _ = done_rx.await;
+                });
+                handle_tx.send(me).expect("the child waits for it");
+            }));
+            runner.join().expect("the runner returns")
+        });
+        let message = message.expect("the self-join panicked instead of hanging");
+        assert!(message.contains("awaited its own JoinHandle"), "{message}");
+    }));
+}

@@ -425,9 +425,10 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 }
 
 /// Drops, after one poll, a scope whose body waits forever beside a pending
-/// child `victim` (its handle kept alive) and a child `witness` that takes a
-/// snapshot in its destructor; returns that snapshot.
-fn snapshot_while_the_scope_future_is_dropped() -> taskscope::Snapshot {
+/// child `victim` and a child `witness` that takes a snapshot in its
+/// destructor; returns that snapshot. The victim's handle outlives the body
+/// if `handle_kept`, else it is a local of the body, dropped with it.
+fn snapshot_while_the_scope_future_is_dropped(handle_kept: bool) -> taskscope::Snapshot {
     let seen = Arc::new(std::sync::Mutex::new(None));
     let kept = Arc::new(std::sync::Mutex::new(None));
     let (seen_in_witness, kept_in_body) = (seen.clone(), kept.clone());
@@ -435,7 +436,12 @@ fn snapshot_while_the_scope_future_is_dropped() -> taskscope::Snapshot {
         let handle = s.snapshot_handle();
         async move {
             let victim = s.spawn_named("victim", std::future::pending::<()>());
-            *kept_in_body.lock().unwrap() = Some(victim);
+            let _in_the_body = if handle_kept {
+                *kept_in_body.lock().unwrap() = Some(victim);
+                None
+            } else {
+                Some(victim)
+            };
             s.spawn_named("witness", async move {
                 let _snapshot_on_drop = OnDrop(move || {
                     *seen_in_witness.lock().unwrap() = Some(handle.snapshot());
@@ -455,7 +461,7 @@ fn snapshot_while_the_scope_future_is_dropped() -> taskscope::Snapshot {
 
 #[test]
 fn a_body_dropped_with_its_scope_future_no_longer_shows() {
-    let snapshot = snapshot_while_the_scope_future_is_dropped();
+    let snapshot = snapshot_while_the_scope_future_is_dropped(true);
     assert!(
         snapshot.scopes[0].body.is_none(),
         "the dropped body still shows:\n{}",
@@ -465,14 +471,21 @@ fn a_body_dropped_with_its_scope_future_no_longer_shows() {
 
 #[test]
 fn children_dropped_unfinished_with_their_scope_future_show_as_dropped_not_finished() {
-    let snapshot = snapshot_while_the_scope_future_is_dropped();
-    let victim = snapshot.find_task("victim").map(|task| task.state);
-    assert_eq!(victim, Some(TaskState::Dropped), "{}", plain(&snapshot));
-    assert!(
-        plain(&snapshot).contains("task \"victim\": dropped unfinished, 1 poll\n"),
-        "{}",
-        plain(&snapshot)
-    );
+    for handle_kept in [true, false] {
+        let snapshot = snapshot_while_the_scope_future_is_dropped(handle_kept);
+        let victim = snapshot.find_task("victim").map(|task| task.state);
+        assert_eq!(
+            victim,
+            Some(TaskState::Dropped),
+            "handle kept: {handle_kept}\n{}",
+            plain(&snapshot)
+        );
+        assert!(
+            plain(&snapshot).contains("task \"victim\": dropped unfinished, 1 poll\n"),
+            "{}",
+            plain(&snapshot)
+        );
+    }
 }
 
 #[test]

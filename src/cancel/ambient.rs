@@ -212,15 +212,19 @@ pub(crate) fn current_task() -> Option<TaskRef> {
 /// before.
 ///
 /// The walk follows the task polling each scope now, not the one that
-/// created it: a scope future made inside `task` but polled elsewhere (a
-/// sibling) does not wait for `task`'s end.
+/// created it: a scope future made inside `task` but polled as its sibling
+/// does not wait for `task`'s end. A scope polled outside every task (by an
+/// executor of its own, on another thread) has no poller; there the walk
+/// goes on through its creator, which may well be waiting for it: a false
+/// alarm there is a clear panic, a missed self-join a silent hang.
 pub(crate) fn runs_inside(task: &TaskRef) -> bool {
     let mut next = current_task();
     while let Some(running) = next {
         if TaskRef::ptr_eq(&running, task) {
             return true;
         }
-        next = running.shared().poller();
+        let shared = running.shared();
+        next = shared.poller().or_else(|| shared.info().parent().cloned());
     }
     false
 }

@@ -89,7 +89,9 @@ fn task(
         .collect();
     // A finished task is no longer worth showing, unless a scope it created
     // still runs (awaited elsewhere): that scope shows under its creator.
-    let returned = finished && (is_body || info.is_released());
+    // A child dropped unfinished is neither: its handle may be gone with
+    // the body, yet it shows as dropped.
+    let returned = finished && !info.is_abandoned() && (is_body || info.is_released());
     if returned && scopes.is_empty() {
         return None;
     }

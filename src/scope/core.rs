@@ -145,9 +145,8 @@ impl<T: ?Sized> Core<T> {
             drop(state);
             // The refusal's message is what the caller needs: a panic of
             // the refused future's destructor would hide it, so it is
-            // dropped (the future never ran).
-            let refused = (task, join, header, for_waker, registered);
-            let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(refused)));
+            // dropped (the future never ran), its payload's too.
+            drop_after_panic((task, join, header, for_waker, registered));
             self.refuse_spawn(gone);
         }
         let index = state.tasks.vacant_key();
