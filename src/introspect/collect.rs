@@ -91,13 +91,14 @@ fn task(
     // still runs (awaited elsewhere): that scope shows under its creator.
     // A child dropped unfinished is neither: its handle may be gone with
     // the body, yet it shows as dropped.
-    let returned = finished && !info.is_abandoned() && (is_body || info.is_released());
+    let abandoned = finished && info.is_abandoned();
+    let returned = finished && !abandoned && (is_body || info.is_released());
     if returned && scopes.is_empty() {
         return None;
     }
     let state = if returned {
         TaskState::Returned
-    } else if finished && info.is_abandoned() {
+    } else if abandoned {
         TaskState::Dropped
     } else if finished {
         TaskState::Finished

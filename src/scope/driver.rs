@@ -165,13 +165,8 @@ where
             if let [BODY, children @ ..] = this.batch.as_slice() {
                 let (body, output, header) =
                     (&mut this.body, &mut *this.output, &*this.body_header);
-                let mut poll_it = || {
-                    #[cfg(feature = "tracing")]
-                    let span = shared.traced(|| shared.info().span().enter());
-                    poll_body(body.as_mut(), output, header, shared);
-                    #[cfg(feature = "tracing")]
-                    shared.traced(|| drop(span));
-                };
+                let mut poll_it =
+                    || shared.in_span(|| poll_body(body.as_mut(), output, header, shared));
                 (this.run_batch)(this.core, children, this.run, Some(&mut poll_it));
             } else {
                 (this.run_batch)(this.core, this.batch, this.run, None);
@@ -190,12 +185,10 @@ where
         {
             // Every child was joined and spawns are refused: run the clean-up
             // stack (adopted values, deferred futures) before returning.
-            #[cfg(feature = "tracing")]
-            let span = shared.traced(|| shared.info().span().enter());
-            let cleaned = this.core.cleanup().poll_run(cx, shared);
-            #[cfg(feature = "tracing")]
-            shared.traced(|| drop(span));
-            if cleaned.is_pending() {
+            if shared
+                .in_span(|| this.core.cleanup().poll_run(cx, shared))
+                .is_pending()
+            {
                 return Poll::Pending;
             }
             *this.finished = true;

@@ -319,6 +319,17 @@ impl ScopeShared {
         }
     }
 
+    /// Runs `work` inside the scope's `tracing` span (with the feature),
+    /// entering and leaving it through [`traced`](Self::traced).
+    pub(crate) fn in_span<R>(&self, work: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        let span = self.traced(|| self.info.span().enter());
+        let value = work();
+        #[cfg(feature = "tracing")]
+        self.traced(|| drop(span));
+        value
+    }
+
     /// The first panic that nobody re-raised yet, if any.
     pub(crate) fn take_unraised_panic(&self) -> Option<Box<dyn std::any::Any + Send>> {
         let panics = std::mem::take(&mut *self.panics.lock());
