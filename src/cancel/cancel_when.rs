@@ -49,14 +49,11 @@ use super::token::CancelToken;
 /// win), so a deadline that has already passed cancels before `future`
 /// starts, as above.
 ///
-/// A scope future's token exists as soon as the scope is created, so wrap
-/// it with its own [`ScopeFuture::cancel_when`](crate::ScopeFuture::cancel_when)
-/// (which cancels that token), or create the scope inside an `async` block
-/// given to this function; wrapping an already created scope future here
-/// would not reach it. That includes a boxed one: `Box::pin(scope(..))`
-/// is no longer a `ScopeFuture`, so its `.cancel_when(..)` is this function
-/// (through [`CancelExt`](crate::CancelExt)) and does nothing to the scope.
-/// Put the deadline on before boxing: `Box::pin(scope(..).cancel_when(..))`.
+/// A scope future's own [`ScopeFuture::cancel_when`](crate::ScopeFuture::cancel_when)
+/// cancels the scope's token directly. Wrapping a scope future here works
+/// too, boxed or not, as long as nothing polled it before: a scope follows
+/// the token of whatever first polls it (see [`scope`](crate::scope)), here
+/// this adapter's.
 ///
 /// # Cancel safety
 ///

@@ -348,6 +348,11 @@ impl CancelToken {
         )
     }
 
+    /// Whether `child` was made by `self.child()` (and not born cancelled).
+    pub(crate) fn is_parent_of(&self, child: &CancelToken) -> bool {
+        (child.node.parent.as_ref()).is_some_and(|parent| Arc::ptr_eq(parent, &self.node))
+    }
+
     /// Removes a registration, unless cancellation already consumed it.
     pub(crate) fn unregister(&self, key: usize) {
         let removed = {

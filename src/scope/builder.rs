@@ -24,9 +24,10 @@ use crate::sync::{Arc, WakerArc};
 ///
 /// By default a scope's token is a child of the ambient token (the one of
 /// the task that creates the scope), so cancelling an outer scope reaches
-/// inner ones without passing anything. [`parent`](Self::parent) hangs the
-/// scope under a token of your choice instead, e.g. an application's
-/// shutdown token:
+/// inner ones without passing anything; a scope future first polled under
+/// another ambient token (a combinator's branch, a child task) follows that
+/// one too. [`parent`](Self::parent) hangs the scope under a token of your
+/// choice instead, e.g. an application's shutdown token:
 ///
 /// ```
 /// use taskscope::{Builder, CancelToken};
@@ -56,7 +57,8 @@ impl Builder {
         Builder::default()
     }
 
-    /// Makes the scope's token a child of `token` rather than of the ambient one.
+    /// Makes the scope's token a child of `token` rather than of the ambient
+    /// one, where the scope is made and where it is first polled alike.
     pub fn parent(mut self, token: &CancelToken) -> Self {
         self.parent = Some(token.clone());
         self
@@ -265,7 +267,8 @@ impl Builder {
         // when its token hangs under another one (`parent`).
         let task = ambient::current_task();
         let info = ScopeInfo::new(self.name.clone(), task.clone());
-        let shared = WakerArc::new(ScopeShared::new(token, info));
+        let shared = ScopeShared::new(token, info).following_its_poller(self.parent.is_none());
+        let shared = WakerArc::new(shared);
         if let Some(task) = task {
             task.shared().adopt_scope(&shared);
         }

@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 
 use super::cell::TaskRef;
 use super::core::Core;
+use super::poller_link::PollerLink;
 use super::shared::ScopeShared;
 use super::task::{BODY, PanicBox, TaskExit, TaskHeader, drop_after_panic};
 use crate::cancel::CancelReason;
@@ -76,6 +77,7 @@ pin_project! {
         run_batch: RunBatch<T>,
         run: BatchRun,
         finished: bool,
+        poller_link: PollerLink,
     }
 
     impl<Fut: Future, T: ?Sized> PinnedDrop for Driver<Fut, T> {
@@ -108,6 +110,7 @@ where
         let body_header = TaskRef::body(TaskHeader::new(core.shared().clone(), BODY, 0, None));
         // The body's first poll, as for a freshly spawned child.
         core.shared().body_started(body_header.clone());
+        let poller_link = PollerLink::new(core.shared().follows_poller());
         Driver {
             body: Some(body),
             output: None,
@@ -117,6 +120,7 @@ where
             run_batch,
             run: BatchRun::default(),
             finished: false,
+            poller_link,
         }
     }
 }
@@ -142,6 +146,7 @@ where
             "taskscope: scope future polled after it completed; await a scope once"
         );
         let shared = this.core.shared();
+        this.poller_link.first_poll(shared.token());
         // The scope's span is entered around the body and the clean-up
         // only, not around the batch runner: a parallel runner's thread may
         // run unrelated pool work while it waits for its helpers, which must

@@ -19,6 +19,7 @@ mod local_try_scope_future;
 mod par_scope;
 #[cfg(feature = "parallel")]
 mod parallel;
+mod poller_link;
 mod scope_future;
 pub(crate) mod shared;
 pub(crate) mod task;

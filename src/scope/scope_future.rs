@@ -45,6 +45,12 @@ use super::handle::{Scope, SendTask};
 ///
 /// `body` is called right away, and the scope's token is created right away
 /// as a child of the ambient token (see [`Builder`] to choose another parent).
+/// If the future is first polled under another ambient token, the scope
+/// follows that one too: a scope future made in one place and awaited as a
+/// branch of [`race`](crate::race()) or [`join`](crate::join()), as a child
+/// (`s.spawn(scope(..))`) or as an item of
+/// [`buffered_in`](crate::ScopedStreamExt::buffered_in) is cancelled with
+/// its branch, child or item, as `async { scope(..).await }` there would be.
 ///
 /// # Cancel safety
 ///

@@ -50,6 +50,10 @@ pub(crate) struct ScopeShared {
     nested: Mutex<Vec<WakerWeak<ScopeShared>>>,
     /// With `tracing`: the callback that reports the scope's cancellation.
     _traced: Option<OnCancel>,
+    /// The token's parent is the ambient one where the scope was made (no
+    /// explicit `Builder::parent`), so the scope also follows the token of
+    /// the task that first polls it (`PollerLink`).
+    follows_poller: bool,
 }
 
 #[derive(Default)]
@@ -88,7 +92,18 @@ impl ScopeShared {
             info,
             nested: Mutex::new(Vec::new()),
             _traced: traced,
+            follows_poller: false,
         }
+    }
+
+    /// See `follows_poller`.
+    pub(crate) fn following_its_poller(mut self, follows: bool) -> Self {
+        self.follows_poller = follows;
+        self
+    }
+
+    pub(crate) fn follows_poller(&self) -> bool {
+        self.follows_poller
     }
 
     pub(crate) fn info(&self) -> &ScopeInfo {
