@@ -97,3 +97,28 @@ fn cancelling_an_inner_node_whose_reason_is_inherited_allocates_nothing() {
     assert_eq!(tree.waker.count(), tree.nodes.len());
     assert!(!root.is_cancelled());
 }
+
+#[test]
+fn checkpoints_in_a_branch_of_a_child_cancelled_through_its_handle_allocate_once() {
+    let allocations = common::run(taskscope::scope(|s| async move {
+        let child = s.spawn(async {
+            common::yield_once().await; // cancelled through its handle meanwhile
+            let (allocations, ()) = taskscope::join(
+                async {
+                    assert!(taskscope::checkpoint().is_err()); // may make the token
+                    count_allocations(|| {
+                        for _ in 0..100 {
+                            assert!(taskscope::checkpoint().is_err());
+                        }
+                    })
+                },
+                async {},
+            )
+            .await;
+            allocations
+        });
+        child.cancel();
+        child.await
+    }));
+    assert_eq!(allocations, 0, "100 checkpoints after the first");
+}

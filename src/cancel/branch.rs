@@ -47,12 +47,18 @@ impl Parent {
         match self {
             Parent::Root => Ok(()),
             Parent::Token(token) => token.check_as_child(),
-            // A task's reason is already a `Parent` one when its scope was
-            // cancelled, and `inherited` passes those on without allocating.
-            Parent::Task(task) => task
-                .token()
-                .check()
-                .map_err(|c| Cancelled::new(c.reason().inherited())),
+            // Through the task's own token, made once if need be: its spare
+            // serves every later check. (Wrapping the task's reason here
+            // would allocate per check when that reason is its own, e.g.
+            // `Requested` by its handle, not a `Parent` one.)
+            Parent::Task(task) => {
+                let token = task.token();
+                if token.is_cancelled() {
+                    token.token().check_as_child()
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 

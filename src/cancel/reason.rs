@@ -66,6 +66,16 @@ impl CancelReason {
     /// let reason = token.reason().unwrap();
     /// assert_eq!(reason.user_value::<Shutdown>(), Some(&Shutdown { grace_ms: 500 }));
     /// ```
+    ///
+    /// A text value (`&'static str` or `String`) shows in the reason's
+    /// `Display` and `Debug`, so that log lines keep it; other values show
+    /// as `User(..)`:
+    ///
+    /// ```
+    /// let reason = taskscope::CancelReason::user("SIGTERM");
+    /// assert_eq!(reason.to_string(), "cancelled with a user-supplied reason: SIGTERM");
+    /// assert_eq!(format!("{reason:?}"), r#"User("SIGTERM")"#);
+    /// ```
     pub fn user<T: Any + Send + Sync>(value: T) -> Self {
         CancelReason::User(Arc::new(value))
     }
@@ -131,7 +141,10 @@ impl fmt::Debug for CancelReason {
             CancelReason::SiblingFailed => f.write_str("SiblingFailed"),
             CancelReason::ScopeDropped => f.write_str("ScopeDropped"),
             CancelReason::Parent(inner) => f.debug_tuple("Parent").field(inner).finish(),
-            CancelReason::User(_) => f.write_str("User(..)"),
+            CancelReason::User(value) => match user_text(value) {
+                Some(text) => f.debug_tuple("User").field(&text).finish(),
+                None => f.write_str("User(..)"),
+            },
         }
     }
 }
@@ -147,9 +160,22 @@ impl fmt::Display for CancelReason {
             CancelReason::SiblingFailed => f.write_str("a sibling failed"),
             CancelReason::ScopeDropped => f.write_str("the scope was dropped before it finished"),
             CancelReason::Parent(inner) => write!(f, "a parent was cancelled: {inner}"),
-            CancelReason::User(_) => f.write_str("cancelled with a user-supplied reason"),
+            CancelReason::User(value) => {
+                f.write_str("cancelled with a user-supplied reason")?;
+                match user_text(value) {
+                    Some(text) => write!(f, ": {text}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
+}
+
+/// The text of a user value that is one (see [`CancelReason::user`]).
+fn user_text(value: &Arc<dyn Any + Send + Sync>) -> Option<&str> {
+    let value: &(dyn Any + Send + Sync) = &**value;
+    (value.downcast_ref::<&'static str>().copied())
+        .or_else(|| value.downcast_ref::<String>().map(String::as_str))
 }
 
 /// The error of an operation stopped by cancellation; carries the reason.

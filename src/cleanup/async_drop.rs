@@ -65,6 +65,13 @@ use std::future::Future;
 /// (cleaning up after a cancelled scope is the point), so
 /// [`checkpoint`](crate::checkpoint) and [`cancelled`](crate::cancelled)
 /// inside `prepare_drop` observe only the scope's clean-up timeout.
+///
+/// That timeout gives a running clean-up one more poll to finish before it
+/// is dropped (see [`Builder::cleanup_timeout_when`](crate::Builder::cleanup_timeout_when)),
+/// so stop *within* that poll: `flush.until_cancelled_ambient()` or a
+/// `select` on [`cancelled`](crate::cancelled) returns at once, whereas
+/// [`race`](crate::race()) waits for its loser, which may take longer than one
+/// poll and get the clean-up dropped and counted as skipped.
 pub trait AsyncDrop {
     /// The asynchronous part of dropping `self`; the sync `Drop` follows.
     fn prepare_drop(&mut self) -> impl Future<Output = ()> + Send + '_;

@@ -47,6 +47,7 @@ use super::engine::{Engine, Mode};
 /// When created from an empty iterator: a race needs a winner.
 /// A branch's panic cancels the others, waits for them, and is resumed.
 /// Polling the `RaceAll` again after it completed panics.
+#[track_caller]
 pub fn race_all<I>(futures: I) -> RaceAll<I::Item>
 where
     I: IntoIterator,

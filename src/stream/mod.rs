@@ -55,7 +55,11 @@ pub trait ScopedStreamExt: Stream {
     /// the scope, dropping the stream, calling
     /// [`BufferedIn::cancel`], or cancelling the task that polls the stream
     /// cancels the items voluntarily (they see it through
-    /// [`checkpoint`](crate::checkpoint)).
+    /// [`checkpoint`](crate::checkpoint)). These differ in what they do to
+    /// the source: `cancel` (and dropping the stream) stop pulling from it,
+    /// while a cancelled consumer that keeps polling keeps pulling, and the
+    /// items it pulls start cancelled; a consumer that stops on cancellation
+    /// and takes from a shared queue should call `cancel` first.
     ///
     /// ```
     /// use futures::stream::{self, StreamExt};
