@@ -53,6 +53,7 @@ mutants=(
     "lazy_cancel_flags_after_unlock token       task_cancelled_while_it_makes_its_token_sees_the_cancel"
     "check_skips_first_sight       token        a_reason_a_child_saw_stays_when_its_cancel_races_the_scopes"
     "unlink_does_not_climb         token        last_handles_of_child_and_grandchild_dropped_together_leak_nothing"
+    "chain_drop_forgets_shared_ancestor token   last_handles_of_a_cancelled_chain_dropped_together_free_every_node"
     "child_skips_flag_check        token        scope_cancelled_from_another_thread_reaches_a_child_making_its_token"
     "schedule_never_wakes          ready_queue  child_woken_from_another_thread_is_polled_again"
     "clear_queued_after_poll       ready_queue  child_woken_from_another_thread_is_polled_again"

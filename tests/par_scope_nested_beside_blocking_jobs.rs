@@ -8,6 +8,7 @@
 
 mod par_support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -37,17 +38,17 @@ async fn inner_scope_starting_a_blocking_job(fed: &Arc<Mutex<mpsc::Receiver<()>>
     .await;
 }
 
-#[test]
-fn a_nested_scope_on_a_helper_runs_no_pool_job_that_waits_for_the_outer_executor() {
-    rayon_core::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build_global()
-        .expect("the only pool of this binary");
+/// One run of the scenario; whether a helper (a pool thread) polled a
+/// child that nests a scope, which is the case under test. Fails the test
+/// on a deadlock.
+fn nested_scope_on_a_helper_beside_a_blocking_job() -> bool {
     let (feed, fed) = mpsc::channel::<()>();
     let fed = Arc::new(Mutex::new(fed));
+    let nested_on_helper = Arc::new(AtomicBool::new(false));
+    let seen = nested_on_helper.clone();
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let fed = &fed;
+        let (fed, seen) = (&fed, &seen);
         let outer = par_scope(|s| async move {
             let handles: Vec<_> = (0..3)
                 .map(|i| {
@@ -56,6 +57,7 @@ fn a_nested_scope_on_a_helper_runs_no_pool_job_that_waits_for_the_outer_executor
                         if i == 0 || rayon_core::current_thread_index().is_none() {
                             spin_for(Duration::from_millis(20));
                         } else {
+                            seen.store(true, Ordering::SeqCst);
                             inner_scope_starting_a_blocking_job(fed).await;
                         }
                     })
@@ -70,4 +72,20 @@ fn a_nested_scope_on_a_helper_runs_no_pool_job_that_waits_for_the_outer_executor
     done_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("deadlock: the outer scope's poll never returned");
+    nested_on_helper.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_nested_scope_on_a_helper_runs_no_pool_job_that_waits_for_the_outer_executor() {
+    rayon_core::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build_global()
+        .expect("the only pool of this binary");
+    // Whether a helper takes a nesting child is up to the scheduler; run
+    // until one did, so that the test cannot pass without its case.
+    let exercised = (0..20).any(|_| nested_scope_on_a_helper_beside_a_blocking_job());
+    assert!(
+        exercised,
+        "in 20 runs no helper polled a child that nests a scope"
+    );
 }

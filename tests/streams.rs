@@ -2,6 +2,8 @@
 //! random delays (proptest, tokio's paused clock), and no stall while the
 //! consumer is busy, where `futures`' `buffered` stalls.
 
+mod counting_alloc;
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -367,26 +369,31 @@ fn buffered_in_spawns_into_a_try_scope() {
 
 #[test]
 fn an_unbounded_window_of_usize_max_allocates_nothing_up_front_in_every_adapter() {
-    let outputs = futures::executor::block_on(scope(|s| async move {
-        let ordered: Vec<u32> = stream::iter(0..3)
-            .map(|i| async move { i })
-            .buffered_in(usize::MAX, &s)
-            .collect()
-            .await;
-        let mut unordered: Vec<u32> = stream::iter(0..3)
-            .map(|i| async move { i })
-            .buffer_unordered_in(usize::MAX, &s)
-            .collect()
-            .await;
-        unordered.sort_unstable();
-        let sum = AtomicUsize::new(0);
-        stream::iter(0..3_usize)
-            .for_each_in(usize::MAX, &s, |i| {
-                sum.fetch_add(i, SeqCst);
-                async {}
-            })
-            .await;
-        (ordered, unordered, sum.into_inner())
-    }));
+    let (largest, outputs) = counting_alloc::largest(|| {
+        futures::executor::block_on(scope(|s| async move {
+            let ordered: Vec<u32> = stream::iter(0..3)
+                .map(|i| async move { i })
+                .buffered_in(usize::MAX, &s)
+                .collect()
+                .await;
+            let mut unordered: Vec<u32> = stream::iter(0..3)
+                .map(|i| async move { i })
+                .buffer_unordered_in(usize::MAX, &s)
+                .collect()
+                .await;
+            unordered.sort_unstable();
+            let sum = AtomicUsize::new(0);
+            stream::iter(0..3_usize)
+                .for_each_in(usize::MAX, &s, |i| {
+                    sum.fetch_add(i, SeqCst);
+                    async {}
+                })
+                .await;
+            (ordered, unordered, sum.into_inner())
+        }))
+    });
     assert_eq!(outputs, (vec![0, 1, 2], vec![0, 1, 2], 3));
+    // Three items need a few hundred bytes a place at most; storage sized
+    // by the window (even capped, say at 4,096 places) would show here.
+    assert!(largest < 4096, "an allocation of {largest} bytes");
 }

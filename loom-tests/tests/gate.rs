@@ -27,6 +27,11 @@ struct State {
     calls: AtomicUsize,
     /// The thread whose call panics once it has read the state.
     panicking: Option<loom::thread::ThreadId>,
+    /// The owner's thread (the one that made the state) and its calls:
+    /// a std atomic, read only after the owner's own call, so that
+    /// counting adds no interleavings.
+    owner: loom::thread::ThreadId,
+    owner_calls: std::sync::atomic::AtomicUsize,
 }
 
 impl State {
@@ -35,6 +40,8 @@ impl State {
             alive: UnsafeCell::new(true),
             calls: AtomicUsize::new(0),
             panicking,
+            owner: loom::thread::current().id(),
+            owner_calls: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -58,6 +65,10 @@ impl Work for State {
             assert!(unsafe { *alive }, "a helper used freed state");
         });
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if loom::thread::current().id() == self.owner {
+            self.owner_calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if self.panicking == Some(loom::thread::current().id()) {
             panic::panic_any(OwnersPanic);
         }
@@ -92,6 +103,8 @@ fn a_helper_touches_the_state_only_while_the_owner_waits_for_it() {
             state.free();
             let calls = state.calls.load(Ordering::Relaxed);
             assert!((1..=3).contains(&calls), "{calls} calls");
+            let owners = state.owner_calls.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(owners, 1, "the owner's own call runs, once");
         },
     );
 }

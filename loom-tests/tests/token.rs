@@ -116,8 +116,10 @@ fn on_cancel_racing_cancel_runs_exactly_once() {
 
 /// Property: concurrent cancels of a parent and of its child both finish,
 /// and afterwards every descendant (at any depth) is cancelled, each
-/// callback having run exactly once. Whichever call marks the child first
-/// owns its subtree; the other must not skip it.
+/// callback having run exactly once (at most once is the type system's:
+/// a callback is an `FnOnce` moved out of its slot; the model checks that
+/// it is not lost). Whichever call marks the child first owns its subtree;
+/// the other must not skip it.
 ///
 /// Last run: 191 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `cancel_stops_at_depth_one`.
@@ -293,8 +295,10 @@ fn scope_cancelled_from_another_thread_reaches_a_child_making_its_token() {
 /// ("Arc leaked") and its double-drop detection check the outcome.
 ///
 /// Last run: 91 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
-/// No mutant: a recursive drop has the same outcome on a chain this short;
-/// the depth where it fails is the unit test
+/// Fails with mutant `chain_drop_forgets_shared_ancestor` (a thread that
+/// finds an ancestor still shared leaks its reference: "Arc leaked"). A
+/// recursive drop has the same outcome on a chain this short; the depth
+/// where it fails is the unit test
 /// `dropping_a_chain_of_a_million_does_not_overflow_the_stack`.
 #[test]
 fn last_handles_of_a_cancelled_chain_dropped_together_free_every_node() {

@@ -429,7 +429,16 @@ fn last_reference(node: Arc<Node>) -> Option<Node> {
     // that node's `Drop`, nested once: bounded, unlike the recursion I8 avoids.
     #[cfg(loom)]
     {
-        Arc::try_unwrap(node).ok()
+        match Arc::try_unwrap(node) {
+            Ok(node) => Some(node),
+            // Broken on purpose: a shared ancestor's reference is leaked
+            // rather than dropped.
+            Err(shared) if mutant("chain_drop_forgets_shared_ancestor") => {
+                std::mem::forget(shared);
+                None
+            }
+            Err(_) => None,
+        }
     }
 }
 

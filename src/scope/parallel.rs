@@ -1064,6 +1064,66 @@ mod tests {
         core.shared().retire();
     }
 
+    /// Spins (yielding, for Miri's scheduler) until `flag` is set.
+    fn wait_for(flag: &std::sync::atomic::AtomicBool) {
+        while !flag.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_child_woken_during_its_poll_and_claimed_meanwhile_is_scheduled_again() {
+        use std::sync::atomic::AtomicBool;
+        let core: Arc<Core<SendTask<'static>>> =
+            Arc::new(crate::scope::builder::Builder::new().core());
+        let (inside, claimed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (inside2, claimed2) = (inside.clone(), claimed.clone());
+        let mut first = true;
+        let child = core.insert(
+            std::future::poll_fn(move |cx| {
+                if !std::mem::take(&mut first) {
+                    return std::task::Poll::Ready(());
+                }
+                // Woken during its own poll, while another participant
+                // takes the wake and finds the child out of the slab.
+                cx.waker().wake_by_ref();
+                inside2.store(true, Ordering::SeqCst);
+                wait_for(&claimed2);
+                std::task::Poll::Pending
+            }),
+            None,
+        );
+        let mut batch = Vec::new();
+        core.shared().take_ready(&mut batch, usize::MAX); // the first poll's
+        assert_eq!(batch, [0]);
+        let polling = std::thread::spawn({
+            let core = core.clone();
+            move || core.run_claimed(|bite| bite.append(&mut batch))
+        });
+        wait_for(&inside);
+        let mut woken = Vec::new();
+        core.shared().take_ready(&mut woken, usize::MAX);
+        assert_eq!(woken, [0], "the wake during the poll");
+        let polled = core.run_claimed(|bite| bite.append(&mut woken));
+        assert_eq!(polled, 0, "the child was out being polled");
+        claimed.store(true, Ordering::SeqCst);
+        assert_eq!(polling.join().unwrap(), 1);
+        let mut again = Vec::new();
+        core.shared().take_ready(&mut again, usize::MAX);
+        assert_eq!(
+            again,
+            [0],
+            "put back and queued again: the wake was not lost"
+        );
+        assert_eq!(core.run_claimed(|bite| bite.append(&mut again)), 1);
+        drop(child);
+        assert!(core.close_if_empty(), "the child finished");
+        core.shared().retire();
+    }
+
     #[test]
     fn the_spare_budget_goes_back_to_the_driver_per_participant() {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
