@@ -130,3 +130,56 @@ fn cancel_when_around_a_boxed_scope_future_reaches_the_scope() {
     });
     assert!(matches!(origin(reason), CancelReason::Deadline));
 }
+
+/// A scope made with its own deadline, whose one child waits for its
+/// cancellation; the reason its token reports then.
+fn scope_with_its_own_deadline() -> impl std::future::Future<Output = Option<CancelReason>> {
+    scope_ending_when_cancelled_with_deadline(std::future::pending::<()>())
+}
+
+fn scope_ending_when_cancelled_with_deadline(
+    deadline: impl std::future::Future<Output = ()>,
+) -> impl std::future::Future<Output = Option<CancelReason>> {
+    scope(|s| async move {
+        s.spawn(async {
+            let _ = taskscope::cancelled().await;
+        })
+        .await;
+        s.token().reason()
+    })
+    .cancel_when(deadline)
+}
+
+#[test]
+fn a_scope_with_its_own_deadline_that_loses_a_race_is_cancelled() {
+    let seen = std::sync::Mutex::new(None);
+    run(async {
+        let made_outside = scope_with_its_own_deadline();
+        let loser = async {
+            *seen.lock().unwrap() = made_outside.await;
+            Some(())
+        };
+        assert!(taskscope::race(async { None }, loser).await.is_none());
+    });
+    assert!(matches!(
+        origin(seen.into_inner().unwrap()),
+        CancelReason::LostRace
+    ));
+}
+
+#[test]
+fn cancelling_a_child_that_is_a_scope_with_its_own_deadline_reaches_it() {
+    let reason = run(scope(|s| async move {
+        let inner = s.spawn(scope_with_its_own_deadline());
+        common::yield_once().await;
+        inner.cancel();
+        inner.await
+    }));
+    assert!(matches!(origin(reason), CancelReason::Requested));
+}
+
+#[test]
+fn a_scopes_own_deadline_still_cancels_it() {
+    let reason = run(scope_ending_when_cancelled_with_deadline(async {}));
+    assert!(matches!(reason, Some(CancelReason::Deadline)));
+}

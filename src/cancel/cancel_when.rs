@@ -69,7 +69,7 @@ where
     F: Future,
     D: Future,
 {
-    CancelWhen::new(future, deadline, None)
+    CancelWhen::new(future, deadline, None, false)
 }
 
 pin_project! {
@@ -94,16 +94,27 @@ pin_project! {
         // `None` until the first poll, except for scope futures, which
         // bring their own token.
         token: Option<CancelToken>,
+        // The token is a scope's own: the scope makes it current for its
+        // body itself, and making it current around the scope future
+        // would hide the poller's token from the scope's first poll
+        // (src/scope/poller_link.rs).
+        scope_owned: bool,
         done: bool,
     }
 }
 
 impl<F, D> CancelWhen<F, D> {
-    pub(crate) fn new(future: F, deadline: D, token: Option<CancelToken>) -> Self {
+    pub(crate) fn new(
+        future: F,
+        deadline: D,
+        token: Option<CancelToken>,
+        scope_owned: bool,
+    ) -> Self {
         CancelWhen {
             future,
             deadline: Some(deadline),
             token,
+            scope_owned,
             done: false,
         }
     }
@@ -172,11 +183,13 @@ impl<F: Future, D: Future> CancelWhen<F, D> {
     /// A second deadline on the same token: the earlier of the two cancels.
     ///
     /// An inherent method, so that a deadline chained onto a scope future's
-    /// deadline (`scope(..).cancel_after(a).cancel_after(b)`) still cancels
-    /// the scope's own token; [`CancelExt::cancel_when`](crate::CancelExt::cancel_when) would cancel a new
-    /// token that the scope, made before it, never reads. On other futures
-    /// the two behave alike: before the first poll there is no token yet,
-    /// and the new adapter makes one whose child the inner one becomes.
+    /// deadline (`scope(..).cancel_after(a).cancel_after(b)`) cancels the
+    /// scope's own token directly. [`CancelExt::cancel_when`](crate::CancelExt::cancel_when)
+    /// would reach the scope too, through a new token that the scope
+    /// follows from its first poll on (see [`scope`](crate::scope)). On
+    /// other futures the two behave alike: before the first poll there is
+    /// no token yet, and the new adapter makes one whose child the inner
+    /// one becomes.
     ///
     /// # Cancel safety
     ///
@@ -188,8 +201,8 @@ impl<F: Future, D: Future> CancelWhen<F, D> {
     /// if polled after it completed or after its inner future or a deadline
     /// panicked.
     pub fn cancel_when<D2: Future>(self, deadline: D2) -> CancelWhen<Self, D2> {
-        let token = self.token.clone();
-        CancelWhen::new(self, deadline, token)
+        let (token, scope_owned) = (self.token.clone(), self.scope_owned);
+        CancelWhen::new(self, deadline, token, scope_owned)
     }
 
     tokio_deadlines!("As cancel-safe as `self`.");
@@ -220,7 +233,7 @@ impl<F: Future, D: Future> Future for CancelWhen<F, D> {
                 token.cancel_with(CancelReason::Deadline);
             }
         }
-        let entered = ambient::enter(Ambient::Token(token.clone()));
+        let entered = (!*this.scope_owned).then(|| ambient::enter(Ambient::Token(token.clone())));
         let output = this.future.poll(cx);
         drop(entered);
         if output.is_ready() {
@@ -265,7 +278,7 @@ macro_rules! scope_deadlines {
             /// As the scope future; panics of `deadline` propagate.
             pub fn cancel_when<D: Future>(self, deadline: D) -> CancelWhen<Self, D> {
                 let token = self.token().clone();
-                CancelWhen::new(self, deadline, Some(token))
+                CancelWhen::new(self, deadline, Some(token), true)
             }
 
             tokio_deadlines!(

@@ -80,7 +80,7 @@ pub trait CancelExt: Future + Sized {
     /// Panics of `self` and `deadline` propagate. The returned future panics
     /// if polled after it completed or after `self` or `deadline` panicked.
     fn cancel_when<D: Future>(self, deadline: D) -> CancelWhen<Self, D> {
-        CancelWhen::new(self, deadline, None)
+        CancelWhen::new(self, deadline, None, false)
     }
 
     /// [`cancel_when`](Self::cancel_when) with a tokio timer that fires
