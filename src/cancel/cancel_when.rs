@@ -365,8 +365,9 @@ mod tests {
         })
     }
 
-    /// With `CancelExt` imported (its `cancel_when` would make a token the
-    /// scope never reads), each scope future's own method must win.
+    /// With `CancelExt` imported (its `cancel_when` would make a token of
+    /// its own, which reaches the scope only through the poller link, as
+    /// `Parent(Deadline)`), each scope future's own method must win.
     #[test]
     fn every_scope_future_takes_a_chained_deadline_on_its_own_token() {
         #[allow(unused_imports)]
