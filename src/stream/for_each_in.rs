@@ -27,6 +27,8 @@ pin_project! {
     /// scope, which still joins them. Items not yet pulled stay in the
     /// source, which is dropped. [`cancel`](Self::cancel) is the graceful
     /// form: it stops pulling and completes once the running bodies finish.
+    /// Cancelling the task that polls it (or a scope around that task) does
+    /// the same as `cancel`.
     ///
     /// # Panics
     ///
@@ -116,6 +118,10 @@ where
             "taskscope: `for_each_in` polled after it completed; a future must not be polled again once it returned Ready"
         );
         if this.consumer.newly_cancelled(cx) {
+            // As `cancel`: with no consumer to stop it, pulling on would
+            // drain a shared source into bodies born cancelled, and never
+            // end while the source stays open.
+            this.pull.stop();
             this.running.cancel_all();
         }
         // One budget for the whole poll: each finished body frees a place
@@ -216,6 +222,40 @@ mod tests {
             100,
         )
         .expect("after cancel it completes once the running bodies finish");
+    }
+
+    #[test]
+    fn a_cancelled_consumer_stops_pulling_from_a_source_that_stays_open() {
+        let (sender, queue) = futures::channel::mpsc::unbounded::<u32>();
+        for item in 0..100 {
+            sender.unbounded_send(item).unwrap();
+        }
+        let started = AtomicUsize::new(0);
+        let started = &started;
+        poll_when_woken(
+            scope(|s| async move {
+                let token = s.token().clone(); // the consumer's: it is the body
+                queue
+                    .for_each_in(4, &s, |_| {
+                        let token = token.clone();
+                        async move {
+                            if started.fetch_add(1, SeqCst) == 2 {
+                                token.cancel();
+                            }
+                            yield_now().await;
+                        }
+                    })
+                    .await;
+            }),
+            1_000,
+        )
+        .expect("it completes once the running bodies finished, the source still open");
+        let started = started.load(SeqCst);
+        assert!(
+            started <= 4 + 1,
+            "{started} bodies: it pulled on after the cancel"
+        );
+        drop(sender);
     }
 
     #[test]

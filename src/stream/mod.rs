@@ -165,8 +165,12 @@ pub trait ScopedStreamExt: Stream {
     /// free. Each body runs under its own token, a child of the scope's:
     /// cancelling the scope, dropping the future, calling
     /// [`ForEachIn::cancel`], or cancelling the task that polls the future
-    /// cancels the bodies voluntarily, those running and those started
-    /// after (they see it through [`checkpoint`](crate::checkpoint)).
+    /// cancels the bodies voluntarily (they see it through
+    /// [`checkpoint`](crate::checkpoint)). `cancel` and a cancelled polling
+    /// task (the scope's body, when it awaits the future) also stop the
+    /// pulling: no body starts after them, items not yet pulled stay in the
+    /// source, and the future completes once the running bodies finish,
+    /// even if the source never ends.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU64, Ordering};
