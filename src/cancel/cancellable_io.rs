@@ -38,6 +38,14 @@ pin_project! {
     /// (`fill_buf` fails once the token fired), so `read_line` and the like
     /// stop at cancellation as plain reads do.
     ///
+    /// The same holds for generic copying code (`tokio::io::copy`,
+    /// `futures::io::copy`): it keeps bytes it has read but not yet written
+    /// in a buffer of its own, which it drops when a write fails. So wrap
+    /// the *source* of a copy, which stops it between chunks with nothing
+    /// in hand; wrapping only the destination loses up to a buffer's worth
+    /// of bytes at a cancel. (A copy stuck on a full destination then waits
+    /// for room; wrap both if the destination may stall.)
+    ///
     /// ```
     /// use futures::io::{AsyncReadExt, Cursor};
     /// use taskscope::{CancelToken, CancellableIo};
