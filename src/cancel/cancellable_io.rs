@@ -43,8 +43,9 @@ pin_project! {
     /// in a buffer of its own, which it drops when a write fails. So wrap
     /// the *source* of a copy, which stops it between chunks with nothing
     /// in hand; wrapping only the destination loses up to a buffer's worth
-    /// of bytes at a cancel. (A copy stuck on a full destination then waits
-    /// for room; wrap both if the destination may stall.)
+    /// of bytes at a cancel. A copy stuck on a full destination then waits
+    /// for room; if the destination may stall for good, wrap it too, and
+    /// the bytes in the copy's buffer are the price of stopping.
     ///
     /// ```
     /// use futures::io::{AsyncReadExt, Cursor};
