@@ -80,6 +80,7 @@ mutants=(
     "put_back_ignores_rewake       parallel     children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more"
     "put_back_ignores_rewake       parallel     children_spawned_while_the_body_is_polled_in_a_fan_out_are_polled_once_per_wake"
     "finish_ignores_children       parallel     children_spawned_while_the_body_is_polled_in_a_fan_out_are_polled_once_per_wake"
+    "fan_out_drops_the_body_wake   parallel     a_body_woken_during_a_fan_out_is_polled_by_the_scopes_thread"
     "gate_admits_after_close       gate         a_helper_touches_the_state_only_while_the_owner_waits_for_it"
     "gate_owner_does_not_wait      gate         a_helper_touches_the_state_only_while_the_owner_waits_for_it"
     "gate_unwind_skips_wait        gate         an_owner_unwinding_from_its_own_panic_waits_for_its_helpers_first"

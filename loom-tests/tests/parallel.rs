@@ -219,6 +219,37 @@ fn children_woken_from_two_threads_during_a_fan_out_are_each_polled_once_more() 
     );
 }
 
+/// Property: a body woken during a fan-out (by the handle of a child that
+/// a participant completes) is polled by the scope's thread, the only one
+/// that may poll it, and its wake is not lost whether that thread finds it
+/// at a claim (polling it inside the fan-out) or the driver does after.
+/// The body spawns `c0`, which waits on a flag that a third thread sets at
+/// any point, and `c1`, ready at once, then awaits `c0`'s handle.
+///
+/// Last run: 76801 interleavings (preemption bound 3, LOOM_MAX_BRANCHES=10000).
+/// Fails with mutant `fan_out_drops_the_body_wake` (the scope's thread
+/// takes the body's wake at a claim but does not poll it: loom reports a
+/// deadlock).
+#[test]
+fn a_body_woken_during_a_fan_out_is_polled_by_the_scopes_thread() {
+    check(
+        "parallel::a_body_woken_during_a_fan_out_is_polled_by_the_scopes_thread",
+        3,
+        || {
+            let owner = thread::current().id();
+            one_woken_child_and_one_ready(|c0, c1| {
+                let got = block_on(par_scope(|s| async move {
+                    let first = s.spawn(c0);
+                    s.spawn(c1);
+                    first.await;
+                    thread::current().id()
+                }));
+                assert_eq!(got, owner, "the body was polled off the scope's thread");
+            });
+        },
+    );
+}
+
 /// Property: a child spawned while the body's poll is fanned out is polled
 /// exactly once per wake, by the helper (claiming from the ready queue while
 /// the body still runs) or by the scope's thread (after the body's poll),

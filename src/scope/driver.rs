@@ -31,14 +31,25 @@ use crate::sync::{Arc, mutant};
 pub const POLL_BUDGET: usize = 128;
 
 /// Polls a batch of ready children: one after the other, or fanned out.
-/// When the body is ready too, the runner also gets its poll, to make on
-/// the scope's own thread: before the children's, or (the parallel runner)
-/// while helpers poll them.
-pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun, Option<BodyPoll<'_>>);
+/// The runner also gets the body's poll, to make on the scope's own
+/// thread: when the body is ready ([`Body::ready`]), before the children's
+/// or (the parallel runner) while helpers poll them; and the parallel
+/// runner again whenever the body is woken during a fan-out.
+pub(crate) type RunBatch<T> = fn(&Core<T>, &[usize], &mut BatchRun, Body<'_>);
 
 /// One poll of the scope's body. Only the scope's own thread may call it:
 /// the body is neither `Send` nor reachable from a helper.
 pub(crate) type BodyPoll<'a> = &'a mut dyn FnMut();
+
+/// What a batch runner gets of the body.
+pub(crate) struct Body<'a> {
+    /// Polls the body (a finished body: nothing).
+    pub(crate) poll: BodyPoll<'a>,
+    /// The body was woken before the batch was taken: poll it with the
+    /// batch. Otherwise poll it only once it is taken from the ready
+    /// queue (`ScopeShared::take_ready_children`).
+    pub(crate) ready: bool,
+}
 
 /// What the driver hands a batch runner besides the batch itself.
 #[derive(Debug, Default)]
@@ -167,15 +178,18 @@ where
             this.run.spare = budget;
             // `take_ready` puts the body first; the children keep the order
             // they were woken in (the runner times the first ones alone).
-            if let [BODY, children @ ..] = this.batch.as_slice() {
-                let (body, output, header) =
-                    (&mut this.body, &mut *this.output, &*this.body_header);
-                let mut poll_it =
-                    || shared.in_span(|| poll_body(body.as_mut(), output, header, shared));
-                (this.run_batch)(this.core, children, this.run, Some(&mut poll_it));
-            } else {
-                (this.run_batch)(this.core, this.batch, this.run, None);
-            }
+            let (ready, children) = match this.batch.as_slice() {
+                [BODY, children @ ..] => (true, children),
+                children => (false, children),
+            };
+            let (body, output, header) = (&mut this.body, &mut *this.output, &*this.body_header);
+            let mut poll_it =
+                || shared.in_span(|| poll_body(body.as_mut(), output, header, shared));
+            let body = Body {
+                poll: &mut poll_it,
+                ready,
+            };
+            (this.run_batch)(this.core, children, this.run, body);
             budget = this.run.spare;
             if budget == 0 {
                 // Yield: the rest of the queue waits for the next poll.
@@ -325,10 +339,10 @@ pub(crate) fn run_serial<T: ?Sized + Future<Output = TaskExit>>(
     core: &Core<T>,
     batch: &[usize],
     _run: &mut BatchRun,
-    body: Option<BodyPoll<'_>>,
+    body: Body<'_>,
 ) {
-    if let Some(body) = body {
-        body();
+    if body.ready {
+        (body.poll)();
     }
     core.run_serial(batch);
 }

@@ -37,7 +37,11 @@
 //! [`ScopeShared::take_ready_children`](super::shared::ScopeShared::take_ready_children)),
 //! until it is empty or the budget is used up: [`POLL_BUDGET`](crate::POLL_BUDGET)
 //! polls per participant, so the scope's `poll` keeps its thread about as
-//! long as a serial one. The participants share that budget as one pool:
+//! long as a serial one. A body woken meanwhile is polled by the calling
+//! thread (the only one that may) at its next claim from the queue, so it
+//! waits for that thread's bite in hand, not for the rest of the budget:
+//! with children that keep waking, a body waited for the whole budget
+//! (500 polls), and a nested `par_scope`'s for seconds. The participants share that budget as one pool:
 //! whoever is free takes the next bite, so when a helper comes late the
 //! calling thread may make up to `participants ×` [`POLL_BUDGET`](crate::POLL_BUDGET)
 //! polls itself. A cap per participant would bound that, but it left the
@@ -72,7 +76,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use super::core::Core;
-use super::driver::{BatchRun, BodyPoll};
+use super::driver::{BatchRun, Body, BodyPoll};
 use super::gate::{self, Job, Shared};
 use super::handle::SendTask;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, mutant};
@@ -102,14 +106,12 @@ pub(crate) fn run_parallel(
     core: &Core<SendTask<'_>>,
     batch: &[usize],
     run: &mut BatchRun,
-    body: Option<BodyPoll<'_>>,
+    body: Body<'_>,
 ) {
     if run.poll_nanos == 0 {
         borrow_recent_estimate(run);
     }
-    if let Some(body) = body
-        && poll_body(core, batch, run, body)
-    {
+    if body.ready && poll_body(core, batch, run, &mut *body.poll) {
         return;
     }
     if batch.len() == 1 && run.poll_nanos != 0 && !run.prior {
@@ -124,7 +126,7 @@ pub(crate) fn run_parallel(
             let rest = &batch[next..];
             let helpers = free_threads().min(rest.len() - 1);
             if helpers > 0 {
-                fan_out(core, rest, helpers, run, None);
+                fan_out(core, rest, helpers, run, body.poll, false);
                 return;
             }
         }
@@ -172,7 +174,7 @@ fn poll_body(
     let fanned = helpers > 0;
     let before = core.spawns();
     if fanned {
-        fan_out(core, batch, helpers, run, Some(body));
+        fan_out(core, batch, helpers, run, body, true);
     } else {
         body();
     }
@@ -331,7 +333,9 @@ impl<'a, 'env> FanOut<'a, 'env> {
     /// One participant: polls claimed children until none is left and
     /// the body's poll (if this fan-out makes one) has returned, or the
     /// participant's [`Patience`] with that poll ran out.
-    fn work(&self) {
+    /// `body`: the calling thread's, which polls the body whenever it finds
+    /// it woken at a claim (a helper has none).
+    fn work(&self, mut body: Option<BodyPoll<'_>>) {
         #[cfg(feature = "tokio")]
         let _runtime = self.runtime.as_ref().map(tokio::runtime::Handle::enter);
         let (mut nanos, mut polls) = (0, 0);
@@ -342,7 +346,9 @@ impl<'a, 'env> FanOut<'a, 'env> {
             // Stretches without a poll (waiting for the body to spawn) are
             // left out of it.
             let started = Instant::now();
-            let polled = self.core.run_claimed(|bite| self.claim(bite));
+            let polled = self
+                .core
+                .run_claimed(|bite| self.claim(bite, body.as_deref_mut()));
             if polled > 0 {
                 nanos += elapsed_nanos(started);
                 polls += polled;
@@ -357,14 +363,14 @@ impl<'a, 'env> FanOut<'a, 'env> {
         timing.1 += polls;
     }
 
-    /// The calling thread's share: the body's poll, if this fan-out makes
-    /// one, then [`FanOut::work`].
-    fn work_after(&self, body: Option<BodyPoll<'_>>) {
-        if let Some(body) = body {
+    /// The calling thread's share: the body's poll first, if this fan-out
+    /// starts with one, then [`FanOut::work`] with the body at hand.
+    fn work_after(&self, body: BodyPoll<'_>, poll_first: bool) {
+        if poll_first {
             let _done = BodyDone(&self.body_running);
             body();
         }
-        self.work();
+        self.work(Some(body));
     }
 
     fn body_running(&self) -> bool {
@@ -378,9 +384,25 @@ impl<'a, 'env> FanOut<'a, 'env> {
     /// Fills `bite` with this participant's next children: a share of what
     /// is left of the batch, or else of the ready queue within the spare
     /// budget; leaves it empty when there is nothing left to claim.
-    fn claim(&self, bite: &mut Vec<usize>) {
-        if !self.claim_from_batch(bite) {
-            self.claim_from_queue(bite);
+    ///
+    /// The calling thread (`body` is `Some`) is called here between bites,
+    /// holding no child, which is when it may poll a woken body.
+    fn claim<'b>(&self, bite: &mut Vec<usize>, mut body: Option<&mut (dyn FnMut() + 'b)>) {
+        if self.claim_from_batch(bite) {
+            return;
+        }
+        while !self.claim_from_queue(bite, body.is_some()) {
+            if let Some(body) = body.as_deref_mut() {
+                if !mutant("fan_out_drops_the_body_wake") {
+                    body();
+                }
+                // A poll like any other: a body that keeps waking itself
+                // ends the fan-out once the budget is spent. Relaxed: as
+                // in `claim_from_queue`.
+                let _ = (self.spare).fetch_update(Ordering::Relaxed, Ordering::Relaxed, |spare| {
+                    spare.checked_sub(1)
+                });
+            }
         }
     }
 
@@ -421,12 +443,17 @@ impl<'a, 'env> FanOut<'a, 'env> {
         }
     }
 
-    fn claim_from_queue(&self, bite: &mut Vec<usize>) {
+    /// False, with nothing claimed, if `owner` is to poll the woken body
+    /// first (`ScopeShared::take_ready_children`).
+    fn claim_from_queue(&self, bite: &mut Vec<usize>, owner: bool) -> bool {
         if self.body_running() {
-            self.core
-                .shared()
-                .take_ready_children(bite, MAX_BITE, 2 * self.participants);
-            return;
+            let taken = self.core.shared().take_ready_children(
+                bite,
+                MAX_BITE,
+                2 * self.participants,
+                owner,
+            );
+            return taken.is_some();
         }
         // Relaxed: a plain counter; nothing is published through it, and the
         // driver reads the final value after the join, which orders it.
@@ -436,17 +463,19 @@ impl<'a, 'env> FanOut<'a, 'env> {
                 (spare > 0).then(|| spare - self.share(spare))
             })
         else {
-            return;
+            return true;
         };
         let granted = self.share(spare);
-        let got = self
-            .core
-            .shared()
-            .take_ready_children(bite, granted, 2 * self.participants);
+        let taken =
+            self.core
+                .shared()
+                .take_ready_children(bite, granted, 2 * self.participants, owner);
+        let got = taken.unwrap_or(0);
         if got < granted {
             // Relaxed: as above.
             self.spare.fetch_add(granted - got, Ordering::Relaxed);
         }
+        taken.is_some()
     }
 }
 
@@ -621,12 +650,21 @@ fn fan_out(
     rest: &[usize],
     helpers: usize,
     run: &mut BatchRun,
-    body: Option<BodyPoll<'_>>,
+    body: BodyPoll<'_>,
+    poll_body_first: bool,
 ) {
     if rayon_core::current_thread_index().is_some() && !gate::serving_a_fan_out() {
-        fan_out_in_pool(core, rest, helpers, run, body);
+        fan_out_in_pool(core, rest, helpers, run, body, poll_body_first);
     } else {
-        fan_out_with(core, rest, helpers, run, rayon_core::spawn, body);
+        fan_out_with(
+            core,
+            rest,
+            helpers,
+            run,
+            rayon_core::spawn,
+            body,
+            poll_body_first,
+        );
     }
 }
 
@@ -636,18 +674,19 @@ fn fan_out_in_pool(
     rest: &[usize],
     helpers: usize,
     run: &mut BatchRun,
-    body: Option<BodyPoll<'_>>,
+    body: BodyPoll<'_>,
+    poll_body_first: bool,
 ) {
     let participants = helpers + 1;
-    let fan = FanOut::new(core, rest, participants, run, body.is_some());
+    let fan = FanOut::new(core, rest, participants, run, poll_body_first);
     // While this thread waits for its helpers it may run other pool work,
     // which must not see the task polling this scope as current.
     let detached = crate::cancel::ambient::detach();
     rayon_core::in_place_scope(|scope| {
         for _ in 0..helpers {
-            scope.spawn(|_| fan.work());
+            scope.spawn(|_| fan.work(None));
         }
-        fan.work_after(body);
+        fan.work_after(body, poll_body_first);
     });
     drop(detached);
     fan.finish(participants, run);
@@ -661,18 +700,20 @@ fn fan_out_with(
     helpers: usize,
     run: &mut BatchRun,
     spawn: impl Fn(Job),
-    body: Option<BodyPoll<'_>>,
+    body: BodyPoll<'_>,
+    poll_body_first: bool,
 ) {
     let participants = helpers + 1;
-    let fan = FanOut::new(core, rest, participants, run, body.is_some());
-    run.helpers
-        .run_with(&fan, helpers, spawn, || fan.work_after(body));
+    let fan = FanOut::new(core, rest, participants, run, poll_body_first);
+    run.helpers.run_with(&fan, helpers, spawn, || {
+        fan.work_after(body, poll_body_first)
+    });
     fan.finish(participants, run);
 }
 
 impl Shared for FanOut<'_, '_> {
     fn work(&self) {
-        FanOut::work(self);
+        FanOut::work(self, None);
     }
 }
 
@@ -691,7 +732,7 @@ pub(crate) mod on_loom_threads {
     use super::{FAN_OUT_NANOS, Job, fan_out_with};
     use crate::scope::builder::Builder;
     use crate::scope::core::Core;
-    use crate::scope::driver::{BatchRun, BodyPoll, Driver, RunBatch};
+    use crate::scope::driver::{BatchRun, Body, Driver, RunBatch};
     use crate::scope::handle::{Scope, SendTask};
     use crate::scope::scope_future::ScopeFuture;
     use crate::sync::Arc;
@@ -743,14 +784,22 @@ pub(crate) mod on_loom_threads {
         core: &Core<SendTask<'static>>,
         batch: &[usize],
         run: &mut BatchRun,
-        body: Option<BodyPoll<'_>>,
+        body: Body<'_>,
     ) {
-        if body.is_none() {
-            return run_on_loom_threads(core, batch, run, None);
+        if !body.ready {
+            return run_on_loom_threads(core, batch, run, body);
         }
         run.poll_nanos = FAN_OUT_NANOS;
         run.helpers.stop_lingering();
-        fan_out_with(core, batch, HELPERS, run, spawn_on_loom_thread, body);
+        fan_out_with(
+            core,
+            batch,
+            HELPERS,
+            run,
+            spawn_on_loom_thread,
+            body.poll,
+            true,
+        );
     }
 
     fn spawn_on_loom_thread(job: Job) {
@@ -762,12 +811,12 @@ pub(crate) mod on_loom_threads {
         core: &Core<SendTask<'static>>,
         batch: &[usize],
         run: &mut BatchRun,
-        body: Option<BodyPoll<'_>>,
+        body: Body<'_>,
     ) {
         // The body first, as `run_parallel` does when it does not fan out
         // the body's poll (`loom_par_scope_fanning_out_the_body` does).
-        if let Some(body) = body {
-            body();
+        if body.ready {
+            (body.poll)();
         }
         // As in `run_parallel`: a single ready child is polled inline.
         if batch.len() < 2 {
@@ -782,7 +831,15 @@ pub(crate) mod on_loom_threads {
         // one model from 1.3 to 3.5 million interleavings (design/loom.md).
         run.helpers.stop_lingering();
         let helpers = HELPERS.min(batch.len() - 1);
-        fan_out_with(core, batch, helpers, run, spawn_on_loom_thread, None);
+        fan_out_with(
+            core,
+            batch,
+            helpers,
+            run,
+            spawn_on_loom_thread,
+            body.poll,
+            false,
+        );
     }
 }
 
@@ -808,7 +865,7 @@ mod tests {
         let mut sizes = Vec::new();
         loop {
             let mut bite = Vec::new();
-            fan.claim(&mut bite);
+            fan.claim(&mut bite, None);
             if bite.is_empty() {
                 break;
             }
@@ -847,7 +904,15 @@ mod tests {
         batch.retain(|&index| index != crate::scope::task::BODY);
         assert_eq!(batch.len(), 1, "one ready child");
         let mut run = BatchRun::default();
-        run_parallel(&core, &batch, &mut run, None);
+        run_parallel(
+            &core,
+            &batch,
+            &mut run,
+            Body {
+                poll: &mut || {},
+                ready: false,
+            },
+        );
         assert!(
             !run.prior,
             "the scope's own sample replaced the borrowed one"
@@ -874,7 +939,7 @@ mod tests {
         for _ in 0..=MAX_QUEUED_PER_HELPER {
             // Finished children are skipped: the batch can be fanned out again.
             let offer = |job| pool.borrow_mut().push(job);
-            fan_out_with(&core, &batch, 1, &mut run, offer, None);
+            fan_out_with(&core, &batch, 1, &mut run, offer, &mut || {}, false);
         }
         assert_eq!(
             pool.borrow().len(),
@@ -969,7 +1034,7 @@ mod tests {
                     helper_done();
                 });
             };
-            fan_out_with(&core, &[], 1, &mut run, spawn, Some(&mut body));
+            fan_out_with(&core, &[], 1, &mut run, spawn, &mut body, true);
         });
         let finished = handle.is_some_and(|handle| handle.is_finished());
         // As the driver does when a scope ends: the registered headers point
@@ -1038,7 +1103,7 @@ mod tests {
             ..BatchRun::default()
         };
         // The body spawns nothing, and the pool never starts its helper.
-        fan_out_with(&core, &[], 1, &mut run, drop, Some(&mut || {}));
+        fan_out_with(&core, &[], 1, &mut run, drop, &mut || {}, true);
         assert_eq!(run.poll_nanos, 5_000);
     }
 
@@ -1125,6 +1190,37 @@ mod tests {
     }
 
     #[test]
+    fn the_calling_thread_polls_a_body_woken_during_a_fan_out_before_its_next_claim() {
+        let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
+        let children: Vec<_> = (0..4).map(|_| core.insert(async {}, None)).collect();
+        let run = BatchRun {
+            spare: crate::POLL_BUDGET,
+            ..BatchRun::default()
+        };
+        // An empty batch: every claim goes to the queue, where the four are.
+        let fan = FanOut::new(&core, &[], 2, &run, false);
+        let body_polls = std::cell::Cell::new(0);
+        let mut body = || body_polls.set(body_polls.get() + 1);
+        let mut bite = Vec::new();
+        fan.claim(&mut bite, Some(&mut body));
+        assert_eq!((bite.len(), body_polls.get()), (1, 0), "the body sleeps");
+        core.shared().schedule(crate::scope::task::BODY);
+        bite.clear();
+        fan.claim(&mut bite, None);
+        assert_eq!(
+            (bite.len(), body_polls.get()),
+            (1, 0),
+            "a helper leaves the body alone"
+        );
+        bite.clear();
+        fan.claim(&mut bite, Some(&mut body));
+        assert_eq!(body_polls.get(), 1, "the woken body was polled first");
+        assert_eq!(bite.len(), 1, "then the claim went on");
+        drop(children);
+        core.shared().retire();
+    }
+
+    #[test]
     fn the_spare_budget_goes_back_to_the_driver_per_participant() {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
         let batch: Vec<usize> = (0..4).collect();
@@ -1136,7 +1232,7 @@ mod tests {
         let mut bite = Vec::new();
         while {
             bite.clear();
-            fan.claim(&mut bite);
+            fan.claim(&mut bite, None);
             !bite.is_empty()
         } {}
         let mut after = BatchRun::default();

@@ -272,18 +272,29 @@ impl ScopeShared {
     /// woken (or left over) while a batch runs. Never the body, which only
     /// the driver may poll (on the scope's thread), and which is not in the
     /// queue. Returns how many moved.
+    ///
+    /// For the scope's own thread (`owner`), a woken body comes first:
+    /// nothing moves, the body's wake is taken, and `None` says to poll it
+    /// (on that thread, the only one that may) before claiming again. So a
+    /// body woken during a fan-out waits for its thread's bites in hand,
+    /// not for the rest of the fan-out's budget.
     #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
     pub(crate) fn take_ready_children(
         &self,
         into: &mut Vec<usize>,
         limit: usize,
         divisor: usize,
-    ) -> usize {
+        owner: bool,
+    ) -> Option<usize> {
         let mut ready = self.ready.lock();
+        if owner && ready.body_queued && !mutant("fan_out_starves_the_body") {
+            ready.body_queued = false;
+            return None;
+        }
         let share = ready.queue.len().div_ceil(divisor.max(1));
         let count = limit.min(share);
         into.extend(ready.queue.drain(..count));
-        count
+        Some(count)
     }
 
     /// Ends a poll if the queue is empty (clearing `notified`, (2)); false if
