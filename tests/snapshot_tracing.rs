@@ -34,9 +34,16 @@ struct Log {
     stack: Vec<u64>,
 }
 
-/// Records spans, their parents, enters and events; nothing else.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Log>>);
+/// Records spans, their parents, enters and events up to a level (the
+/// most verbose it lets through); nothing else.
+#[derive(Clone)]
+struct Recorder(Arc<Mutex<Log>>, tracing::Level);
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::at(tracing::Level::TRACE)
+    }
+}
 
 struct Fields(String);
 
@@ -54,8 +61,13 @@ impl Visit for Fields {
 }
 
 impl Subscriber for Recorder {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        // Asked per use: the tests of this binary record at different levels.
+        tracing::subscriber::Interest::sometimes()
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= &self.1
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
@@ -107,6 +119,10 @@ impl Subscriber for Recorder {
 }
 
 impl Recorder {
+    fn at(most_verbose: tracing::Level) -> Self {
+        Recorder(Arc::default(), most_verbose)
+    }
+
     fn span(&self, id: u64) -> SpanRecord {
         self.0.lock().unwrap().spans[id as usize - 1].clone()
     }
@@ -204,6 +220,33 @@ fn cancellation_is_an_event_with_its_reason() {
 }
 
 #[test]
+fn at_info_the_cancel_events_name_their_task_and_scope_and_stay_in_the_callers_span() {
+    // At INFO the DEBUG spans of scopes and tasks are off; the events must
+    // not be cut off from the caller's span, nor lose which task they are.
+    let recorder = Recorder::at(tracing::Level::INFO);
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let request = tracing::info_span!("request", id = 42);
+        let _entered = request.enter();
+        block_on(Builder::new().name("server").scope(|s| async move {
+            let child = s.spawn_named("worker", async { taskscope::cancelled().await });
+            child.cancel();
+            s.cancel();
+        }))
+    });
+    let request = recorder.span_id("request", "id=42");
+    let by_handle = recorder.event_with("task cancelled through its handle");
+    assert_eq!(by_handle.span, Some(request), "{by_handle:?}");
+    assert!(
+        by_handle.fields.contains("name=\"worker\""),
+        "{by_handle:?}"
+    );
+    assert!(by_handle.fields.contains("task="), "{by_handle:?}");
+    let scope = recorder.event_with("scope cancelled");
+    assert_eq!(scope.span, Some(request), "{scope:?}");
+    assert!(scope.fields.contains("name=\"server\""), "{scope:?}");
+}
+
+#[test]
 fn a_panicking_task_is_an_error_event_in_its_span() {
     let recorder = Recorder::default();
     let caught = tracing::subscriber::with_default(recorder.clone(), || {
@@ -219,6 +262,10 @@ fn a_panicking_task_is_an_error_event_in_its_span() {
     assert_eq!(event.level, tracing::Level::ERROR, "{event:?}");
     assert_eq!(event.span, Some(doomed));
     assert!(event.fields.contains("boom"), "{event:?}");
+    assert!(
+        event.fields.contains("name=\"doomed\""),
+        "named without its span: {event:?}"
+    );
 }
 
 #[test]

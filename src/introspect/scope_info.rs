@@ -90,9 +90,16 @@ impl ScopeInfo {
             return None;
         }
         let span = self.span.clone();
-        let id = self.id;
+        let (id, name) = (self.id, self.name.clone());
         Some(token.on_cancel(move |reason| {
-            tracing::info!(parent: &span, scope = id, %reason, "taskscope: scope cancelled");
+            let (name, message) = (name.as_deref(), "taskscope: scope cancelled");
+            // Outside a disabled span (a subscriber at INFO disables the
+            // DEBUG scope spans): in the canceller's, named by the fields.
+            if span.is_disabled() {
+                tracing::info!(scope = id, name, %reason, "{message}");
+            } else {
+                tracing::info!(parent: &span, scope = id, name, %reason, "{message}");
+            }
         }))
     }
 

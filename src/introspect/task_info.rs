@@ -74,6 +74,31 @@ impl TaskInfo {
         &self.span
     }
 
+    /// Reports a cancel through the task's handle at INFO, naming the task
+    /// in fields: inside the task's span when that is enabled, else in the
+    /// caller's. (A subscriber at INFO disables the DEBUG task spans, and an
+    /// event given a disabled span as its parent belongs to no span at all.)
+    #[cfg(feature = "tracing")]
+    pub(crate) fn trace_cancel_through_handle(&self, scope: &ScopeInfo) {
+        let (id, seq, name) = (scope.id(), self.seq, self.name.as_deref());
+        let reason = crate::CancelReason::Requested;
+        let message = "taskscope: task cancelled through its handle";
+        if self.span.is_disabled() {
+            tracing::info!(task = %format_args!("{id}.{seq}"), name, %reason, "{message}");
+        } else {
+            tracing::info!(parent: &self.span, task = %format_args!("{id}.{seq}"), name, %reason, "{message}");
+        }
+    }
+
+    /// Reports the task's panic at ERROR, naming the task in fields (see
+    /// [`trace_cancel_through_handle`](Self::trace_cancel_through_handle)):
+    /// called inside the task's span, if it is enabled.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn trace_panic(&self, scope: &ScopeInfo, reason: &dyn std::fmt::Display) {
+        let (id, seq, name) = (scope.id(), self.seq, self.name.as_deref());
+        tracing::error!(task = %format_args!("{id}.{seq}"), name, %reason, "taskscope: task panicked");
+    }
+
     /// Called by the poller right before it polls the task.
     #[inline]
     pub(crate) fn begin_poll(&self, epoch: Instant) {

@@ -463,7 +463,8 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
     #[cfg(feature = "tracing")]
     header.shared().traced(|| {
         if let Poll::Ready(TaskExit::Panicked(panic)) = &poll {
-            tracing::error!(reason = %panic.reason(), "taskscope: task panicked");
+            let info = header.info();
+            info.trace_panic(header.shared().info(), &panic.reason());
         }
         drop(span);
     });

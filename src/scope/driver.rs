@@ -252,7 +252,8 @@ fn poll_body<Fut: Future>(
     #[cfg(feature = "tracing")]
     if let Err(payload) = &outcome {
         let reason = CancelReason::from_panic(&**payload);
-        shared.traced(|| tracing::error!(%reason, "taskscope: scope body panicked"));
+        let (scope, name) = (shared.info().id(), shared.info().name().map(|n| n.as_ref()));
+        shared.traced(|| tracing::error!(scope, name, %reason, "taskscope: scope body panicked"));
     }
     // The body finished: drop it now, so the scope handle it held goes too.
     let dropped = panic::catch_unwind(AssertUnwindSafe(|| body.set(None)));

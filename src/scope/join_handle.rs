@@ -190,11 +190,11 @@ impl<T> JoinHandle<T> {
     /// panic is then resumed from here.
     pub fn cancel(&self) {
         #[cfg(feature = "tracing")]
-        tracing::info!(
-            parent: self.join.task().info().span(),
-            reason = %crate::CancelReason::Requested,
-            "taskscope: task cancelled through its handle"
-        );
+        {
+            let task = self.join.task();
+            task.info()
+                .trace_cancel_through_handle(task.shared().info());
+        }
         self.join.task().token().cancel();
     }
 
