@@ -72,6 +72,11 @@ use std::future::Future;
 /// `select` on [`cancelled`](crate::cancelled) returns at once, whereas
 /// [`race`](crate::race()) waits for its loser, which may take longer than one
 /// poll and get the clean-up dropped and counted as skipped.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `AsyncDrop` clean-up for a scope to run",
+    note = "implement `taskscope::AsyncDrop` for it; if it implements `LocalAsyncDrop` (a clean-up \
+            that is not `Send`), adopt it in a `local_scope` instead"
+)]
 pub trait AsyncDrop {
     /// The asynchronous part of dropping `self`; the sync `Drop` follows.
     fn prepare_drop(&mut self) -> impl Future<Output = ()> + Send + '_;

@@ -33,6 +33,11 @@ use super::async_drop::AsyncDrop;
 /// assert_eq!(*log.borrow(), ["closed"]);
 /// # });
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `LocalAsyncDrop` clean-up for a local scope to run",
+    note = "implement `taskscope::LocalAsyncDrop` for it (a type with an `AsyncDrop` clean-up \
+            has one already)"
+)]
 pub trait LocalAsyncDrop {
     /// The asynchronous part of dropping `self`; see [`AsyncDrop::prepare_drop`].
     fn prepare_drop(&mut self) -> impl Future<Output = ()> + '_;
