@@ -160,7 +160,12 @@ impl<T> JoinSlot<T> {
 /// handle where that cannot happen never completes: two children awaiting
 /// each other's handles, or a handle awaited (say with `block_on`) on the
 /// thread that should poll its scope, instead of polling it. Only the
-/// self-join above is cheap to detect, so only it panics.
+/// self-join above is cheap to detect, so only it panics. Cancelling does
+/// not break such a cycle: awaiting a handle is not a cancellation point
+/// (the awaited child decides when it ends), so await a handle in a
+/// `select` with [`cancelled`](crate::cancelled) where a cycle is possible.
+/// A [snapshot](crate::snapshot) shows the tasks involved pending, with
+/// few polls, but not what each awaits.
 pub struct JoinHandle<T> {
     /// The child's cell: its header and output slot, never its future.
     join: JoinRef<T>,
