@@ -193,6 +193,46 @@ pub trait ScopedStreamExt: Stream {
     /// # });
     /// ```
     ///
+    /// To stop it from outside, pin it, and call [`ForEachIn::cancel`]
+    /// between polls; then await it for the running bodies. The items not
+    /// yet pulled stay in the source:
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// use futures::channel::{mpsc, oneshot};
+    /// use futures::{StreamExt, future};
+    /// use taskscope::ScopedStreamExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (jobs, mut queue) = mpsc::unbounded::<usize>();
+    /// (0..100).for_each(|job| jobs.unbounded_send(job).unwrap());
+    /// drop(jobs);
+    /// let (stop, stopped) = oneshot::channel::<()>();
+    /// let stop = std::sync::Mutex::new(Some(stop));
+    /// let done = AtomicUsize::new(0);
+    /// let (stop, done_ref, queue_ref) = (&stop, &done, &mut queue);
+    /// taskscope::scope(|s| async move {
+    ///     let mut all = pin!(queue_ref.for_each_in(2, &s, |job| async move {
+    ///         done_ref.fetch_add(1, Ordering::Relaxed);
+    ///         if job == 9 {
+    ///             stop.lock().unwrap().take().map(|stop| stop.send(()));
+    ///         }
+    ///     }));
+    ///     // Process until the stop signal, then stop pulling.
+    ///     if let future::Either::Right(_) = future::select(all.as_mut(), stopped).await {
+    ///         all.as_mut().cancel();
+    ///         all.await; // the running bodies finish
+    ///     }
+    /// })
+    /// .await;
+    /// let (done, left) = (done.into_inner(), queue.count().await);
+    /// assert_eq!(done + left, 100, "every job done or still queued");
+    /// assert!(left > 0);
+    /// # });
+    /// ```
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future cancels the running bodies voluntarily and leaves
