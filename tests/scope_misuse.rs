@@ -259,8 +259,15 @@ fn panic_location_of(f: impl FnOnce()) -> String {
     seen.lock().unwrap().clone()
 }
 
+/// A stream of ready futures, for the adapters.
+fn items() -> impl futures::Stream<Item = std::future::Ready<()>> {
+    use futures::StreamExt;
+    futures::stream::iter([(); 2]).map(std::future::ready)
+}
+
 #[test]
 fn misuse_of_an_escaped_handle_is_reported_at_the_callers_line() {
+    use taskscope::ScopedStreamExt;
     let escaped = block_on(scope(|s| async move { s }));
     for (what, file) in [
         ("spawn", panic_location_of(|| drop(escaped.spawn(async {})))),
@@ -268,6 +275,26 @@ fn misuse_of_an_escaped_handle_is_reported_at_the_callers_line() {
         (
             "adopt",
             panic_location_of(|| drop(escaped.adopt(NothingToClose))),
+        ),
+        (
+            "buffered_in",
+            panic_location_of(|| drop(items().buffered_in(2, &escaped))),
+        ),
+        (
+            "buffer_unordered_in",
+            panic_location_of(|| drop(items().buffer_unordered_in(2, &escaped))),
+        ),
+        (
+            "for_each_in",
+            panic_location_of(|| drop(items().for_each_in(2, &escaped, |item| item))),
+        ),
+        (
+            "race_all",
+            panic_location_of(|| drop(taskscope::race_all(Vec::<std::future::Ready<u8>>::new()))),
+        ),
+        (
+            "race_array",
+            panic_location_of(|| drop(taskscope::race_array::<std::future::Ready<u8>, 0>([]))),
         ),
     ] {
         assert!(

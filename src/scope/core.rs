@@ -180,6 +180,17 @@ impl<T: ?Sized> Core<T> {
         gone.refuse("spawn")
     }
 
+    /// Refuses, as a spawn would, a scope that no longer takes children:
+    /// for the stream adapters, which spawn only from their polls, so that
+    /// the panic names the line that made the adapter.
+    #[track_caller]
+    pub(crate) fn check_open(&self) {
+        let ended = self.state.lock().ended;
+        if let Some(gone) = ended {
+            self.refuse_spawn(gone);
+        }
+    }
+
     /// Polls the children of `batch` one after the other on this thread,
     /// putting one back and taking the next under a single lock.
     pub(crate) fn run_serial(&self, batch: &[usize])

@@ -119,6 +119,12 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
         self.core.shared().token()
     }
 
+    /// See `Core::check_open`.
+    #[track_caller]
+    pub(crate) fn check_open(&self) {
+        self.core.check_open();
+    }
+
     pub(crate) fn shared(&self) -> &WakerArc<ScopeShared> {
         self.core.shared()
     }
@@ -213,6 +219,12 @@ impl<'env> Scope<'env> {
     /// The scope's token: cancelling it cancels the body and every child.
     pub fn token(&self) -> &CancelToken {
         self.handle.token()
+    }
+
+    /// See `Core::check_open`.
+    #[track_caller]
+    pub(crate) fn check_open(&self) {
+        self.handle.check_open();
     }
 
     /// A snapshot of this scope and everything below it: its body, its

@@ -98,6 +98,12 @@ impl<'env> LocalScope<'env> {
         self.handle.token()
     }
 
+    /// See `Core::check_open`.
+    #[track_caller]
+    pub(crate) fn check_open(&self) {
+        self.handle.check_open();
+    }
+
     /// A snapshot of this scope and everything below it; see
     /// [`Scope::snapshot`](crate::Scope::snapshot).
     pub fn snapshot(&self) -> Snapshot {

@@ -77,6 +77,7 @@ where
     #[track_caller]
     pub(crate) fn new(source: St, window: usize, scope: &S) -> Self {
         check_window(window, "buffer_unordered_in");
+        scope.check_open();
         BufferUnorderedIn {
             pull: Pull::new(source, window),
             scope: scope.clone(),

@@ -85,6 +85,7 @@ where
     #[track_caller]
     pub(crate) fn new(source: St, window: usize, scope: &S) -> Self {
         check_window(window, "buffered_in");
+        scope.check_open();
         BufferedIn {
             pull: Pull::new(source, window),
             scope: scope.clone(),

@@ -66,6 +66,7 @@ where
     #[track_caller]
     pub(crate) fn new(source: St, window: usize, scope: &S, body: F) -> Self {
         check_window(window, "for_each_in");
+        scope.check_open();
         ForEachIn {
             pull: Pull::new(source, window),
             scope: scope.clone(),

@@ -96,9 +96,10 @@ pub trait ScopedStreamExt: Stream {
     ///
     /// # Panics
     ///
-    /// Here, if `n` is 0 (no item could ever run). Later, a poll of the
-    /// stream re-raises the panic of an item when its output is due; a
-    /// spawn panics if the scope has already finished.
+    /// Here, if `n` is 0 (no item could ever run), or if `scope` has already
+    /// ended (its handle outlived it). Later, a poll of the stream re-raises
+    /// the panic of an item when its output is due; a spawn panics if the
+    /// scope has ended since.
     #[track_caller]
     fn buffered_in<S>(self, n: usize, scope: &S) -> BufferedIn<Self, S>
     where
@@ -144,9 +145,9 @@ pub trait ScopedStreamExt: Stream {
     ///
     /// # Panics
     ///
-    /// Here, if `n` is 0. Later, a poll of the stream re-raises the panic of
-    /// an item once that item has finished; a spawn panics if the scope has
-    /// already finished.
+    /// Here, if `n` is 0 or `scope` has already ended. Later, a poll of the
+    /// stream re-raises the panic of an item once that item has finished; a
+    /// spawn panics if the scope has ended since.
     #[track_caller]
     fn buffer_unordered_in<S>(self, n: usize, scope: &S) -> BufferUnorderedIn<Self, S>
     where
@@ -241,9 +242,9 @@ pub trait ScopedStreamExt: Stream {
     ///
     /// # Panics
     ///
-    /// Here, if `n` is 0. Later, a poll of the future re-raises the panic of
-    /// a body once it has finished; a spawn panics if the scope has already
-    /// finished.
+    /// Here, if `n` is 0 or `scope` has already ended. Later, a poll of the
+    /// future re-raises the panic of a body once it has finished; a spawn
+    /// panics if the scope has ended since.
     #[track_caller]
     fn for_each_in<S, F, Fut>(self, n: usize, scope: &S, f: F) -> ForEachIn<Self, S, F>
     where

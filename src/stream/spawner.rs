@@ -23,6 +23,11 @@ pub trait Spawner<F: Future>: Clone + sealed::Sealed {
     /// Spawns `future` as a child of the scope; see [`Scope::spawn`].
     #[doc(hidden)]
     fn spawn_child(&self, future: F) -> JoinHandle<F::Output>;
+
+    /// Panics, at the caller's line, if the scope no longer takes children.
+    #[doc(hidden)]
+    #[track_caller]
+    fn check_open(&self);
 }
 
 impl sealed::Sealed for Scope<'_> {}
@@ -35,6 +40,11 @@ where
     fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
         self.spawn(future)
     }
+
+    #[track_caller]
+    fn check_open(&self) {
+        Self::check_open(self);
+    }
 }
 
 impl sealed::Sealed for LocalScope<'_> {}
@@ -46,6 +56,11 @@ where
 {
     fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
         self.spawn(future)
+    }
+
+    #[track_caller]
+    fn check_open(&self) {
+        Self::check_open(self);
     }
 }
 
@@ -61,6 +76,11 @@ where
     fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
         (**self).spawn(future)
     }
+
+    #[track_caller]
+    fn check_open(&self) {
+        (**self).check_open();
+    }
 }
 
 impl<E> sealed::Sealed for LocalTryScope<'_, E> {}
@@ -74,5 +94,10 @@ where
 {
     fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
         (**self).spawn(future)
+    }
+
+    #[track_caller]
+    fn check_open(&self) {
+        (**self).check_open();
     }
 }
