@@ -123,7 +123,7 @@ impl Stream for Ready {
 /// thread, and their completions wake the consumer's thread through the
 /// per-item wakers. Every output arrives and both sides finish.
 ///
-/// Last run: 2080 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
+/// Last run: 2086 interleavings (preemption bound 2, LOOM_MAX_BRANCHES=10000).
 /// Fails with mutant `unordered_registers_consumer_last`.
 #[test]
 fn buffer_unordered_in_consumed_on_another_thread_gets_every_output() {
