@@ -3,6 +3,8 @@
 mod collect;
 mod display;
 mod handle;
+#[cfg(feature = "tracing")]
+mod in_span;
 mod poll_times;
 mod scope_info;
 mod scope_snapshot;

@@ -92,14 +92,8 @@ impl ScopeInfo {
         let span = self.span.clone();
         let (id, name) = (self.id, self.name.clone());
         Some(token.on_cancel(move |reason| {
-            let (name, message) = (name.as_deref(), "taskscope: scope cancelled");
-            // Outside a disabled span (a subscriber at INFO disables the
-            // DEBUG scope spans): in the canceller's, named by the fields.
-            if span.is_disabled() {
-                tracing::info!(scope = id, name, %reason, "{message}");
-            } else {
-                tracing::info!(parent: &span, scope = id, name, %reason, "{message}");
-            }
+            let name = name.as_deref();
+            super::in_span::info_in_span!(&span, scope = id, name, %reason, "taskscope: scope cancelled");
         }))
     }
 

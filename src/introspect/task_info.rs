@@ -75,24 +75,22 @@ impl TaskInfo {
     }
 
     /// Reports a cancel through the task's handle at INFO, naming the task
-    /// in fields: inside the task's span when that is enabled, else in the
-    /// caller's. (A subscriber at INFO disables the DEBUG task spans, and an
-    /// event given a disabled span as its parent belongs to no span at all.)
+    /// in fields, inside the task's span if it is enabled (`info_in_span!`).
     #[cfg(feature = "tracing")]
     pub(crate) fn trace_cancel_through_handle(&self, scope: &ScopeInfo) {
         let (id, seq, name) = (scope.id(), self.seq, self.name.as_deref());
         let reason = crate::CancelReason::Requested;
-        let message = "taskscope: task cancelled through its handle";
-        if self.span.is_disabled() {
-            tracing::info!(task = %format_args!("{id}.{seq}"), name, %reason, "{message}");
-        } else {
-            tracing::info!(parent: &self.span, task = %format_args!("{id}.{seq}"), name, %reason, "{message}");
-        }
+        super::in_span::info_in_span!(
+            &self.span,
+            task = %format_args!("{id}.{seq}"),
+            name,
+            %reason,
+            "taskscope: task cancelled through its handle"
+        );
     }
 
-    /// Reports the task's panic at ERROR, naming the task in fields (see
-    /// [`trace_cancel_through_handle`](Self::trace_cancel_through_handle)):
-    /// called inside the task's span, if it is enabled.
+    /// Reports the task's panic at ERROR, naming the task in fields: called
+    /// inside the task's span, if it is enabled, else in the poller's.
     #[cfg(feature = "tracing")]
     pub(crate) fn trace_panic(&self, scope: &ScopeInfo, reason: &dyn std::fmt::Display) {
         let (id, seq, name) = (scope.id(), self.seq, self.name.as_deref());

@@ -41,8 +41,8 @@
 //! thread (the only one that may) at its next claim from the queue, so it
 //! waits for that thread's bite in hand, not for the rest of the budget:
 //! with children that keep waking, a body waited for the whole budget
-//! (500 polls), and a nested `par_scope`'s for seconds. The participants share that budget as one pool:
-//! whoever is free takes the next bite, so when a helper comes late the
+//! (500 polls), and a nested `par_scope`'s for seconds. The participants
+//! share that budget as one pool: whoever is free takes the next bite, so when a helper comes late the
 //! calling thread may make up to `participants ×` [`POLL_BUDGET`](crate::POLL_BUDGET)
 //! polls itself. A cap per participant would bound that, but it left the
 //! first thread to reach its cap idle while the other finished its share:
