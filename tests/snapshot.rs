@@ -13,7 +13,8 @@ use taskscope::{Builder, CancelReason, TaskState};
 
 /// The tree with ids and times left out, for string comparison.
 fn plain(snapshot: &taskscope::Snapshot) -> String {
-    snapshot.display().hide_ids().hide_times().to_string()
+    let display = snapshot.display();
+    display.hide_ids().hide_times().hide_locations().to_string()
 }
 
 #[test]
@@ -65,7 +66,10 @@ fn ids_show_in_the_default_display() {
         s.spawn_named("first", async {});
         let snapshot = s.snapshot();
         let id = snapshot.scopes[0].id;
-        (id, snapshot.display().hide_times().to_string())
+        (
+            id,
+            snapshot.display().hide_times().hide_locations().to_string(),
+        )
     }));
     let (id, text) = text;
     assert_eq!(

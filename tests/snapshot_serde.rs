@@ -27,3 +27,20 @@ fn a_snapshot_serializes_with_names_states_and_reasons_as_text() {
     );
     assert!(worker["scopes"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn locations_serialize_as_file_line_column() {
+    let made = line!() + 1;
+    let snapshot = block_on(taskscope::scope(|s| async move {
+        let snapshot = s.snapshot();
+        s.cancel();
+        snapshot
+    }));
+    let value = serde_json::to_value(&snapshot).unwrap();
+    let location = value["scopes"][0]["location"].as_str().unwrap();
+    let prefix = format!("{}:{made}:", file!());
+    assert!(location.starts_with(&prefix), "{location}");
+    let column = &location[prefix.len()..];
+    assert!(column.parse::<u32>().is_ok(), "{location}");
+    assert_eq!(value["scopes"][0]["body"]["location"], location);
+}

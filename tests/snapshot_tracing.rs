@@ -194,6 +194,26 @@ fn scopes_and_tasks_get_spans_with_names_and_ids_entered_while_polled() {
 }
 
 #[test]
+fn spans_carry_where_the_scope_was_made_and_the_task_spawned() {
+    let recorder = Recorder::default();
+    let (made, spawned) = tracing::subscriber::with_default(recorder.clone(), || {
+        let made = line!() + 1;
+        block_on(Builder::new().name("located").scope(|s| async move {
+            let spawned = line!() + 1;
+            s.spawn_named("located child", async {});
+            (made, spawned)
+        }))
+    });
+    let scope = recorder.span_id("taskscope.scope", "name=\"located\"");
+    let child = recorder.span_id("taskscope.task", "name=\"located child\"");
+    let at = |line: u32| format!("at={}:{line}:", file!());
+    let scope_fields = recorder.span(scope).fields;
+    assert!(scope_fields.contains(&at(made)), "{scope_fields}");
+    let child_fields = recorder.span(child).fields;
+    assert!(child_fields.contains(&at(spawned)), "{child_fields}");
+}
+
+#[test]
 fn cancellation_is_an_event_with_its_reason() {
     let recorder = Recorder::default();
     tracing::subscriber::with_default(recorder.clone(), || {

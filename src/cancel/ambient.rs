@@ -401,7 +401,13 @@ mod tests {
 
     fn header() -> TaskRef {
         let shared = WakerArc::new(ScopeShared::new(CancelToken::new(), ScopeInfo::root()));
-        TaskRef::body(TaskHeader::new(shared, 0, 1, None))
+        TaskRef::body(TaskHeader::new(
+            shared,
+            0,
+            1,
+            None,
+            std::panic::Location::caller(),
+        ))
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub(crate) fn scope(shared: &ScopeShared, now: Instant, depth: usize) -> Option<
     Some(ScopeSnapshot {
         id: info.id(),
         name: info.name().cloned(),
+        location: info.location(),
         cancelled: shared.token().reason(),
         body,
         tasks,
@@ -118,6 +119,7 @@ fn task(
     Some(TaskSnapshot {
         id: info.seq(),
         name: info.name().cloned(),
+        location: info.location(),
         state,
         cancelled,
         polls: info.polls(),

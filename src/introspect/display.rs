@@ -1,6 +1,7 @@
 //! [`SnapshotDisplay`]: the snapshot as an indented tree, with options.
 
 use std::fmt::{self, Write};
+use std::panic::Location;
 use std::time::Duration;
 
 use super::scope_snapshot::ScopeSnapshot;
@@ -12,15 +13,17 @@ use crate::cancel::CancelReason;
 /// Writes a [`Snapshot`] as an indented tree, one line per scope or task:
 ///
 /// ```text
-/// scope 1 "server": cancelling (the deadline passed)
+/// scope 1 "server" (src/main.rs:20:10): cancelling (the deadline passed)
 /// ├─ body 1.0: pending, 3 polls, last poll 1.204s ago
-/// │  └─ scope 2 "batch": cancelling (a parent was cancelled: the deadline passed)
-/// │     └─ task 2.1 "load": pending, 1 poll, last poll 1.203s ago, cancelling (with its scope)
-/// └─ task 1.1 "listener": being polled, 7 polls, last poll 0ms ago, cancelling (with its scope)
+/// │  └─ scope 2 "batch" (src/main.rs:31:13): cancelling (a parent was cancelled: the deadline passed)
+/// │     └─ task 2.1 "load" (src/main.rs:34:19): pending, 1 poll, last poll 1.203s ago, cancelling (with its scope)
+/// └─ task 1.1 "listener" (src/main.rs:22:11): being polled, 7 polls, last poll 0ms ago, cancelling (with its scope)
 /// ```
 ///
-/// A body is cancelled exactly when its scope is, so its line does not
-/// repeat it; a child cancelled because its scope was says `with its
+/// In brackets, where the scope was made and where the task was spawned
+/// ([`ScopeSnapshot::location`], [`TaskSnapshot::location`]); a body's is
+/// its scope's, so its line leaves it out. A body is cancelled exactly when
+/// its scope is, so its line does not repeat that either; a child cancelled because its scope was says `with its
 /// scope`; a child cancelled on its own shows its own reason.
 ///
 /// Made by [`Snapshot::display`]; the options leave out what changes from
@@ -31,6 +34,7 @@ pub struct SnapshotDisplay<'a> {
     snapshot: &'a Snapshot,
     ids: bool,
     times: bool,
+    locations: bool,
 }
 
 impl<'a> SnapshotDisplay<'a> {
@@ -39,6 +43,7 @@ impl<'a> SnapshotDisplay<'a> {
             snapshot,
             ids: true,
             times: true,
+            locations: true,
         }
     }
 
@@ -54,6 +59,19 @@ impl<'a> SnapshotDisplay<'a> {
         self
     }
 
+    /// Leaves out where scopes were made and tasks spawned.
+    pub fn hide_locations(mut self) -> Self {
+        self.locations = false;
+        self
+    }
+
+    fn location(&self, f: &mut fmt::Formatter<'_>, location: &Location<'_>) -> fmt::Result {
+        if self.locations {
+            write!(f, " ({location})")?;
+        }
+        Ok(())
+    }
+
     fn scope(
         &self,
         f: &mut fmt::Formatter<'_>,
@@ -67,6 +85,7 @@ impl<'a> SnapshotDisplay<'a> {
         if let Some(name) = &scope.name {
             write!(f, " {name:?}")?;
         }
+        self.location(f, scope.location)?;
         if let Some(reason) = &scope.cancelled {
             write!(f, ": cancelling ({})", OneLine(reason))?;
         }
@@ -98,6 +117,9 @@ impl<'a> SnapshotDisplay<'a> {
         }
         if let Some(name) = &task.name {
             write!(f, " {name:?}")?;
+        }
+        if !task.is_body() {
+            self.location(f, task.location)?;
         }
         let plural = if task.polls == 1 { "" } else { "s" };
         write!(f, ": {}, {} poll{plural}", task.state, task.polls)?;
@@ -191,11 +213,13 @@ impl fmt::Display for Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::panic::Location;
 
     fn task(id: u64, name: Option<&'static str>, scopes: Vec<ScopeSnapshot>) -> TaskSnapshot {
         TaskSnapshot {
             id,
             name: name.map(Into::into),
+            location: Location::caller(),
             state: TaskState::Pending,
             cancelled: None,
             polls: 1,
@@ -208,6 +232,7 @@ mod tests {
         ScopeSnapshot {
             id,
             name: None,
+            location: Location::caller(),
             cancelled: None,
             body,
             tasks,
@@ -230,7 +255,7 @@ mod tests {
             scopes: vec![outer],
         };
         assert_eq!(
-            snapshot.to_string(),
+            snapshot.display().hide_locations().to_string(),
             "scope 1: cancelling (the deadline passed)\n\
              ├─ body 1.0: pending, 1 poll, last poll 1.500s ago\n\
              │  └─ scope 2\n\
@@ -245,8 +270,31 @@ mod tests {
         let snapshot = Snapshot {
             scopes: vec![scope(7, None, vec![task(3, Some("x"), vec![])])],
         };
-        let text = snapshot.display().hide_ids().hide_times().to_string();
+        let text = snapshot
+            .display()
+            .hide_ids()
+            .hide_times()
+            .hide_locations()
+            .to_string();
         assert_eq!(text, "scope\n└─ task \"x\": pending, 1 poll\n");
+    }
+
+    #[test]
+    fn locations_show_in_brackets_except_on_bodies() {
+        let mut outer = scope(1, Some(task(0, None, vec![])), vec![task(1, None, vec![])]);
+        let (made, spawned) = (Location::caller(), Location::caller());
+        outer.location = made;
+        outer.tasks[0].location = spawned;
+        let snapshot = Snapshot {
+            scopes: vec![outer],
+        };
+        let text = snapshot.display().hide_ids().hide_times().to_string();
+        assert_eq!(
+            text,
+            format!(
+                "scope ({made})\n├─ body: pending, 1 poll\n└─ task ({spawned}): pending, 1 poll\n"
+            )
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod poll_times;
 mod scope_info;
 mod scope_snapshot;
 #[cfg(feature = "serde")]
+mod serde_location;
+#[cfg(feature = "serde")]
 mod serde_reason;
 mod snapshot;
 mod task_info;

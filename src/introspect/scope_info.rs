@@ -1,6 +1,7 @@
 //! What a scope's shared part keeps for snapshots and tracing.
 
 use std::borrow::Cow;
+use std::panic::Location;
 use std::time::Instant;
 
 use crate::cancel::CancelToken;
@@ -14,6 +15,9 @@ static NEXT_SCOPE_ID: StatU64 = StatU64::new(1);
 pub(crate) struct ScopeInfo {
     id: u64,
     name: Option<Cow<'static, str>>,
+    /// Where the scope was made: the line that called `scope`, `par_scope`,
+    /// a `Builder`'s method, ...
+    location: &'static Location<'static>,
     /// Poll times of the scope's tasks are stored relative to this.
     epoch: Instant,
     /// The task that was being polled when the scope was created: the
@@ -27,14 +31,24 @@ pub(crate) struct ScopeInfo {
 }
 
 impl ScopeInfo {
-    pub(crate) fn new(name: Option<Cow<'static, str>>, parent: Option<TaskRef>) -> Self {
+    pub(crate) fn new(
+        name: Option<Cow<'static, str>>,
+        parent: Option<TaskRef>,
+        location: &'static Location<'static>,
+    ) -> Self {
         // Relaxed: only uniqueness matters, which the read-modify-write gives.
         let id = NEXT_SCOPE_ID.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "tracing")]
-        let span = tracing::debug_span!("taskscope.scope", id, name = name.as_deref());
+        let span = tracing::debug_span!(
+            "taskscope.scope",
+            id,
+            name = name.as_deref(),
+            at = %location
+        );
         ScopeInfo {
             id,
             name,
+            location,
             epoch: Instant::now(),
             parent,
             retired: StatBool::new(false),
@@ -45,8 +59,9 @@ impl ScopeInfo {
 
     /// A scope with no name and no parent (unit tests).
     #[cfg(test)]
+    #[track_caller]
     pub(crate) fn root() -> Self {
-        ScopeInfo::new(None, None)
+        ScopeInfo::new(None, None, Location::caller())
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -55,6 +70,10 @@ impl ScopeInfo {
 
     pub(crate) fn name(&self) -> Option<&Cow<'static, str>> {
         self.name.as_ref()
+    }
+
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        self.location
     }
 
     pub(crate) fn epoch(&self) -> Instant {

@@ -1,6 +1,7 @@
 //! [`ScopeSnapshot`]: one scope in a snapshot.
 
 use std::borrow::Cow;
+use std::panic::Location;
 
 use super::task_snapshot::TaskSnapshot;
 use crate::cancel::CancelReason;
@@ -14,6 +15,15 @@ pub struct ScopeSnapshot {
     pub id: u64,
     /// The name given to [`Builder::name`](crate::Builder::name).
     pub name: Option<Cow<'static, str>>,
+    /// Where the scope was made: the line that called
+    /// [`scope`](crate::scope), [`par_scope`](crate::par_scope()), a
+    /// [`Builder`](crate::Builder)'s method, ... Serialized as
+    /// `file:line:column`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "super::serde_location::serialize")
+    )]
+    pub location: &'static Location<'static>,
     /// Why the scope's token is cancelled, if it is.
     #[cfg_attr(
         feature = "serde",

@@ -26,9 +26,10 @@ use crate::scope::shared::ScopeShared;
 ///     .scope(|s| async move {
 ///         s.spawn_named("listener", taskscope::cancelled());
 ///         s.cancel();
-///         let tree = s.snapshot().display().hide_ids().hide_times().to_string();
+///         let snapshot = s.snapshot();
+///         let tree = snapshot.display().hide_ids().hide_times().hide_locations();
 ///         assert_eq!(
-///             tree,
+///             tree.to_string(),
 ///             "scope \"server\": cancelling (cancellation was requested)\n\
 ///              ├─ body: being polled, 1 poll\n\
 ///              └─ task \"listener\": pending, 0 polls, cancelling (with its scope)\n"

@@ -1,6 +1,7 @@
 //! What a task's header keeps for snapshots and tracing.
 
 use std::borrow::Cow;
+use std::panic::Location;
 use std::time::Instant;
 
 use super::poll_times;
@@ -17,6 +18,8 @@ pub(crate) struct TaskInfo {
     /// The task's number inside its scope: 0 is the body, children count from 1.
     seq: u64,
     name: Option<Cow<'static, str>>,
+    /// Where the task was spawned; for a body, where its scope was made.
+    location: &'static Location<'static>,
     polls: StatU64,
     /// When the last poll started, in nanoseconds since the scope's epoch,
     /// plus one; 0 when no poll recorded a time (see `poll_times`).
@@ -33,7 +36,12 @@ pub(crate) struct TaskInfo {
 }
 
 impl TaskInfo {
-    pub(crate) fn new(seq: u64, name: Option<Cow<'static, str>>, scope: &ScopeInfo) -> Self {
+    pub(crate) fn new(
+        seq: u64,
+        name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
+        scope: &ScopeInfo,
+    ) -> Self {
         #[cfg(feature = "tracing")]
         let span = if seq == 0 {
             // The body runs inside the scope's own span.
@@ -44,6 +52,7 @@ impl TaskInfo {
                 "taskscope.task",
                 id = %format_args!("{}.{seq}", scope.id()),
                 name = name.as_deref(),
+                at = %location,
             )
         };
         #[cfg(not(feature = "tracing"))]
@@ -51,6 +60,7 @@ impl TaskInfo {
         TaskInfo {
             seq,
             name,
+            location,
             polls: StatU64::new(0),
             last_poll: StatU64::new(0),
             polling: StatBool::new(false),
@@ -67,6 +77,10 @@ impl TaskInfo {
 
     pub(crate) fn name(&self) -> Option<&Cow<'static, str>> {
         self.name.as_ref()
+    }
+
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        self.location
     }
 
     #[cfg(feature = "tracing")]

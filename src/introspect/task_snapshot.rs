@@ -1,6 +1,7 @@
 //! [`TaskSnapshot`]: one task (a scope's body or child) in a snapshot.
 
 use std::borrow::Cow;
+use std::panic::Location;
 use std::time::Duration;
 
 use super::scope_snapshot::ScopeSnapshot;
@@ -23,6 +24,15 @@ pub struct TaskSnapshot {
     pub id: u64,
     /// The name given to [`Scope::spawn_named`](crate::Scope::spawn_named).
     pub name: Option<Cow<'static, str>>,
+    /// Where the task was spawned: the line that called
+    /// [`Scope::spawn`](crate::Scope::spawn) or one of its kin, or that made
+    /// the stream adapter that spawned it. For a body, where its scope was
+    /// made. Serialized as `file:line:column`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "super::serde_location::serialize")
+    )]
+    pub location: &'static Location<'static>,
     /// Pending, being polled, or finished but not joined.
     pub state: TaskState,
     /// Why the task's token is cancelled, if it is: the task should be

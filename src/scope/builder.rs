@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::panic::Location;
 
 use super::core::Core;
 use super::driver::{Driver, RunBatch, call_body, run_serial};
@@ -96,6 +97,7 @@ impl Builder {
     /// itself panics (rather than the future it returns), the panic
     /// propagates from this call once the children it spawned are dropped
     /// unpolled. Otherwise as for [`scope`](crate::scope).
+    #[track_caller]
     pub fn scope<'env, F, Fut>(self, body: F) -> ScopeFuture<'env, Fut>
     where
         F: FnOnce(Scope<'env>) -> Fut,
@@ -120,6 +122,7 @@ impl Builder {
     /// unpolled. Otherwise as for
     /// [`par_scope`](crate::par_scope#panics).
     #[cfg(feature = "parallel")]
+    #[track_caller]
     pub fn par_scope<'env, F, Fut>(self, body: F) -> ScopeFuture<'env, Fut>
     where
         F: FnOnce(Scope<'env>) -> Fut,
@@ -143,6 +146,7 @@ impl Builder {
     /// propagates from this call once the children it spawned are dropped
     /// unpolled. Otherwise as for
     /// [`try_scope`](crate::try_scope#panics).
+    #[track_caller]
     pub fn try_scope<'env, F, Fut, R, E>(self, body: F) -> TryScopeFuture<'env, Fut, R, E>
     where
         F: FnOnce(TryScope<'env, E>) -> Fut,
@@ -166,6 +170,7 @@ impl Builder {
     /// unpolled. Otherwise as for
     /// [`try_par_scope`](crate::try_par_scope#panics).
     #[cfg(feature = "parallel")]
+    #[track_caller]
     pub fn try_par_scope<'env, F, Fut, R, E>(self, body: F) -> TryScopeFuture<'env, Fut, R, E>
     where
         F: FnOnce(TryScope<'env, E>) -> Fut,
@@ -176,6 +181,7 @@ impl Builder {
     }
 
     /// A try scope whose ready children `run_batch` polls.
+    #[track_caller]
     fn try_scope_with<'env, F, Fut, R, E>(
         self,
         body: F,
@@ -208,6 +214,7 @@ impl Builder {
     /// propagates from this call once the children it spawned are dropped
     /// unpolled. Otherwise as for
     /// [`try_scope`](crate::try_scope#panics).
+    #[track_caller]
     pub fn local_try_scope<'env, F, Fut, R, E>(
         self,
         body: F,
@@ -242,6 +249,7 @@ impl Builder {
     /// itself panics (rather than the future it returns), the panic
     /// propagates from this call once the children it spawned are dropped
     /// unpolled. Otherwise as for [`scope`](crate::scope).
+    #[track_caller]
     pub fn local_scope<'env, F, Fut>(self, body: F) -> LocalScopeFuture<'env, Fut>
     where
         F: FnOnce(LocalScope<'env>) -> Fut,
@@ -256,17 +264,19 @@ impl Builder {
         LocalScopeFuture::new(Driver::new(body, core, run_serial))
     }
 
+    #[track_caller]
     pub(crate) fn core<T: ?Sized>(&self) -> Core<T> {
         Core::new(self.shared()).with_cleanup_timeout(self.cleanup_timeout.clone())
     }
 
+    #[track_caller]
     pub(crate) fn shared(&self) -> WakerArc<ScopeShared> {
         let parent = self.parent.clone().or_else(ambient::current_token_in_task);
         let token = parent.map_or_else(CancelToken::new, |parent| parent.child());
         // In the tree, the scope belongs to the task that creates it, even
         // when its token hangs under another one (`parent`).
         let task = ambient::current_task();
-        let info = ScopeInfo::new(self.name.clone(), task.clone());
+        let info = ScopeInfo::new(self.name.clone(), task.clone(), Location::caller());
         let shared = ScopeShared::new(token, info).following_its_poller(self.parent.is_none());
         let shared = WakerArc::new(shared);
         if let Some(task) = task {

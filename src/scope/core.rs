@@ -17,7 +17,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
@@ -120,6 +120,8 @@ impl<T: ?Sized> Core<T> {
 
     /// Adds a child, in a task cell of its own, and schedules its first poll.
     ///
+    /// `location` is where the user asked for the child, for snapshots.
+    ///
     /// # Panics
     ///
     /// If the scope has already finished or been dropped.
@@ -128,6 +130,7 @@ impl<T: ?Sized> Core<T> {
         &self,
         future: F,
         name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
     ) -> JoinHandle<F::Output>
     where
         F: Future,
@@ -138,7 +141,7 @@ impl<T: ?Sized> Core<T> {
         // put back children under it; its slot is filled in under the lock.
         // Relaxed: a diagnostic number (snapshots); it need only be distinct.
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let header = TaskHeader::new(self.shared.clone(), DEAD, seq, name);
+        let header = TaskHeader::new(self.shared.clone(), DEAD, seq, name, location);
         let (task, join, [header, for_waker, registered]) = OwnedTask::new(future, header);
         let mut state = self.state.lock();
         if let Some(gone) = state.ended {

@@ -118,7 +118,9 @@ where
     T: ?Sized + Future<Output = TaskExit>,
 {
     pub(crate) fn new(body: Fut, core: Arc<Core<T>>, run_batch: RunBatch<T>) -> Self {
-        let body_header = TaskRef::body(TaskHeader::new(core.shared().clone(), BODY, 0, None));
+        let shared = core.shared();
+        let made_at = shared.info().location();
+        let body_header = TaskRef::body(TaskHeader::new(shared.clone(), BODY, 0, None, made_at));
         // The body's first poll, as for a freshly spawned child.
         core.shared().body_started(body_header.clone());
         let poller_link = PollerLink::new(core.shared().follows_poller());

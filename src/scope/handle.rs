@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::Location;
 
 use super::cell::Holds;
 use super::core::Core;
@@ -105,6 +106,7 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
         &self,
         name: Option<Cow<'static, str>>,
         future: F,
+        location: &'static Location<'static>,
     ) -> JoinHandle<F::Output>
     where
         F: Future + 'env,
@@ -112,7 +114,7 @@ impl<'env, T: ?Sized + 'env> Handle<'env, T> {
     {
         // A spawn from the clean-up is refused by `insert` (the scope closed
         // before its clean-up ran), which asks for the clean-up's message.
-        self.core.insert(future, name)
+        self.core.insert(future, name, location)
     }
 
     pub(crate) fn token(&self) -> &CancelToken {
@@ -179,7 +181,7 @@ impl<'env> Scope<'env> {
         F: Future + Send + 'env,
         F::Output: Send + 'env,
     {
-        self.handle.spawn_task(None, future)
+        self.handle.spawn_task(None, future, Location::caller())
     }
 
     /// Spawns `future` as a child named `name`; the name shows in
@@ -213,7 +215,8 @@ impl<'env> Scope<'env> {
         F: Future + Send + 'env,
         F::Output: Send + 'env,
     {
-        self.handle.spawn_task(Some(name.into()), future)
+        self.handle
+            .spawn_task(Some(name.into()), future, Location::caller())
     }
 
     /// The scope's token: cancelling it cancels the body and every child.
@@ -225,6 +228,22 @@ impl<'env> Scope<'env> {
     #[track_caller]
     pub(crate) fn check_open(&self) {
         self.handle.check_open();
+    }
+
+    /// Spawns `future` as if [`spawn`](Self::spawn) had been called at
+    /// `location`: for the stream adapters, whose children are spawned from
+    /// their polls but asked for where the adapter was made.
+    #[track_caller]
+    pub(crate) fn spawn_at<F>(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'env,
+        F::Output: Send + 'env,
+    {
+        self.handle.spawn_task(None, future, location)
     }
 
     /// A snapshot of this scope and everything below it: its body, its

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 
 use super::core::Core;
 use super::handle::Handle;
@@ -68,7 +69,7 @@ impl<'env> LocalScope<'env> {
         F: Future + 'env,
         F::Output: 'env,
     {
-        self.handle.spawn_task(None, future)
+        self.handle.spawn_task(None, future, Location::caller())
     }
 
     /// Spawns `future` as a child named `name`; see
@@ -90,7 +91,8 @@ impl<'env> LocalScope<'env> {
         F: Future + 'env,
         F::Output: 'env,
     {
-        self.handle.spawn_task(Some(name.into()), future)
+        self.handle
+            .spawn_task(Some(name.into()), future, Location::caller())
     }
 
     /// The scope's token: cancelling it cancels the body and every child.
@@ -102,6 +104,22 @@ impl<'env> LocalScope<'env> {
     #[track_caller]
     pub(crate) fn check_open(&self) {
         self.handle.check_open();
+    }
+
+    /// Spawns `future` as if [`spawn`](Self::spawn) had been called at
+    /// `location`: for the stream adapters, whose children are spawned from
+    /// their polls but asked for where the adapter was made.
+    #[track_caller]
+    pub(crate) fn spawn_at<F>(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'env,
+        F::Output: 'env,
+    {
+        self.handle.spawn_task(None, future, location)
     }
 
     /// A snapshot of this scope and everything below it; see

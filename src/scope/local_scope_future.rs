@@ -26,6 +26,7 @@ use super::local::{LocalScope, LocalTask};
 /// # Panics
 ///
 /// As for [`scope`](crate::scope).
+#[track_caller]
 pub fn local_scope<'env, F, Fut>(body: F) -> LocalScopeFuture<'env, Fut>
 where
     F: FnOnce(LocalScope<'env>) -> Fut,

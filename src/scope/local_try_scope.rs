@@ -51,6 +51,7 @@ use crate::sync::Arc;
 ///
 /// As for [`try_scope`](crate::try_scope#panics): a panic is re-raised,
 /// never turned into an `Err`, and wins over an error.
+#[track_caller]
 pub fn local_try_scope<'env, F, Fut, R, E>(body: F) -> LocalTryScopeFuture<'env, Fut, R, E>
 where
     F: FnOnce(LocalTryScope<'env, E>) -> Fut,

@@ -154,6 +154,7 @@ use super::try_scope_future::TryScopeFuture;
 /// under "Cancel safety".
 ///
 /// Polling the scope future again after it completed panics.
+#[track_caller]
 pub fn par_scope<'env, F, Fut>(body: F) -> ScopeFuture<'env, Fut>
 where
     F: FnOnce(Scope<'env>) -> Fut,
@@ -213,6 +214,7 @@ where
 /// As for [`par_scope`](crate::par_scope#panics); a panic is never turned
 /// into an `Err`, and wins over an error, as in
 /// [`try_scope`](crate::try_scope#panics).
+#[track_caller]
 pub fn try_par_scope<'env, F, Fut, R, E>(body: F) -> TryScopeFuture<'env, Fut, R, E>
 where
     F: FnOnce(TryScope<'env, E>) -> Fut,

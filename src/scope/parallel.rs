@@ -848,6 +848,7 @@ mod tests {
     use super::*;
     use crate::scope::gate::MAX_QUEUED_PER_HELPER;
     use crate::sync::Arc;
+    use std::panic::Location;
 
     #[test]
     fn a_batch_fans_out_only_when_its_expected_work_pays_for_it() {
@@ -898,7 +899,7 @@ mod tests {
         // A heavy estimate left by an earlier scope on this thread.
         RECENT_POLL_NANOS.with(|recent| recent.set(BORROWED));
         let core = Arc::new(crate::scope::builder::Builder::new().core());
-        let _handle = core.insert(async {}, None);
+        let _handle = core.insert(async {}, None, Location::caller());
         let mut batch = Vec::new();
         core.shared().take_ready(&mut batch, 16);
         batch.retain(|&index| index != crate::scope::task::BODY);
@@ -930,7 +931,9 @@ mod tests {
     #[test]
     fn a_scope_stops_offering_helpers_to_a_pool_that_started_none_of_its_last_ones() {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
-        let _handles: Vec<_> = (0..2).map(|_| core.insert(async {}, None)).collect();
+        let _handles: Vec<_> = (0..2)
+            .map(|_| core.insert(async {}, None, Location::caller()))
+            .collect();
         let mut batch = Vec::new();
         core.shared().take_ready(&mut batch, 16);
         batch.retain(|&index| index != crate::scope::task::BODY);
@@ -1011,7 +1014,9 @@ mod tests {
             while computing.elapsed() < computing_first {
                 std::hint::spin_loop();
             }
-            handle = child.take().map(|child| core.insert(child, None));
+            handle = child
+                .take()
+                .map(|child| core.insert(child, None, Location::caller()));
             let started = Instant::now();
             while !until.load(Ordering::SeqCst) {
                 assert!(
@@ -1112,10 +1117,15 @@ mod tests {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
         let saw_cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = saw_cancel.clone();
-        let panics = core.insert(async { panic!("the first child of the bite panics") }, None);
+        let panics = core.insert(
+            async { panic!("the first child of the bite panics") },
+            None,
+            Location::caller(),
+        );
         let sibling = core.insert(
             async move { seen.store(crate::is_cancelled(), Ordering::SeqCst) },
             None,
+            Location::caller(),
         );
         let mut bites = vec![vec![0, 1]];
         let polled = core.run_claimed(|bite| bite.extend(bites.pop().unwrap_or_default()));
@@ -1160,6 +1170,7 @@ mod tests {
                 std::task::Poll::Pending
             }),
             None,
+            Location::caller(),
         );
         let mut batch = Vec::new();
         core.shared().take_ready(&mut batch, usize::MAX); // the first poll's
@@ -1192,7 +1203,9 @@ mod tests {
     #[test]
     fn the_calling_thread_polls_a_body_woken_during_a_fan_out_before_its_next_claim() {
         let core: Core<SendTask<'static>> = crate::scope::builder::Builder::new().core();
-        let children: Vec<_> = (0..4).map(|_| core.insert(async {}, None)).collect();
+        let children: Vec<_> = (0..4)
+            .map(|_| core.insert(async {}, None, Location::caller()))
+            .collect();
         let run = BatchRun {
             spare: crate::POLL_BUDGET,
             ..BatchRun::default()

@@ -72,6 +72,7 @@ use super::handle::{Scope, SendTask};
 /// raised and the rest are dropped.
 ///
 /// Polling the scope future again after it completed panics.
+#[track_caller]
 pub fn scope<'env, F, Fut>(body: F) -> ScopeFuture<'env, Fut>
 where
     F: FnOnce(Scope<'env>) -> Fut,

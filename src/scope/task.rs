@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 
 use super::shared::ScopeShared;
 use crate::cancel::CancelReason;
@@ -45,9 +45,10 @@ impl TaskHeader {
         index: usize,
         seq: u64,
         name: Option<Cow<'static, str>>,
+        location: &'static Location<'static>,
     ) -> Self {
         let token = LazyToken::new();
-        let info = TaskInfo::new(seq, name, shared.info());
+        let info = TaskInfo::new(seq, name, location, shared.info());
         TaskHeader {
             shared,
             index: AtomicUsize::new(index),

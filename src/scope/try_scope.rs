@@ -79,6 +79,7 @@ use crate::sync::Arc;
 /// re-raised; it is never turned into an `Err`. A panic wins over an error:
 /// a scope that recorded an error and then had an un-awaited panic raises
 /// the panic and drops the error.
+#[track_caller]
 pub fn try_scope<'env, F, Fut, R, E>(body: F) -> TryScopeFuture<'env, Fut, R, E>
 where
     F: FnOnce(TryScope<'env, E>) -> Fut,

@@ -9,7 +9,7 @@ use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use super::refill::{PULL_BUDGET, Pull};
-use super::spawner::Spawner;
+use super::spawner::{AdapterScope, Spawner};
 use super::window::{ConsumerWatch, Unordered, check_window};
 
 pin_project! {
@@ -41,7 +41,7 @@ pin_project! {
     {
         #[pin]
         pull: Pull<St>,
-        scope: S,
+        scope: AdapterScope<S>,
         in_flight: Unordered<<St::Item as Future>::Output>,
         consumer: ConsumerWatch,
     }
@@ -77,10 +77,9 @@ where
     #[track_caller]
     pub(crate) fn new(source: St, window: usize, scope: &S) -> Self {
         check_window(window, "buffer_unordered_in");
-        scope.check_open();
         BufferUnorderedIn {
             pull: Pull::new(source, window),
-            scope: scope.clone(),
+            scope: AdapterScope::new(scope),
             in_flight: Unordered::new(),
             consumer: ConsumerWatch::default(),
         }
@@ -133,7 +132,7 @@ where
         let mut budget = PULL_BUDGET;
         let held = this.in_flight.len();
         this.pull.as_mut().refill(held, &mut budget, cx, |item| {
-            let started = this.consumer.started(this.scope.spawn_child(item));
+            let started = this.consumer.started(this.scope.spawn(item));
             this.in_flight.push(started);
         });
         match this.in_flight.poll_next(cx) {

@@ -11,7 +11,7 @@ use futures_core::stream::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use super::refill::{PULL_BUDGET, Pull};
-use super::spawner::Spawner;
+use super::spawner::{AdapterScope, Spawner};
 use super::window::{ConsumerWatch, check_window};
 use crate::cancel::each::cancel_each;
 use crate::scope::JoinHandle;
@@ -49,7 +49,7 @@ pin_project! {
     {
         #[pin]
         pull: Pull<St>,
-        scope: S,
+        scope: AdapterScope<S>,
         in_flight: VecDeque<JoinHandle<<St::Item as Future>::Output>>,
         consumer: ConsumerWatch,
     }
@@ -85,10 +85,9 @@ where
     #[track_caller]
     pub(crate) fn new(source: St, window: usize, scope: &S) -> Self {
         check_window(window, "buffered_in");
-        scope.check_open();
         BufferedIn {
             pull: Pull::new(source, window),
-            scope: scope.clone(),
+            scope: AdapterScope::new(scope),
             // Grown as items arrive, not reserved: a window is a bound, and
             // `usize::MAX` ("no bound") must not allocate it up front.
             in_flight: VecDeque::new(),
@@ -162,7 +161,7 @@ where
         let held = (this.in_flight.len())
             .saturating_sub(usize::from(mutant("buffered_in_window_off_by_one")));
         this.pull.as_mut().refill(held, &mut budget, cx, |item| {
-            let started = this.consumer.started(this.scope.spawn_child(item));
+            let started = this.consumer.started(this.scope.spawn(item));
             this.in_flight.push_back(started);
         });
         match this.in_flight.front_mut() {

@@ -9,7 +9,7 @@ use futures_core::stream::Stream;
 use pin_project_lite::pin_project;
 
 use super::refill::{PULL_BUDGET, Pull};
-use super::spawner::Spawner;
+use super::spawner::{AdapterScope, Spawner};
 use super::window::{ConsumerWatch, Unordered, check_window};
 
 pin_project! {
@@ -41,7 +41,7 @@ pin_project! {
     pub struct ForEachIn<St, S, F> {
         #[pin]
         pull: Pull<St>,
-        scope: S,
+        scope: AdapterScope<S>,
         body: F,
         running: Unordered<()>,
         // Set when it returned `Ready`: a later poll is a bug, reported as one.
@@ -66,10 +66,9 @@ where
     #[track_caller]
     pub(crate) fn new(source: St, window: usize, scope: &S, body: F) -> Self {
         check_window(window, "for_each_in");
-        scope.check_open();
         ForEachIn {
             pull: Pull::new(source, window),
-            scope: scope.clone(),
+            scope: AdapterScope::new(scope),
             body,
             running: Unordered::new(),
             finished: false,
@@ -132,7 +131,7 @@ where
             let held = this.running.len();
             this.pull.as_mut().refill(held, &mut budget, cx, |item| {
                 let body = (this.body)(item);
-                let started = this.consumer.started(this.scope.spawn_child(body));
+                let started = this.consumer.started(this.scope.spawn(body));
                 this.running.push(started);
             });
             match this.running.poll_next(cx) {

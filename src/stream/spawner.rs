@@ -1,6 +1,7 @@
 //! [`Spawner`]: what the stream adapters spawn their items through.
 
 use std::future::Future;
+use std::panic::Location;
 
 use crate::scope::{JoinHandle, LocalScope, LocalTryScope, Scope, TryScope};
 
@@ -20,9 +21,11 @@ pub(crate) mod sealed {
 /// work in every kind of scope; you never call it yourself, you pass
 /// `&scope` to an adapter. It is sealed: only this crate implements it.
 pub trait Spawner<F: Future>: Clone + sealed::Sealed {
-    /// Spawns `future` as a child of the scope; see [`Scope::spawn`].
+    /// Spawns `future` as a child of the scope, as if
+    /// [`Scope::spawn`] had been called at `location`.
     #[doc(hidden)]
-    fn spawn_child(&self, future: F) -> JoinHandle<F::Output>;
+    fn spawn_child(&self, future: F, location: &'static Location<'static>)
+    -> JoinHandle<F::Output>;
 
     /// Panics, at the caller's line, if the scope no longer takes children.
     #[doc(hidden)]
@@ -37,8 +40,12 @@ where
     F: Future + Send + 'env,
     F::Output: Send + 'env,
 {
-    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
-        self.spawn(future)
+    fn spawn_child(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
+        self.spawn_at(future, location)
     }
 
     #[track_caller]
@@ -54,8 +61,12 @@ where
     F: Future + 'env,
     F::Output: 'env,
 {
-    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
-        self.spawn(future)
+    fn spawn_child(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
+        self.spawn_at(future, location)
     }
 
     #[track_caller]
@@ -73,8 +84,12 @@ where
     F: Future + Send + 'env,
     F::Output: Send + 'env,
 {
-    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
-        (**self).spawn(future)
+    fn spawn_child(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
+        (**self).spawn_at(future, location)
     }
 
     #[track_caller]
@@ -92,12 +107,47 @@ where
     F: Future + 'env,
     F::Output: 'env,
 {
-    fn spawn_child(&self, future: F) -> JoinHandle<F::Output> {
-        (**self).spawn(future)
+    fn spawn_child(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
+        (**self).spawn_at(future, location)
     }
 
     #[track_caller]
     fn check_open(&self) {
         (**self).check_open();
+    }
+}
+
+/// An adapter's scope handle with the line that made the adapter: the
+/// adapter spawns its children from its polls, inside this crate, but
+/// snapshots show them where the user asked for them.
+#[derive(Clone)]
+pub(crate) struct AdapterScope<S> {
+    scope: S,
+    made_at: &'static Location<'static>,
+}
+
+impl<S> AdapterScope<S> {
+    /// Refuses, at the caller's line, a scope that no longer takes children.
+    #[track_caller]
+    pub(crate) fn new<F: Future>(scope: &S) -> Self
+    where
+        S: Spawner<F>,
+    {
+        scope.check_open();
+        AdapterScope {
+            scope: scope.clone(),
+            made_at: Location::caller(),
+        }
+    }
+
+    pub(crate) fn spawn<F: Future>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        S: Spawner<F>,
+    {
+        self.scope.spawn_child(future, self.made_at)
     }
 }
