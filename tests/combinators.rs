@@ -632,3 +632,39 @@ fn a_scope_inside_a_losing_branch_hangs_under_the_branchs_token() {
         .expect("the scope's child saw the cancellation");
     assert!(matches!(reason.origin(), CancelReason::LostRace));
 }
+
+/// Counts which branch won each of `rounds` ties between two ready
+/// branches, a new combinator per round, as in a loop.
+fn tie_winners(rounds: usize, mut tie: impl FnMut() -> usize) -> [usize; 2] {
+    let mut wins = [0; 2];
+    for _ in 0..rounds {
+        wins[tie()] += 1;
+    }
+    wins
+}
+
+#[test]
+fn races_and_selects_made_afresh_in_a_loop_do_not_give_every_tie_to_the_first_branch() {
+    let race = tie_winners(100, || {
+        futures::executor::block_on(taskscope::race(async { 0 }, async { 1 }))
+    });
+    let select = tie_winners(100, || {
+        let (first, second) = (async { 0 }, async { 1 });
+        futures::executor::block_on(taskscope::select(first, second))
+    });
+    let race_macro = tie_winners(100, || {
+        futures::executor::block_on(taskscope::race!(async { 0 }, async { 1 }))
+    });
+    let array = tie_winners(100, || {
+        let branches = [std::future::ready(0), std::future::ready(1)];
+        futures::executor::block_on(taskscope::race_array(branches))
+    });
+    for (form, wins) in [
+        ("race", race),
+        ("select", select),
+        ("race!", race_macro),
+        ("race_array", array),
+    ] {
+        assert!(wins[0] >= 25 && wins[1] >= 25, "{form}: {wins:?}");
+    }
+}

@@ -244,6 +244,10 @@ pub fn poll_fixed(
         if first {
             engine.wakers = Lease::acquire();
             engine.full_pass_due = true;
+            // A new combinator on this thread starts one branch further than
+            // the last: a `select` or `race` made afresh in a loop would
+            // otherwise give every tie to its first branch.
+            engine.next_start = engine.wakers.as_ref().map_or(0, Lease::turn);
         }
         let (mut ready, pass) = match &mut engine.wakers {
             Some(lease) => {

@@ -107,9 +107,11 @@ macro_rules! try_join {
 /// # Fairness
 ///
 /// Each branch has its own waker; a poll polls only the branches woken
-/// since the last one (and every loser once, when it is cancelled),
-/// starting one branch further along each time; of branches finishing
-/// within one poll, the one polled first wins.
+/// since the last one (and every loser once, when the race cancels it),
+/// starting one branch further along each time, also from one `race!` to
+/// the next on a thread; of branches finishing within one poll, the one
+/// polled first wins. A cancellation from outside reaches a branch only
+/// through its token's wakers, as for [`race`](fn@crate::race#fairness).
 ///
 /// # Cancel safety
 ///

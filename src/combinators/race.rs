@@ -43,9 +43,20 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// # Fairness
 ///
 /// Each branch has its own waker and is polled only when it woke (and
-/// once when it is cancelled, so it sees its token), starting with a
-/// different branch each time; if both are woken and finish within one
-/// poll, the one polled first wins. So neither branch wins all ties.
+/// once more when the race cancels it, so that a branch that reads its
+/// token without awaiting it sees the verdict), starting with a different
+/// branch each time, also from one `race` to the next on a thread; if both
+/// are woken and finish within one poll, the one polled first wins. So
+/// neither branch wins all ties, also when a loop makes a new `race` each
+/// turn.
+///
+/// A cancellation from outside the race (a parent scope's, a token's)
+/// reaches a branch only through wakers registered on its token, as in
+/// any task: a branch that must stop for it awaits
+/// [`cancelled`](crate::cancelled) (or wraps its wait in
+/// [`until_cancelled`](crate::CancelExt::until_cancelled)) rather than
+/// reading [`is_cancelled`](crate::is_cancelled) in a poll that registers
+/// no waker.
 ///
 /// # Cancel safety
 ///

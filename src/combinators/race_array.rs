@@ -38,7 +38,8 @@ use super::engine::Mode;
 /// # Fairness
 ///
 /// Only the branches whose waker fired are polled, starting one further
-/// along the array on each poll, so no branch wins every tie.
+/// along the array on each poll and from one `race_array` to the next on a
+/// thread, so no branch wins every tie.
 ///
 /// # Cancel safety
 ///

@@ -36,7 +36,9 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// # Fairness
 ///
 /// Each branch has its own waker and is polled only when it woke, starting
-/// with a different branch each time; if both are woken and could finish
+/// with a different branch each time, also from one `select` to the next
+/// on a thread (a loop that makes a new `select` each turn gives neither
+/// branch every tie); if both are woken and could finish
 /// within one poll, the one polled first wins and the other is dropped
 /// with its output.
 ///
