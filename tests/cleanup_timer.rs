@@ -215,3 +215,109 @@ fn a_cut_off_clean_up_whose_drop_panics_raises_it() {
         "the cut-off clean-up's drop panicked"
     );
 }
+
+/// A value that commits unless its clean-up sees a cancellation.
+struct Transaction(Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl taskscope::AsyncDrop for Transaction {
+    async fn prepare_drop(&mut self) {
+        let outcome = if taskscope::is_cancelled() {
+            "rollback"
+        } else {
+            "commit"
+        };
+        self.0.lock().unwrap().push(outcome);
+    }
+}
+
+/// Before, the nested scope's clean-up ran under a fresh root token: its
+/// value committed after the deadline that rolled back the same value one
+/// scope up.
+#[test]
+fn the_clean_up_deadline_reaches_the_clean_up_of_a_scope_made_inside_it() {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = &log;
+    block_on(
+        Builder::new()
+            .cleanup_timeout_when(|| std::future::ready(())) // passed at once
+            .scope(|s| async move {
+                let _direct = s.adopt(Transaction(log.clone()));
+                s.defer(async move {
+                    scope(|inner| async move {
+                        let _nested = inner.adopt(Transaction(log.clone()));
+                    })
+                    .await;
+                });
+            }),
+    );
+    // Last in, first out: the deferred scope's value, then the direct one.
+    assert_eq!(*log.lock().unwrap(), ["rollback", "rollback"]);
+}
+
+/// The nested clean-up hangs under the enclosing clean-up's token, not
+/// under the scopes' tokens: a cancelled scope still cleans up in full.
+#[test]
+fn a_scope_made_inside_a_clean_up_is_still_shielded_from_the_outer_scopes_cancel() {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = &log;
+    block_on(scope(|s| async move {
+        s.defer(async move {
+            scope(|inner| async move {
+                let _nested = inner.adopt(Transaction(log.clone()));
+            })
+            .await;
+        });
+        s.cancel();
+    }));
+    assert_eq!(*log.lock().unwrap(), ["commit"]);
+}
+
+/// On a pool thread no clean-up is being polled: the enclosing clean-up is
+/// found through the scope of the task that makes the nested scope. Heavy
+/// children fan out; rounds run until one made its scope on a pool thread.
+#[cfg(feature = "parallel")]
+#[test]
+fn a_scope_made_on_a_pool_thread_inside_a_clean_up_hears_its_deadline() {
+    use std::sync::atomic::AtomicBool;
+    let on_pool = AtomicBool::new(false);
+    for _ in 0..50 {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, on_pool) = (&log, &on_pool);
+        block_on(
+            Builder::new()
+                .cleanup_timeout_when(|| std::future::ready(()))
+                .scope(|s| async move {
+                    s.defer(async move {
+                        taskscope::par_scope(|middle| async move {
+                            for _ in 0..8 {
+                                middle.spawn(async move {
+                                    spin_for(std::time::Duration::from_millis(1));
+                                    if rayon_core::current_thread_index().is_some() {
+                                        on_pool.store(true, Ordering::SeqCst);
+                                    }
+                                    scope(|inner| async move {
+                                        let _nested = inner.adopt(Transaction(log.clone()));
+                                    })
+                                    .await;
+                                });
+                            }
+                        })
+                        .await;
+                    });
+                }),
+        );
+        assert_eq!(*log.lock().unwrap(), ["rollback"; 8]);
+        if on_pool.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+    panic!("no child ran on a pool thread in 50 rounds: the case was not shown");
+}
+
+#[cfg(feature = "parallel")]
+fn spin_for(duration: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
+}

@@ -60,7 +60,9 @@ impl<'env> Scope<'env> {
     /// Children cannot borrow the guard (it is the body's local, not data
     /// that outlives the scope); to share the value between children, put
     /// the guard in an [`Arc`](std::sync::Arc): the value goes back to the
-    /// scope when the last clone is dropped.
+    /// scope when the last clone is dropped. An `Arc` is `Send` only when
+    /// the value is `Sync`; for a value that is not (a
+    /// `rusqlite::Connection`, say), share `Arc<Mutex<Adopted<T>>>`.
     ///
     /// If the scope future is dropped before it finishes, no async work can
     /// run: the value's sync `Drop` still runs, `prepare_drop` does not, and

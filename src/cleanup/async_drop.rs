@@ -10,7 +10,10 @@ use std::future::Future;
 /// ordinary synchronous [`Drop`] of the value **always** runs afterwards,
 /// whether `prepare_drop` ran to completion, was cut off by the scope's
 /// clean-up timeout, or never ran at all because the scope future was
-/// dropped. So keep the sync `Drop` correct on its own (release the OS
+/// dropped. (The one exception is a scope future leaked with
+/// [`mem::forget`](std::mem::forget): its values leak with it, as the
+/// values of a forgotten `Vec` do, including values whose guards are
+/// dropped after it was forgotten.) So keep the sync `Drop` correct on its own (release the OS
 /// handle, log that the value was not closed cleanly) and treat
 /// `prepare_drop` as the polite path.
 ///

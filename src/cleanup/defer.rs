@@ -33,8 +33,16 @@ impl<'env> Scope<'env> {
     /// It runs shielded from the scope's cancellation, under a fresh token
     /// that only the scope's clean-up timeout
     /// ([`Builder::cleanup_timeout_when`](crate::Builder::cleanup_timeout_when))
-    /// cancels. It may adopt values and defer more futures (they run next),
-    /// but not spawn children: those were already joined.
+    /// cancels (and, for a scope made inside another scope's clean-up, that
+    /// one's timeout). It may adopt values and defer more futures (they run
+    /// next), but not spawn children: those were already joined.
+    ///
+    /// The shield covers what the future makes when it runs, not what was
+    /// made before: a scope future takes its token's parent where it is
+    /// made, so `s.defer(scope(..))` makes the nested scope in the body,
+    /// under the scope's token, and a cancel of the scope reaches it. Make
+    /// it inside the deferred future instead:
+    /// `s.defer(async move { scope(..).await })`.
     ///
     /// If the scope future is dropped before it finishes, deferred futures
     /// are dropped unrun and counted by

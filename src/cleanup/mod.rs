@@ -8,6 +8,7 @@ mod adopted;
 mod async_drop;
 mod cleanup_task;
 mod defer;
+pub(crate) mod enclosing;
 mod guard;
 mod local_adopted;
 mod local_async_drop;

@@ -5,6 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::enclosing;
 use super::queue::{CleanupQueue, Phase, drop_caught};
 use super::skipped::{Skip, note_skipped};
 use super::timeout::TimeoutFuture;
@@ -16,8 +17,10 @@ use crate::scope::task::{PanicBox, TaskExit};
 
 /// The runner's state, kept in the queue between two polls of the scope.
 pub(crate) struct Run<T: ?Sized> {
-    /// A fresh root: the scope's cancellation does not reach clean-up (its
-    /// whole point is to run after a cancelled scope); only the timeout does.
+    /// Not under the scope's token: the scope's cancellation does not reach
+    /// clean-up (its whole point is to run after a cancelled scope); only
+    /// the timeout does, and the enclosing clean-up's, for a scope made
+    /// inside one (`enclosing`).
     token: CancelToken,
     timer: Option<TimeoutFuture>,
     /// Made with the first clean-up, so that a scope with nothing to clean
@@ -56,7 +59,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
         };
         let mut run = match parked {
             Some(run) => run,
-            None => self.start(),
+            None => self.start(shared),
         };
         let mut budget = POLL_BUDGET;
         loop {
@@ -83,6 +86,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
             };
             let exit = {
                 let _entered = ambient::enter(Ambient::Token(run.token.clone()));
+                let _polling = enclosing::polling(&run.token);
                 task.as_mut().poll(cx)
             };
             match exit {
@@ -101,6 +105,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     // sync drops still see the clean-up token as current.
                     note_skipped(Skip::TimedOut);
                     let _entered = ambient::enter(Ambient::Token(run.token.clone()));
+                    let _polling = enclosing::polling(&run.token);
                     if let Some(payload) = drop_caught(task) {
                         shared.record_panic(PanicBox::new(payload));
                     }
@@ -125,9 +130,10 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
         Poll::Ready(())
     }
 
-    fn start(&self) -> Run<T> {
+    fn start(&self, shared: &ScopeShared) -> Run<T> {
+        let enclosing = shared.enclosing_cleanup();
         Run {
-            token: CancelToken::new(),
+            token: enclosing.map_or_else(CancelToken::new, CancelToken::child),
             timer: None,
             timer_made: false,
             timed_out: false,

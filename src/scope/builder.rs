@@ -18,6 +18,7 @@ use super::try_scope::TryScope;
 use super::try_scope_future::{RecordBody, TryScopeFuture};
 use crate::cancel::{CancelToken, ambient};
 use crate::cleanup::CleanupTimeout;
+use crate::cleanup::enclosing;
 use crate::introspect::ScopeInfo;
 use crate::sync::{Arc, WakerArc};
 
@@ -277,7 +278,10 @@ impl Builder {
         // when its token hangs under another one (`parent`).
         let task = ambient::current_task();
         let info = ScopeInfo::new(self.name.clone(), task.clone(), Location::caller());
-        let shared = ScopeShared::new(token, info).following_its_poller(self.parent.is_none());
+        let cleanup = enclosing::enclosing_cleanup(task.as_ref());
+        let shared = ScopeShared::new(token, info)
+            .following_its_poller(self.parent.is_none())
+            .inside_cleanup(cleanup);
         let shared = WakerArc::new(shared);
         if let Some(task) = task {
             task.shared().adopt_scope(&shared);

@@ -54,6 +54,9 @@ pub(crate) struct ScopeShared {
     /// explicit `Builder::parent`), so the scope also follows the token of
     /// the task that first polls it (`PollerLink`).
     follows_poller: bool,
+    /// The token of the clean-up this scope was made inside, if any: its
+    /// own clean-up's token hangs under it (`cleanup::enclosing`).
+    enclosing_cleanup: Option<CancelToken>,
 }
 
 #[derive(Default)]
@@ -93,7 +96,18 @@ impl ScopeShared {
             nested: Mutex::new(Vec::new()),
             _traced: traced,
             follows_poller: false,
+            enclosing_cleanup: None,
         }
+    }
+
+    /// See `enclosing_cleanup`.
+    pub(crate) fn inside_cleanup(mut self, cleanup: Option<CancelToken>) -> Self {
+        self.enclosing_cleanup = cleanup;
+        self
+    }
+
+    pub(crate) fn enclosing_cleanup(&self) -> Option<&CancelToken> {
+        self.enclosing_cleanup.as_ref()
     }
 
     /// See `follows_poller`.
