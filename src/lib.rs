@@ -50,6 +50,43 @@
 //! every scope owns a [`CancelToken`] that is a child of the token current
 //! where the scope is created (its task's, or a wrapper's around it), or of
 //! [`Builder::parent`]'s.
+//!
+//! # Features
+//!
+//! - `parallel` (on by default): [`par_scope`] and [`try_par_scope`],
+//!   children polled in parallel on rayon's pool.
+//! - `tokio`: deadlines (`CancelExt::cancel_after`,
+//!   `CancelExt::cancel_at`, `Builder::cleanup_timeout`), tokio's I/O
+//!   traits for [`CancellableIo`], and tokio's runtime context for
+//!   `par_scope` children polled on rayon's threads.
+//! - `tokio-util`: conversions to and from tokio-util's
+//!   `CancellationToken`.
+//! - `tracing`: spans and events for scopes, tasks, cancellation and
+//!   clean-up (below).
+//! - `serde`: `serde::Serialize` for [`Snapshot`] and its parts (format on
+//!   [`Snapshot`]).
+//!
+//! # Seeing inside
+//!
+//! [`snapshot`] (or [`Scope::snapshot`], or a [`SnapshotHandle`] from
+//! another thread) returns the live tree of scopes and tasks: names, where
+//! each was made or spawned, states, cancellation reasons, poll counts and
+//! times; its `Display` is an indented tree. With the `tracing` feature:
+//!
+//! - every scope has a span `taskscope.scope` (fields `id`, `name`, `at`),
+//!   entered while its future is polled, under the span current where the
+//!   scope was made;
+//! - every child has a span `taskscope.task` (fields `id` written
+//!   `scope.task`, `name`, `at`), under its scope's span, entered while
+//!   the child is polled;
+//! - both are at DEBUG, so a subscriber at INFO sees none of them;
+//! - events: a scope cancelled and a task cancelled through its handle
+//!   (INFO, with the reason), a task, body or clean-up panicked (ERROR,
+//!   with the message), each clean-up run (DEBUG), skipped clean-ups and
+//!   a fired clean-up timeout (WARN). The cancellation and panic events
+//!   name their task (`task`, `name`) or scope (`scope`, `name`) in fields,
+//!   so they say which one at INFO too. The scope-cancelled event is
+//!   registered when the scope is made, and only if INFO is enabled then.
 // Four places with `unsafe` code in the crate, each allowed where it
 // stands: building a branch's waker from an integer
 // (src/combinators/wake_slots.rs), the array forms' pin projection

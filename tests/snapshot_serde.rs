@@ -44,3 +44,19 @@ fn locations_serialize_as_file_line_column() {
     assert!(column.parse::<u32>().is_ok(), "{location}");
     assert_eq!(value["scopes"][0]["body"]["location"], location);
 }
+
+#[test]
+fn times_serialize_as_serde_durations_and_ids_as_numbers_in_their_scope() {
+    taskscope::record_poll_times();
+    let snapshot = block_on(taskscope::scope(|s| async move {
+        s.spawn(taskscope::cancelled());
+        let snapshot = s.snapshot();
+        s.cancel();
+        snapshot
+    }));
+    let value = serde_json::to_value(&snapshot).unwrap();
+    let body = &value["scopes"][0]["body"];
+    assert!(body["since_last_poll"]["secs"].is_u64(), "{body}");
+    assert!(body["since_last_poll"]["nanos"].is_u64(), "{body}");
+    assert_eq!(value["scopes"][0]["tasks"][0]["id"], 1);
+}

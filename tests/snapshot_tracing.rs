@@ -288,6 +288,26 @@ fn a_panicking_task_is_an_error_event_in_its_span() {
     );
 }
 
+/// At INFO the scope's span is disabled: the event's own fields must say
+/// which scope's clean-up panicked.
+#[test]
+fn a_panicking_clean_up_is_an_error_event_naming_its_scope() {
+    let recorder = Recorder::at(tracing::Level::INFO);
+    let caught = tracing::subscriber::with_default(recorder.clone(), || {
+        std::panic::catch_unwind(|| {
+            block_on(Builder::new().name("tidying").scope(|s| async move {
+                s.defer(async { panic!("clean-up boom") });
+            }))
+        })
+    });
+    assert!(caught.is_err(), "the scope re-raises the panic");
+    let event = recorder.event_with("a clean-up panicked");
+    assert_eq!(event.level, tracing::Level::ERROR, "{event:?}");
+    assert!(event.fields.contains("clean-up boom"), "{event:?}");
+    assert!(event.fields.contains("name=\"tidying\""), "{event:?}");
+    assert!(event.fields.contains("scope="), "{event:?}");
+}
+
 #[test]
 fn clean_up_runs_are_events_in_the_scope_span() {
     let recorder = Recorder::default();

@@ -95,7 +95,9 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     if let TaskExit::Panicked(panic) = exit {
                         #[cfg(feature = "tracing")]
                         shared.traced(|| {
-                            tracing::error!(reason = %panic.reason(), "taskscope: a clean-up panicked");
+                            let info = shared.info();
+                            let (scope, name) = (info.id(), info.name().map(|name| &**name));
+                            tracing::error!(scope, name, reason = %panic.reason(), "taskscope: a clean-up panicked");
                         });
                         shared.record_panic(panic);
                     }
@@ -177,7 +179,11 @@ impl<T: ?Sized> Run<T> {
         }
         #[cfg(feature = "tracing")]
         shared.traced(|| {
+            let info = shared.info();
+            let (scope, name) = (info.id(), info.name().map(|name| &**name));
             tracing::warn!(
+                scope,
+                name,
                 "taskscope: the scope's clean-up timeout fired; cancelling its clean-up"
             );
         });

@@ -30,10 +30,15 @@ pub struct ScopeSnapshot {
         serde(serialize_with = "super::serde_reason::serialize")
     )]
     pub cancelled: Option<CancelReason>,
-    /// The body, until it returns.
+    /// The body, until it returns; after that only while a scope it made
+    /// still runs (in state [`TaskState::Returned`](crate::TaskState::Returned)).
     pub body: Option<TaskSnapshot>,
     /// The children that run, and those that finished but were not joined,
-    /// in spawn order.
+    /// in spawn order. A finished child whose handle is still alive drops
+    /// out once a newer child takes its place in the scope's table (the
+    /// table keeps finished children without a lock of their own per
+    /// child; design/introspection.md): it is not lost, only no longer
+    /// shown.
     pub tasks: Vec<TaskSnapshot>,
 }
 

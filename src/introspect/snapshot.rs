@@ -39,6 +39,31 @@ use crate::scope::shared::ScopeShared;
 /// # });
 /// ```
 ///
+/// # Serialized
+///
+/// With the `serde` feature, a snapshot serializes as its fields: scopes
+/// with `id`, `name`, `location` (`"file:line:column"`), `cancelled` (the
+/// reason's text, or `null`), `body` and `tasks`; tasks with `id` (the
+/// number in their scope; `Display` writes `scope.task`), `name`,
+/// `location`, `state` (the [`TaskState`](crate::TaskState) variant's name: `"Finished"` is
+/// what `Display` calls "finished, not joined", `"Returned"` what it calls
+/// "finished"), `cancelled`, `polls`, `since_last_poll` (serde's form of a
+/// [`Duration`](std::time::Duration), `{"secs": 1, "nanos": 204000000}`, or
+/// `null`) and `scopes`. There is no `Deserialize`: read it back as a
+/// generic value (`serde_json::Value`).
+///
+/// ```json
+/// {"scopes": [{"id": 1, "name": "server", "location": "src/main.rs:20:10",
+///   "cancelled": null,
+///   "body": {"id": 0, "name": null, "location": "src/main.rs:20:10",
+///            "state": "Polling", "cancelled": null, "polls": 2,
+///            "since_last_poll": {"secs": 0, "nanos": 0}, "scopes": []},
+///   "tasks": [{"id": 1, "name": "listener", "location": "src/main.rs:22:11",
+///              "state": "Pending", "cancelled": null, "polls": 1,
+///              "since_last_poll": {"secs": 1, "nanos": 204000000},
+///              "scopes": []}]}]}
+/// ```
+///
 /// # Consistency
 ///
 /// Tasks keep running while a snapshot is taken, so it is not atomic:

@@ -33,7 +33,9 @@ pub struct TaskSnapshot {
         serde(serialize_with = "super::serde_location::serialize")
     )]
     pub location: &'static Location<'static>,
-    /// Pending, being polled, or finished but not joined.
+    /// Pending, being polled, finished but not joined, finished and shown
+    /// for a scope it made that still runs, or dropped unfinished: see
+    /// [`TaskState`].
     pub state: TaskState,
     /// Why the task's token is cancelled, if it is: the task should be
     /// winding down. For a body, the scope's reason.
