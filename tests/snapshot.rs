@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -506,4 +507,34 @@ fn a_multi_line_panic_message_keeps_one_line_per_scope_or_task() {
     let text = plain(&snapshot);
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.contains("first line\\nsecond line"), "{text}");
+}
+
+#[test]
+fn a_child_that_panicked_shows_as_panicked_until_the_scope_re_raises_it() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        block_on(taskscope::scope(|s| async move {
+            let (ran, both_ran) = oneshot::channel();
+            let _doomed = s.spawn_named("doomed", async { panic!("boom") });
+            // Polled after `doomed`, in spawn order.
+            let fine = s.spawn_named("fine", async move { ran.send(()).unwrap() });
+            both_ran.await.unwrap();
+            tx.send(s.snapshot()).unwrap();
+            drop(fine);
+        }))
+    }));
+    assert!(caught.is_err(), "the scope re-raises the panic");
+    let snapshot = rx.recv().unwrap();
+    assert_eq!(
+        snapshot.find_task("doomed").unwrap().state,
+        TaskState::Panicked
+    );
+    assert_eq!(
+        snapshot.find_task("fine").unwrap().state,
+        TaskState::Finished
+    );
+    assert!(
+        plain(&snapshot).contains("task \"doomed\": panicked, not joined, 1 poll"),
+        "{snapshot}"
+    );
 }

@@ -101,6 +101,8 @@ fn task(
         TaskState::Returned
     } else if abandoned {
         TaskState::Dropped
+    } else if finished && info.has_panicked() {
+        TaskState::Panicked
     } else if finished {
         TaskState::Finished
     } else if info.is_polling() {

@@ -131,7 +131,10 @@ impl<'a> SnapshotDisplay<'a> {
         match &task.cancelled {
             _ if matches!(
                 task.state,
-                TaskState::Finished | TaskState::Returned | TaskState::Dropped
+                TaskState::Finished
+                    | TaskState::Panicked
+                    | TaskState::Returned
+                    | TaskState::Dropped
             ) => {}
             None => {}
             Some(_) if task.is_body() => {}

@@ -31,6 +31,9 @@ pub(crate) struct TaskInfo {
     /// The scope future was dropped before the task finished: it is being
     /// dropped unfinished, not finished.
     abandoned: StatBool,
+    /// The task finished by a panic. Set by its poller before the task is
+    /// marked dead, which publishes it.
+    panicked: StatBool,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
 }
@@ -66,6 +69,7 @@ impl TaskInfo {
             polling: StatBool::new(false),
             released: StatBool::new(false),
             abandoned: StatBool::new(false),
+            panicked: StatBool::new(false),
             #[cfg(feature = "tracing")]
             span,
         }
@@ -145,6 +149,18 @@ impl TaskInfo {
         // Relaxed: the `Release` store of `mark_dead` that follows publishes
         // it to a snapshot that sees the task dead (with an `Acquire` load).
         self.abandoned.store(true, Ordering::Relaxed);
+    }
+
+    /// The task's last poll panicked.
+    pub(crate) fn mark_panicked(&self) {
+        // Relaxed: as for `abandon`, the `Release` store that marks the task
+        // dead afterwards publishes it.
+        self.panicked.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_panicked(&self) -> bool {
+        // Relaxed: read after the `Acquire` load that saw the task dead.
+        self.panicked.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_abandoned(&self) -> bool {

@@ -33,7 +33,7 @@ pub struct TaskSnapshot {
         serde(serialize_with = "super::serde_location::serialize")
     )]
     pub location: &'static Location<'static>,
-    /// Pending, being polled, finished but not joined, finished and shown
+    /// Pending, being polled, finished (or panicked) but not joined, finished and shown
     /// for a scope it made that still runs, or dropped unfinished: see
     /// [`TaskState`].
     pub state: TaskState,

@@ -17,6 +17,11 @@ pub enum TaskState {
     /// Finished, but its [`JoinHandle`](crate::JoinHandle) has neither
     /// taken the output nor been dropped.
     Finished,
+    /// Finished by a panic (of the task, or of its output's destructor),
+    /// which its [`JoinHandle`](crate::JoinHandle) has neither re-raised nor
+    /// been dropped with: the scope cancels the other tasks and re-raises
+    /// it once they all finished.
+    Panicked,
     /// Finished and joined (or, for a body, returned), and shown only
     /// because a scope it created still runs: a scope future created in one
     /// task and awaited by another shows under the task that created it.
@@ -33,6 +38,7 @@ impl fmt::Display for TaskState {
             TaskState::Pending => "pending",
             TaskState::Polling => "being polled",
             TaskState::Finished => "finished, not joined",
+            TaskState::Panicked => "panicked, not joined",
             TaskState::Returned => "finished",
             TaskState::Dropped => "dropped unfinished",
         })
@@ -48,6 +54,7 @@ mod tests {
         assert_eq!(TaskState::Pending.to_string(), "pending");
         assert_eq!(TaskState::Polling.to_string(), "being polled");
         assert_eq!(TaskState::Finished.to_string(), "finished, not joined");
+        assert_eq!(TaskState::Panicked.to_string(), "panicked, not joined");
         assert_eq!(TaskState::Returned.to_string(), "finished");
         assert_eq!(TaskState::Dropped.to_string(), "dropped unfinished");
     }

@@ -482,6 +482,9 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
         }
         drop(span);
     });
+    if let Poll::Ready(TaskExit::Panicked(_)) = &poll {
+        header.info().mark_panicked();
+    }
     header.info().end_poll();
     if late {
         header.clear_queued();
