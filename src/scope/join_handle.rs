@@ -165,7 +165,10 @@ impl<T> JoinSlot<T> {
 /// (the awaited child decides when it ends), so await a handle in a
 /// `select` with [`cancelled`](crate::cancelled) where a cycle is possible.
 /// A [snapshot](crate::snapshot) shows the tasks involved pending, with
-/// few polls, but not what each awaits.
+/// few polls, but not what each awaits. The same holds for a child of a
+/// scope future leaked with [`mem::forget`](std::mem::forget): nothing
+/// polls that scope again, so its children never finish (nor are they
+/// dropped: they leak with it), and their handles wait forever.
 pub struct JoinHandle<T> {
     /// The child's cell: its header and output slot, never its future.
     join: JoinRef<T>,
