@@ -1,7 +1,8 @@
 #!/usr/bin/env sh
 # Runs the par_scope and try_par_scope tests, the branch-waker tests (one wakes a branch
 # from another thread) and the snapshot tests (snapshots taken on other
-# threads hold, and may free last, the children's task cells) under
+# threads hold, and may free last, the children's task cells) and the
+# clean-up timer tests (a scope made on a pool thread inside a clean-up) under
 # ThreadSanitizer, with std rebuilt
 # instrumented (-Zbuild-std). Needs the nightly toolchain with rust-src:
 #   rustup component add --toolchain nightly rust-src
@@ -18,5 +19,5 @@ TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
     --test par_scope --test par_scope_threads --test par_scope_streams --test try_par_scope \
     --test par_scope_saturated --test par_scope_nested_beside_blocking_jobs \
     --test par_scope_body_needs_the_pool \
-    --test combinators_wakers \
+    --test combinators_wakers --test cleanup_timer \
     --test snapshot -- "$@"
