@@ -130,4 +130,86 @@ mod on_tokio {
         });
         assert!(is_cancellation(&written.unwrap_err()));
     }
+
+    /// The copy recipe of `CancellableIo`'s docs: `copy_buf` with the
+    /// buffer around the wrapped source stops between chunks, so every
+    /// byte taken from the source reaches the destination, also when the
+    /// cancel comes while the copy waits for room.
+    #[tokio::test]
+    async fn copy_buf_around_a_cancellable_source_loses_nothing_at_a_cancel() {
+        use tokio::io::BufReader;
+        const SENT: usize = 600;
+        let token = CancelToken::new();
+        let (mut producer, source) = duplex(1024);
+        let (mut sink, mut consumer) = duplex(64);
+        producer.write_all(&[7; SENT]).await.unwrap();
+        let mut source = BufReader::with_capacity(256, CancellableIo::new(source, &token));
+        let delivered = {
+            let mut copy = std::pin::pin!(tokio::io::copy_buf(&mut source, &mut sink));
+            assert!(
+                futures::poll!(copy.as_mut()).is_pending(),
+                "the sink is full"
+            );
+            token.cancel();
+            assert!(
+                futures::poll!(copy.as_mut()).is_pending(),
+                "it waits for room"
+            );
+            let mut delivered = Vec::new();
+            let mut chunk = [0_u8; 64];
+            let stopped = loop {
+                if let std::task::Poll::Ready(result) = futures::poll!(copy.as_mut()) {
+                    break result;
+                }
+                let n = consumer.read(&mut chunk).await.unwrap();
+                delivered.extend_from_slice(&chunk[..n]);
+            };
+            assert!(is_cancellation(&stopped.unwrap_err()));
+            delivered.len()
+        };
+        drop(sink);
+        let mut rest = Vec::new();
+        consumer.read_to_end(&mut rest).await.unwrap();
+        assert!(source.buffer().is_empty(), "nothing left in hand");
+        drop(producer);
+        let mut unread = Vec::new();
+        source
+            .into_inner()
+            .into_inner()
+            .read_to_end(&mut unread)
+            .await
+            .unwrap();
+        assert!(delivered + rest.len() > 0, "some bytes went through");
+        assert_eq!(delivered + rest.len() + unread.len(), SENT);
+    }
+
+    #[tokio::test]
+    async fn tokio_seeks_pass_through_until_the_token_fires() {
+        use tokio::io::AsyncSeekExt;
+        let token = CancelToken::new();
+        let mut io = CancellableIo::new(std::io::Cursor::new(b"abcdef".to_vec()), &token);
+        assert_eq!(io.seek(std::io::SeekFrom::Start(4)).await.unwrap(), 4);
+        let mut byte = [0_u8; 1];
+        io.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"e");
+        token.cancel();
+        let error = io.seek(std::io::SeekFrom::Start(0)).await.unwrap_err();
+        assert!(is_cancellation(&error));
+    }
+}
+
+#[test]
+fn futures_io_seeks_pass_through_until_the_token_fires() {
+    use futures::io::{AsyncReadExt, AsyncSeekExt, Cursor};
+    block_on(async {
+        let token = CancelToken::new();
+        let mut io = CancellableIo::new(Cursor::new(b"abcdef".to_vec()), &token);
+        assert_eq!(io.seek(std::io::SeekFrom::Start(2)).await.unwrap(), 2);
+        let mut byte = [0_u8; 1];
+        io.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"c");
+        token.cancel();
+        let error = io.seek(std::io::SeekFrom::End(0)).await.unwrap_err();
+        assert!(is_cancellation(&error));
+    });
 }

@@ -277,7 +277,10 @@ fn a_scope_made_inside_a_clean_up_is_still_shielded_from_the_outer_scopes_cancel
 /// children fan out; rounds run until one made its scope on a pool thread.
 #[cfg(feature = "parallel")]
 #[test]
-#[cfg_attr(miri, ignore = "rayon's pool: Miri cannot check rayon-core (see .ci/run)")]
+#[cfg_attr(
+    miri,
+    ignore = "rayon's pool: Miri cannot check rayon-core (see .ci/run)"
+)]
 fn a_scope_made_on_a_pool_thread_inside_a_clean_up_hears_its_deadline() {
     use std::sync::atomic::AtomicBool;
     let on_pool = AtomicBool::new(false);

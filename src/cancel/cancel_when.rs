@@ -134,8 +134,10 @@ macro_rules! tokio_deadlines {
         /// `duration` from now (the clock starts when this is called).
         ///
         /// tokio's timer fires on its millisecond tick, not at its first
-        /// poll: a `duration` of zero does not cancel before the future is
-        /// first polled. To cancel before it starts, use
+        /// poll: on a running clock a `duration` of zero does not cancel
+        /// before the future is first polled, but on a paused one
+        /// (`tokio::time::pause`, `start_paused`) its tick has come and it
+        /// does; rely on neither. To cancel before it starts, use
         /// `cancel_when(std::future::ready(()))`.
         ///
         /// # Cancel safety

@@ -15,11 +15,11 @@ pin_project! {
     /// [`io::Error`] wrapping [`Cancelled`](crate::Cancelled) once a token
     /// fires: cancellation reaches code that only knows I/O errors.
     ///
-    /// It implements `futures_io`'s `AsyncRead`/`AsyncBufRead`/`AsyncWrite` when the inner
-    /// object does, and with the `tokio` feature tokio's as well.
+    /// It implements `futures_io`'s `AsyncRead`/`AsyncBufRead`/`AsyncWrite`/`AsyncSeek` when
+    /// the inner object does, and with the `tokio` feature tokio's as well.
     ///
-    /// - The token is checked before every operation; an operation that is
-    ///   pending when the token fires is woken and fails.
+    /// - The token is checked before every operation (seeks included); an
+    ///   operation that is pending when the token fires is woken and fails.
     /// - The error has kind [`Other`](io::ErrorKind::Other), not
     ///   `Interrupted` (which retry loops would retry forever); recognise it
     ///   with `error.get_ref().and_then(|e| e.downcast_ref::<Cancelled>())`.
@@ -38,14 +38,25 @@ pin_project! {
     /// (`fill_buf` fails once the token fired), so `read_line` and the like
     /// stop at cancellation as plain reads do.
     ///
-    /// The same holds for generic copying code (`tokio::io::copy`,
-    /// `futures::io::copy`): it keeps bytes it has read but not yet written
-    /// in a buffer of its own, which it drops when a write fails. So wrap
-    /// the *source* of a copy, which stops it between chunks with nothing
-    /// in hand; wrapping only the destination loses up to a buffer's worth
-    /// of bytes at a cancel. A copy stuck on a full destination then waits
-    /// for room; if the destination may stall for good, wrap it too, and
-    /// the bytes in the copy's buffer are the price of stopping.
+    /// # Copies
+    ///
+    /// Generic copying code keeps bytes it has read but not yet written in
+    /// a buffer of its own, and drops them when it returns an error. So the
+    /// cancel must stop a copy when that buffer is empty, which depends on
+    /// the copy:
+    ///
+    /// - `futures::io::copy` and tokio's `copy_buf` read only once they
+    ///   hold nothing: wrap the *source*, and for `copy_buf` put the
+    ///   `BufReader` **around** the wrapper,
+    ///   `copy_buf(&mut BufReader::new(CancellableIo::new(source, &token)), &mut sink)`.
+    ///   The cancel then stops the copy between chunks with nothing in
+    ///   hand; a copy stuck on a full destination waits for room first.
+    /// - `tokio::io::copy` and `copy_bidirectional` read ahead while they
+    ///   still hold bytes, so a cancelled read can stop them with bytes in
+    ///   hand, which are lost: use `copy_buf` as above instead.
+    /// - Wrapping only the destination loses up to a buffer's worth of
+    ///   bytes at a cancel. If the destination may stall for good, wrap it
+    ///   too, and the bytes in hand are the price of stopping.
     ///
     /// ```
     /// use futures::io::{AsyncReadExt, Cursor};
@@ -254,6 +265,35 @@ impl<T: tokio::io::AsyncWrite> tokio::io::AsyncWrite for CancellableIo<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().io.poll_shutdown(cx)
+    }
+}
+
+impl<T: futures_io::AsyncSeek> futures_io::AsyncSeek for CancellableIo<T> {
+    fn poll_seek(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        position: io::SeekFrom,
+    ) -> Poll<io::Result<u64>> {
+        let this = self.project();
+        let io = this.io;
+        guarded(this.token, this.read_wait, cx, |cx| {
+            io.poll_seek(cx, position)
+        })
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T: tokio::io::AsyncSeek> tokio::io::AsyncSeek for CancellableIo<T> {
+    fn start_seek(self: Pin<&mut Self>, position: io::SeekFrom) -> io::Result<()> {
+        let this = self.project();
+        this.token.check()?;
+        this.io.start_seek(position)
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        let this = self.project();
+        let io = this.io;
+        guarded(this.token, this.read_wait, cx, |cx| io.poll_complete(cx))
     }
 }
 

@@ -87,8 +87,10 @@ pub trait CancelExt: Future + Sized {
     /// `duration` from now (the clock starts when this is called).
     ///
     /// tokio's timer fires on its millisecond tick, not at its first poll:
-    /// a `duration` of zero does not cancel before `self` is first polled.
-    /// To cancel before it starts, use `cancel_when(std::future::ready(()))`.
+    /// on a running clock a `duration` of zero does not cancel before
+    /// `self` is first polled, but on a paused one (`tokio::time::pause`,
+    /// `start_paused`) its tick has come and it does; rely on neither. To
+    /// cancel before it starts, use `cancel_when(std::future::ready(()))`.
     ///
     /// # Cancel safety
     ///
