@@ -115,7 +115,7 @@ impl<S: Stream> Stream for CancellableStream<S> {
     type Item = Result<S::Item, Cancelled>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
+        let this = self.project();
         assert!(
             !*this.polling,
             "taskscope: CancellableStream polled after its stream panicked; \
