@@ -644,7 +644,7 @@ fn tie_winners(rounds: usize, mut tie: impl FnMut() -> usize) -> [usize; 2] {
 }
 
 #[test]
-fn races_and_selects_made_afresh_in_a_loop_do_not_give_every_tie_to_the_first_branch() {
+fn races_and_selects_made_afresh_in_loops_of_any_shape_split_their_ties() {
     let race = tie_winners(100, || {
         futures::executor::block_on(taskscope::race(async { 0 }, async { 1 }))
     });
@@ -659,11 +659,25 @@ fn races_and_selects_made_afresh_in_a_loop_do_not_give_every_tie_to_the_first_br
         let branches = [std::future::ready(0), std::future::ready(1)];
         futures::executor::block_on(taskscope::race_array(branches))
     });
+    // Two races a turn, the first counted: a counter that steps once per
+    // race would start the first race of every turn at the same branch.
+    let first_of_two = tie_winners(100, || {
+        let first = futures::executor::block_on(taskscope::race(async { 0 }, async { 1 }));
+        futures::executor::block_on(taskscope::race(async { 0 }, async { 1 }));
+        first
+    });
+    // A join inside a branch leases a wake slot of its own each turn.
+    let with_a_join_inside = tie_winners(100, || {
+        let joined = async { taskscope::join(async { 0 }, async {}).await.0 };
+        futures::executor::block_on(taskscope::race(joined, async { 1 }))
+    });
     for (form, wins) in [
         ("race", race),
         ("select", select),
         ("race!", race_macro),
         ("race_array", array),
+        ("first of two races", first_of_two),
+        ("race with a join inside", with_a_join_inside),
     ] {
         assert!(wins[0] >= 25 && wins[1] >= 25, "{form}: {wins:?}");
     }

@@ -33,11 +33,10 @@ pub trait CancelStreamExt: Stream + Sized {
     ///
     /// # Cancel safety
     ///
-    /// Each `next()` of the result is as cancel-safe as the inner stream's,
-    /// and the cancel itself loses nothing: the inner stream is kept, no
-    /// longer polled, with whatever it holds
-    /// ([`into_inner`](CancellableStream::into_inner)). Dropping the
-    /// result drops the inner stream and unregisters from `token`.
+    /// Each `next()` of the result is as cancel-safe as the inner stream's.
+    /// The inner stream is dropped when the token fires, with whatever it
+    /// still holds; see [`CancellableStream`]. Dropping the result drops
+    /// the inner stream and unregisters from `token`.
     ///
     /// # Panics
     ///
@@ -46,7 +45,7 @@ pub trait CancelStreamExt: Stream + Sized {
     /// [`CancellableStream`].
     fn until_cancelled(self, token: &CancelToken) -> CancellableStream<Self> {
         CancellableStream {
-            stream: self,
+            stream: Some(self),
             cancelled: Some(token.cancelled()),
             polling: false,
         }
@@ -63,12 +62,13 @@ pin_project! {
     /// Ending with an error rather than silently lets a consumer tell "the
     /// source is exhausted" from "we were told to stop"; a consumer that does
     /// not care stops at the first `Err` (e.g. `take_while(Result::is_ok)`).
-    /// The token is checked before each poll of the inner stream. Once the
-    /// stream ended either way the inner stream is no longer polled, but it
-    /// is kept until the adapter is dropped: items it still holds (a
-    /// channel's queue, say) can be taken back with
-    /// [`into_inner`](Self::into_inner) or [`get_mut`](Self::get_mut), so
-    /// that stopping loses no work that was already handed over.
+    /// The token is checked before each poll of the inner stream, which is
+    /// dropped as soon as the token fires or it ends: a channel's receiver
+    /// closes then, so its senders see the end rather than waiting forever
+    /// for room, and the items still queued in it are dropped with it. To
+    /// keep those, take the stream back before the cancel reaches it
+    /// ([`into_inner`](Self::into_inner)), or stop a channel yourself:
+    /// close the receiver when the token fires and drain what it holds.
     ///
     /// ```
     /// use futures::StreamExt;
@@ -82,10 +82,11 @@ pin_project! {
     /// }
     /// let mut queue = queue.until_cancelled(&token);
     /// assert_eq!(queue.next().await.unwrap().unwrap(), 0);
-    /// token.cancel();
-    /// assert!(queue.next().await.unwrap().is_err());
-    /// // The jobs still queued are not lost: drain them elsewhere.
-    /// let left: Vec<u32> = queue.into_inner().take(2).collect().await;
+    /// // Stopping without losing the queued jobs: take the receiver back,
+    /// // close it (senders see the end), then drain it.
+    /// let mut queue = queue.into_inner().expect("not cancelled yet");
+    /// queue.close();
+    /// let left: Vec<u32> = queue.collect().await;
     /// assert_eq!(left, [1, 2]);
     /// # });
     /// ```
@@ -102,7 +103,7 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct CancellableStream<S> {
         #[pin]
-        stream: S,
+        stream: Option<S>,
         // `None` once the stream has ended (either way).
         cancelled: Option<WhenCancelled>,
         // Set around the inner stream's poll: still set at the next poll
@@ -115,7 +116,7 @@ impl<S: Stream> Stream for CancellableStream<S> {
     type Item = Result<S::Item, Cancelled>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
+        let mut this = self.project();
         assert!(
             !*this.polling,
             "taskscope: CancellableStream polled after its stream panicked; \
@@ -125,49 +126,62 @@ impl<S: Stream> Stream for CancellableStream<S> {
             return Poll::Ready(None);
         };
         if let Poll::Ready(error) = Pin::new(cancelled).poll(cx) {
+            // Ended before the stream is dropped: a panicking destructor
+            // leaves an ended stream, not one that yields again.
             *this.cancelled = None;
+            this.stream.set(None);
             return Poll::Ready(Some(Err(error)));
         }
+        let Some(stream) = this.stream.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
         *this.polling = true;
-        let next = this.stream.poll_next(cx);
+        let next = stream.poll_next(cx);
         *this.polling = false;
         match std::task::ready!(next) {
             Some(item) => Poll::Ready(Some(Ok(item))),
             None => {
                 *this.cancelled = None;
+                this.stream.set(None);
                 Poll::Ready(None)
             }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.cancelled.is_none() {
-            return (0, Some(0));
+        match (&self.stream, &self.cancelled) {
+            (Some(stream), Some(_)) => {
+                let (_, upper) = stream.size_hint();
+                // The token may fire before the first item: one `Err` then.
+                (0, upper.and_then(|upper| upper.checked_add(1)))
+            }
+            _ => (0, Some(0)),
         }
-        let (_, upper) = self.stream.size_hint();
-        // The token may fire before the first item: one `Err` then.
-        (0, upper.and_then(|upper| upper.checked_add(1)))
     }
 }
 
 impl<S> CancellableStream<S> {
-    /// The inner stream.
-    pub fn get_ref(&self) -> &S {
-        &self.stream
+    /// The inner stream; `None` once it was dropped (the token fired or it
+    /// ended).
+    pub fn get_ref(&self) -> Option<&S> {
+        self.stream.as_ref()
     }
 
-    /// The inner stream, mutably; polling it bypasses the token.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.stream
+    /// The inner stream, mutably; polling it bypasses the token. `None`
+    /// once it was dropped.
+    pub fn get_mut(&mut self) -> Option<&mut S> {
+        self.stream.as_mut()
     }
 
-    /// The inner stream, pinned; polling it bypasses the token.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().stream
+    /// The inner stream, pinned; polling it bypasses the token. `None`
+    /// once it was dropped.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut S>> {
+        self.project().stream.as_pin_mut()
     }
 
-    /// Unwraps the inner stream, with what it still holds.
-    pub fn into_inner(self) -> S {
+    /// Unwraps the inner stream, with what it still holds; `None` once it
+    /// was dropped (the token fired or it ended).
+    pub fn into_inner(self) -> Option<S> {
         self.stream
     }
 }
@@ -251,23 +265,72 @@ mod tests {
         let _ = stream.as_mut().poll_next(&mut waker.context());
     }
 
+    /// Ends at once; its destructor panics.
+    struct EndsThenPanicsWhenDropped;
+
+    impl Stream for EndsThenPanicsWhenDropped {
+        type Item = u8;
+
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<u8>> {
+            Poll::Ready(None)
+        }
+    }
+
+    impl Drop for EndsThenPanicsWhenDropped {
+        fn drop(&mut self) {
+            panic!("the stream's drop panicked");
+        }
+    }
+
     #[test]
-    fn a_cancelled_stream_keeps_its_inner_stream_and_what_it_holds() {
+    fn a_stream_whose_drop_panicked_at_its_end_stays_ended_when_the_token_fires() {
         let token = CancelToken::new();
-        let mut stream = Box::pin(futures::stream::iter([1, 2, 3]).until_cancelled(&token));
+        let mut stream = Box::pin(EndsThenPanicsWhenDropped.until_cancelled(&token));
         let waker = CountingWaker::new();
-        assert!(matches!(
-            stream.as_mut().poll_next(&mut waker.context()),
-            Poll::Ready(Some(Ok(1)))
-        ));
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stream.as_mut().poll_next(&mut waker.context())
+        }));
+        assert!(first.is_err(), "the drop's panic propagates");
         token.cancel();
         assert!(matches!(
             stream.as_mut().poll_next(&mut waker.context()),
-            Poll::Ready(Some(Err(_)))
+            Poll::Ready(None)
         ));
-        assert_eq!(stream.as_mut().get_pin_mut().size_hint(), (2, Some(2)));
-        assert_eq!(stream.size_hint(), (0, Some(0)), "the adapter has ended");
-        let left: Vec<u8> = futures::executor::block_on_stream(stream.get_mut()).collect();
-        assert_eq!(left, [2, 3]);
+    }
+
+    /// A producer blocked on a full channel must see the receiver close at
+    /// the cancel, not wait for room forever (a review found the hang when
+    /// the adapter kept its stream).
+    #[test]
+    fn the_cancel_closes_a_channel_so_a_blocked_sender_sees_the_end() {
+        use futures::SinkExt;
+        let token = CancelToken::new();
+        let (mut jobs, queue) = futures::channel::mpsc::channel::<u8>(0);
+        let mut queue = Box::pin(queue.until_cancelled(&token));
+        futures::executor::block_on(async {
+            jobs.try_send(1).unwrap(); // fills the channel
+            let waker = CountingWaker::new();
+            let mut blocked = std::pin::pin!(jobs.send(2));
+            assert!(blocked.as_mut().poll(&mut waker.context()).is_pending());
+            token.cancel();
+            assert!(matches!(
+                queue.as_mut().poll_next(&mut waker.context()),
+                Poll::Ready(Some(Err(_)))
+            ));
+            assert!(
+                queue.as_mut().get_pin_mut().is_none(),
+                "dropped at the cancel"
+            );
+            assert!(blocked.await.is_err(), "the sender sees the end");
+        });
+    }
+
+    #[test]
+    fn the_inner_stream_can_be_taken_back_before_the_cancel() {
+        let token = CancelToken::new();
+        let stream = futures::stream::iter([1, 2]).until_cancelled(&token);
+        assert!(stream.get_ref().is_some());
+        let inner = stream.into_inner().expect("not cancelled, not ended");
+        assert_eq!(futures::executor::block_on_stream(inner).count(), 2);
     }
 }

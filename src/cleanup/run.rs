@@ -86,7 +86,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
             };
             let exit = {
                 let _entered = ambient::enter(Ambient::Token(run.token.clone()));
-                let _polling = enclosing::polling(&run.token);
+                let _polling = enclosing::polling(&run.token, ambient::current_task().as_ref());
                 task.as_mut().poll(cx)
             };
             match exit {
@@ -107,7 +107,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     // sync drops still see the clean-up token as current.
                     note_skipped(Skip::TimedOut);
                     let _entered = ambient::enter(Ambient::Token(run.token.clone()));
-                    let _polling = enclosing::polling(&run.token);
+                    let _polling = enclosing::polling(&run.token, ambient::current_task().as_ref());
                     if let Some(payload) = drop_caught(task) {
                         shared.record_panic(PanicBox::new(payload));
                     }

@@ -218,6 +218,32 @@ impl Engine {
     }
 }
 
+crate::sync::thread_local! {
+    /// This thread's xorshift state for where races start.
+    static TIE_BREAK: std::cell::Cell<u32> = std::cell::Cell::new(0x9E37_79B9);
+}
+
+/// Where a fixed form's first pass starts. A race or select made afresh in
+/// a loop (one or several per turn, with or without other combinators in
+/// between) would otherwise give every tie to its first branch; a counter
+/// per thread or per wake slot still does for some loop shapes, so the
+/// start is pseudo-random, as in tokio's `select!`. Joins start at the
+/// first branch: their order only decides which of two errors in one pass
+/// a `try_join` returns, and that stays reproducible.
+fn first_start(mode: Mode) -> usize {
+    if matches!(mode, Mode::Join | Mode::TryJoin) {
+        return 0;
+    }
+    TIE_BREAK.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        state.set(x);
+        x as usize
+    })
+}
+
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
@@ -244,10 +270,7 @@ pub fn poll_fixed(
         if first {
             engine.wakers = Lease::acquire();
             engine.full_pass_due = true;
-            // A new combinator on this thread starts one branch further than
-            // the last: a `select` or `race` made afresh in a loop would
-            // otherwise give every tie to its first branch.
-            engine.next_start = engine.wakers.as_ref().map_or(0, Lease::turn);
+            engine.next_start = first_start(engine.mode);
         }
         let (mut ready, pass) = match &mut engine.wakers {
             Some(lease) => {

@@ -108,8 +108,8 @@ macro_rules! try_join {
 ///
 /// Each branch has its own waker; a poll polls only the branches woken
 /// since the last one (and every loser once, when the race cancels it),
-/// starting one branch further along each time, also from one `race!` to
-/// the next on a thread; of branches finishing within one poll, the one
+/// starting one branch further along each time (a new `race!` at a
+/// pseudo-random branch); of branches finishing within one poll, the one
 /// polled first wins. A cancellation from outside reaches a branch only
 /// through its token's wakers, as for [`race`](fn@crate::race#fairness).
 ///

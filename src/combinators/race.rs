@@ -44,11 +44,11 @@ use super::engine::{Engine, Mode, poll_fixed};
 ///
 /// Each branch has its own waker and is polled only when it woke (and
 /// once more when the race cancels it, so that a branch that reads its
-/// token without awaiting it sees the verdict), starting with a different
-/// branch each time, also from one `race` to the next on a thread; if both
-/// are woken and finish within one poll, the one polled first wins. So
-/// neither branch wins all ties, also when a loop makes a new `race` each
-/// turn.
+/// token without awaiting it sees the verdict), starting one branch
+/// further each poll, and a new `race` at a pseudo-random branch (as
+/// tokio's `select!`); if both are woken and finish within one poll, the
+/// one polled first wins. So neither branch wins all ties, also when a loop
+/// makes a new `race` each turn.
 ///
 /// A cancellation from outside the race (a parent scope's, a token's)
 /// reaches a branch only through wakers registered on its token, as in

@@ -38,8 +38,8 @@ use super::engine::Mode;
 /// # Fairness
 ///
 /// Only the branches whose waker fired are polled, starting one further
-/// along the array on each poll and from one `race_array` to the next on a
-/// thread, so no branch wins every tie.
+/// along the array on each poll, and a new `race_array` at a pseudo-random
+/// branch, so no branch wins every tie.
 ///
 /// # Cancel safety
 ///

@@ -36,9 +36,9 @@ use super::engine::{Engine, Mode, poll_fixed};
 /// # Fairness
 ///
 /// Each branch has its own waker and is polled only when it woke, starting
-/// with a different branch each time, also from one `select` to the next
-/// on a thread (a loop that makes a new `select` each turn gives neither
-/// branch every tie); if both are woken and could finish
+/// one branch further each poll, and a new `select` at a pseudo-random
+/// branch (a loop that makes a new `select` each turn gives neither branch
+/// every tie); if both are woken and could finish
 /// within one poll, the one polled first wins and the other is dropped
 /// with its output.
 ///
@@ -114,8 +114,11 @@ mod tests {
             }
         }
         let dropped = std::cell::Cell::new(false);
-        let loser = async {
-            let _flag = Flag(&dropped);
+        // Moved in, so the loser holds it whether or not it was polled
+        // (a new select starts at a pseudo-random branch).
+        let flag = Flag(&dropped);
+        let loser = async move {
+            let _flag = flag;
             std::future::pending::<u8>().await
         };
         let waker = CountingWaker::new();

@@ -254,13 +254,6 @@ impl Lease {
         })
     }
 
-    /// How many leases of this slot came before this one. A thread that
-    /// runs a combinator in a loop gets the same slot back each time, so
-    /// this differs from one of its combinators to the next.
-    pub(crate) fn turn(&self) -> usize {
-        self.generation / 2 // W2: a lease is odd, a give-back even
-    }
-
     /// Registers `cx`'s waker as the one branch wakes reach, and returns
     /// the branches woken since the last pass, with the guard of this one.
     pub(crate) fn begin_pass<'a>(&mut self, cx: &'a Context<'_>) -> (ReadyMask, Pass<'a>) {

@@ -682,13 +682,14 @@ fn fan_out_in_pool(
     // While this thread waits for its helpers it may run other pool work,
     // which must not see the task polling this scope as current.
     let detached = crate::cancel::ambient::detach();
+    let hidden = crate::cleanup::enclosing::hide();
     rayon_core::in_place_scope(|scope| {
         for _ in 0..helpers {
             scope.spawn(|_| fan.work(None));
         }
         fan.work_after(body, poll_body_first);
     });
-    drop(detached);
+    drop((hidden, detached));
     fan.finish(participants, run);
 }
 
