@@ -515,7 +515,8 @@ fn a_child_that_panicked_shows_as_panicked_until_the_scope_re_raises_it() {
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
         block_on(taskscope::scope(|s| async move {
             let (ran, both_ran) = oneshot::channel();
-            let _doomed = s.spawn_named("doomed", async { panic!("boom") });
+            // Its handle dropped at once: the scope re-raises the panic.
+            drop(s.spawn_named("doomed", async { panic!("boom") }));
             // Polled after `doomed`, in spawn order.
             let fine = s.spawn_named("fine", async move { ran.send(()).unwrap() });
             both_ran.await.unwrap();
@@ -537,4 +538,23 @@ fn a_child_that_panicked_shows_as_panicked_until_the_scope_re_raises_it() {
         plain(&snapshot).contains("task \"doomed\": panicked, not joined, 1 poll"),
         "{snapshot}"
     );
+}
+
+#[test]
+fn a_panic_re_raised_by_its_handle_no_longer_shows() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        block_on(taskscope::scope(|s| async move {
+            let doomed = s.spawn_named("doomed", async { panic!("boom") });
+            let reraised = futures::FutureExt::catch_unwind(AssertUnwindSafe(doomed)).await;
+            assert!(reraised.is_err(), "the handle re-raises the panic");
+            tx.send(s.snapshot()).unwrap();
+        }))
+    }));
+    assert!(
+        caught.is_ok(),
+        "a panic the handle re-raised is not raised again"
+    );
+    let snapshot = rx.recv().unwrap();
+    assert!(snapshot.find_task("doomed").is_none(), "{snapshot}");
 }

@@ -67,7 +67,10 @@ use std::future::Future;
 /// The scope runs clean-up under a fresh token of its own, not the scope's
 /// (cleaning up after a cancelled scope is the point), so
 /// [`checkpoint`](crate::checkpoint) and [`cancelled`](crate::cancelled)
-/// inside `prepare_drop` observe only the scope's clean-up timeout.
+/// inside `prepare_drop` observe only the scope's clean-up timeout (with
+/// [`CancelReason::Deadline`](crate::CancelReason::Deadline)), and, for a
+/// scope made inside another scope's clean-up, that clean-up's timeout too
+/// (with `Parent(Deadline)`).
 ///
 /// That timeout gives a running clean-up one more poll to finish before it
 /// is dropped (see [`Builder::cleanup_timeout_when`](crate::Builder::cleanup_timeout_when)),

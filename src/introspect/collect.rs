@@ -93,7 +93,10 @@ fn task(
     // A child dropped unfinished is neither: its handle may be gone with
     // the body, yet it shows as dropped.
     let abandoned = finished && info.is_abandoned();
-    let returned = finished && !abandoned && (is_body || info.is_released());
+    // A panic not re-raised by the handle shows even if the handle is gone:
+    // the scope re-raises it once the others finished.
+    let panicked = finished && !abandoned && !is_body && info.has_panicked();
+    let returned = finished && !abandoned && !panicked && (is_body || info.is_released());
     if returned && scopes.is_empty() {
         return None;
     }
@@ -101,7 +104,7 @@ fn task(
         TaskState::Returned
     } else if abandoned {
         TaskState::Dropped
-    } else if finished && info.has_panicked() {
+    } else if panicked {
         TaskState::Panicked
     } else if finished {
         TaskState::Finished

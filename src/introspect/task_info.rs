@@ -31,8 +31,9 @@ pub(crate) struct TaskInfo {
     /// The scope future was dropped before the task finished: it is being
     /// dropped unfinished, not finished.
     abandoned: StatBool,
-    /// The task finished by a panic. Set by its poller before the task is
-    /// marked dead, which publishes it.
+    /// The task finished by a panic of its own (not of its handle's
+    /// waker) that its handle has not re-raised. Set by its poller before
+    /// the task is marked dead, which publishes it.
     panicked: StatBool,
     #[cfg(feature = "tracing")]
     span: tracing::Span,
@@ -156,6 +157,13 @@ impl TaskInfo {
         // Relaxed: as for `abandon`, the `Release` store that marks the task
         // dead afterwards publishes it.
         self.panicked.store(true, Ordering::Relaxed);
+    }
+
+    /// The task's handle re-raised its panic: nothing is left to show.
+    pub(crate) fn panic_reraised(&self) {
+        // Relaxed: a snapshot racing with the re-raise may show the panic
+        // once more.
+        self.panicked.store(false, Ordering::Relaxed);
     }
 
     pub(crate) fn has_panicked(&self) -> bool {

@@ -17,10 +17,10 @@ pub enum TaskState {
     /// Finished, but its [`JoinHandle`](crate::JoinHandle) has neither
     /// taken the output nor been dropped.
     Finished,
-    /// Finished by a panic (of the task, or of its output's destructor),
-    /// which its [`JoinHandle`](crate::JoinHandle) has neither re-raised nor
-    /// been dropped with: the scope cancels the other tasks and re-raises
-    /// it once they all finished.
+    /// Finished by a panic of its own (its poll's or its future's
+    /// destructor's) that its [`JoinHandle`](crate::JoinHandle) has not
+    /// re-raised: shown also when the handle was dropped, since the scope
+    /// then re-raises it once the other tasks finished.
     Panicked,
     /// Finished and joined (or, for a body, returned), and shown only
     /// because a scope it created still runs: a scope future created in one

@@ -93,7 +93,7 @@ fn panicked<T, L>(
     leftover: Option<L>,
 ) -> TaskExit {
     drop_after_panic(leftover);
-    let panic = PanicBox::new(payload);
+    let panic = PanicBox::of_the_task(payload);
     if let Err(waker_panic) = slot.panicked(panic.clone()) {
         drop_after_panic(waker_panic);
     }

@@ -482,8 +482,10 @@ pub(crate) fn poll_taken<T: ?Sized + Future<Output = TaskExit>>(
         }
         drop(span);
     });
-    if let Poll::Ready(TaskExit::Panicked(_)) = &poll {
-        header.info().mark_panicked();
+    if let Poll::Ready(TaskExit::Panicked(panic)) = &poll {
+        if panic.is_the_tasks() {
+            header.info().mark_panicked();
+        }
     }
     header.info().end_poll();
     if late {

@@ -254,6 +254,7 @@ impl<T> Future for JoinHandle<T> {
             SlotState::Panicked(panic) => {
                 drop(state);
                 self.join.mark_taken();
+                self.join.task().info().panic_reraised();
                 match panic.take() {
                     Some(payload) => panic::resume_unwind(payload),
                     None => panic!(

@@ -143,15 +143,33 @@ pub(crate) fn drop_after_panic<T>(value: T) {
 pub(crate) struct PanicBox {
     payload: Mutex<Option<Box<dyn Any + Send>>>,
     reason: CancelReason,
+    /// See [`PanicBox::of_the_task`].
+    of_the_task: bool,
 }
 
 impl PanicBox {
     pub(crate) fn new(payload: Box<dyn Any + Send>) -> WakerArc<Self> {
+        Self::with_origin(payload, false)
+    }
+
+    /// The panic of a task's own future (its poll or its destructor), as
+    /// opposed to one of code around it (its handle's waker): snapshots show
+    /// only the first kind as the task's.
+    pub(crate) fn of_the_task(payload: Box<dyn Any + Send>) -> WakerArc<Self> {
+        Self::with_origin(payload, true)
+    }
+
+    fn with_origin(payload: Box<dyn Any + Send>, of_the_task: bool) -> WakerArc<Self> {
         let reason = CancelReason::from_panic(&*payload);
         WakerArc::new(PanicBox {
             payload: Mutex::new(Some(payload)),
             reason,
+            of_the_task,
         })
+    }
+
+    pub(crate) fn is_the_tasks(&self) -> bool {
+        self.of_the_task
     }
 
     pub(crate) fn take(&self) -> Option<Box<dyn Any + Send>> {
