@@ -95,6 +95,9 @@ fn losing_scope_sees_its_token_cancelled(builder: Builder) -> bool {
             s.token().is_cancelled()
         });
         let loser = async {
+            // Pending at its first poll whichever branch a race starts
+            // with: the scope's yield alone would let it finish in it.
+            common::yield_once().await;
             *seen.lock().unwrap() = Some(made_outside.await);
             true
         };
