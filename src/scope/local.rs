@@ -100,26 +100,10 @@ impl<'env> LocalScope<'env> {
         self.handle.token()
     }
 
-    /// See `Core::check_open`.
-    #[track_caller]
-    pub(crate) fn check_open(&self) {
-        self.handle.check_open();
-    }
-
-    /// Spawns `future` as if [`spawn`](Self::spawn) had been called at
-    /// `location`: for the stream adapters, whose children are spawned from
-    /// their polls but asked for where the adapter was made.
-    #[track_caller]
-    pub(crate) fn spawn_at<F>(
-        &self,
-        future: F,
-        location: &'static Location<'static>,
-    ) -> JoinHandle<F::Output>
-    where
-        F: Future + 'env,
-        F::Output: 'env,
-    {
-        self.handle.spawn_task(None, future, location)
+    /// What the stream adapters spawn through (`Spawner`): their children
+    /// are asked for where the adapter was made, not where it spawns them.
+    pub(crate) fn handle(&self) -> &Handle<'env, LocalTask<'env>> {
+        &self.handle
     }
 
     /// A snapshot of this scope and everything below it; see

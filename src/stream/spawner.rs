@@ -45,12 +45,12 @@ where
         future: F,
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output> {
-        self.spawn_at(future, location)
+        self.handle().spawn_task(None, future, location)
     }
 
     #[track_caller]
     fn check_open(&self) {
-        Self::check_open(self);
+        self.handle().check_open();
     }
 }
 
@@ -66,12 +66,12 @@ where
         future: F,
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output> {
-        self.spawn_at(future, location)
+        self.handle().spawn_task(None, future, location)
     }
 
     #[track_caller]
     fn check_open(&self) {
-        Self::check_open(self);
+        self.handle().check_open();
     }
 }
 
@@ -89,12 +89,12 @@ where
         future: F,
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output> {
-        (**self).spawn_at(future, location)
+        (**self).handle().spawn_task(None, future, location)
     }
 
     #[track_caller]
     fn check_open(&self) {
-        (**self).check_open();
+        (**self).handle().check_open();
     }
 }
 
@@ -112,12 +112,12 @@ where
         future: F,
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output> {
-        (**self).spawn_at(future, location)
+        (**self).handle().spawn_task(None, future, location)
     }
 
     #[track_caller]
     fn check_open(&self) {
-        (**self).check_open();
+        (**self).handle().check_open();
     }
 }
 
