@@ -85,8 +85,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                 },
             };
             let exit = {
-                let _entered = ambient::enter(Ambient::Token(run.token.clone()));
-                let _polling = enclosing::polling(&run.token, ambient::current_task().as_ref());
+                let _inside = run.enter();
                 task.as_mut().poll(cx)
             };
             match exit {
@@ -95,8 +94,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     if let TaskExit::Panicked(panic) = exit {
                         #[cfg(feature = "tracing")]
                         shared.traced(|| {
-                            let info = shared.info();
-                            let (scope, name) = (info.id(), info.name().map(|name| &**name));
+                            let (scope, name) = shared.info().event_fields();
                             tracing::error!(scope, name, reason = %panic.reason(), "taskscope: a clean-up panicked");
                         });
                         shared.record_panic(panic);
@@ -106,8 +104,7 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
                     // It had its poll after the cancellation: cut it off. Its
                     // sync drops still see the clean-up token as current.
                     note_skipped(Skip::TimedOut);
-                    let _entered = ambient::enter(Ambient::Token(run.token.clone()));
-                    let _polling = enclosing::polling(&run.token, ambient::current_task().as_ref());
+                    let _inside = run.enter();
                     if let Some(payload) = drop_caught(task) {
                         shared.record_panic(PanicBox::new(payload));
                     }
@@ -163,6 +160,15 @@ impl<T: ?Sized + Future<Output = TaskExit>> CleanupQueue<T> {
 }
 
 impl<T: ?Sized> Run<T> {
+    /// Makes the clean-up token current, and the clean-up the one polled on
+    /// this thread (`enclosing`), until the guards are dropped: for its
+    /// polls and for the sync drops of one cut off.
+    fn enter(&self) -> (ambient::Entered, enclosing::Polling) {
+        let entered = ambient::enter(Ambient::Token(self.token.clone()));
+        let task = ambient::current_task();
+        (entered, enclosing::polling(&self.token, task.as_ref()))
+    }
+
     /// Polls the timer; when it fires, cancels the clean-up token.
     fn poll_timer(&mut self, cx: &mut Context<'_>, shared: &ScopeShared) {
         let Some(timer) = self.timer.as_mut() else {
@@ -179,8 +185,7 @@ impl<T: ?Sized> Run<T> {
         }
         #[cfg(feature = "tracing")]
         shared.traced(|| {
-            let info = shared.info();
-            let (scope, name) = (info.id(), info.name().map(|name| &**name));
+            let (scope, name) = shared.info().event_fields();
             tracing::warn!(
                 scope,
                 name,

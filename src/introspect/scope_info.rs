@@ -72,6 +72,12 @@ impl ScopeInfo {
         self.name.as_ref()
     }
 
+    /// The `scope` and `name` fields of the events about this scope.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn event_fields(&self) -> (u64, Option<&str>) {
+        (self.id, self.name.as_deref())
+    }
+
     pub(crate) fn location(&self) -> &'static Location<'static> {
         self.location
     }

@@ -254,7 +254,7 @@ fn poll_body<Fut: Future>(
     #[cfg(feature = "tracing")]
     if let Err(payload) = &outcome {
         let reason = CancelReason::from_panic(&**payload);
-        let (scope, name) = (shared.info().id(), shared.info().name().map(|n| n.as_ref()));
+        let (scope, name) = shared.info().event_fields();
         shared.traced(|| tracing::error!(scope, name, %reason, "taskscope: scope body panicked"));
     }
     // The body finished: drop it now, so the scope handle it held goes too.
