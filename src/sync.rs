@@ -37,11 +37,22 @@ pub(crate) use std::sync::atomic::{AtomicBool as StatBool, AtomicU64 as StatU64}
 /// it, which must not keep them alive.
 pub(crate) use std::sync::Weak as WakerWeak;
 
-#[cfg(not(loom))]
-pub(crate) use std::thread_local;
-
-#[cfg(loom)]
-pub(crate) use loom::thread_local;
+/// A `thread_local!` with a `const` initialiser: std's, or under loom
+/// loom's, whose `thread_local!` (edition 2018 `expr` fragments) rejects a
+/// `const` block, so it gets the plain expression.
+macro_rules! const_thread_local {
+    ($(#[$attr:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(not(loom))]
+        std::thread_local! {
+            $(#[$attr])* static $name: $ty = const { $init };
+        }
+        #[cfg(loom)]
+        loom::thread_local! {
+            $(#[$attr])* static $name: $ty = $init;
+        }
+    };
+}
+pub(crate) use const_thread_local;
 
 /// A mutex whose `lock` ignores poisoning.
 ///

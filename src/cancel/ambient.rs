@@ -19,7 +19,7 @@ use super::reason::Cancelled;
 use super::token::CancelToken;
 use super::when_cancelled::WhenCancelled;
 use crate::scope::cell::TaskRef;
-use crate::sync::thread_local;
+use crate::sync::const_thread_local;
 
 /// What a scope or combinator made current for the poll in progress.
 pub(crate) enum Ambient {
@@ -45,15 +45,7 @@ struct Slot {
     task: Option<TaskRef>,
 }
 
-#[cfg(not(loom))]
-thread_local! {
-    static CURRENT: RefCell<Slot> = const { RefCell::new(Slot { ambient: None, task: None }) };
-}
-
-// loom's `thread_local!` (edition 2018 `expr` fragments) rejects a `const`
-// block initialiser.
-#[cfg(loom)]
-thread_local! {
+const_thread_local! {
     static CURRENT: RefCell<Slot> = RefCell::new(Slot { ambient: None, task: None });
 }
 

@@ -27,7 +27,7 @@ use std::cell::RefCell;
 
 use crate::cancel::CancelToken;
 use crate::scope::cell::TaskRef;
-use crate::sync::thread_local;
+use crate::sync::const_thread_local;
 
 /// The clean-up being polled on this thread.
 struct Polled {
@@ -36,14 +36,7 @@ struct Polled {
     task: Option<usize>,
 }
 
-#[cfg(not(loom))]
-thread_local! {
-    static POLLED: RefCell<Option<Polled>> = const { RefCell::new(None) };
-}
-
-// loom's `thread_local!` rejects a `const` block initialiser.
-#[cfg(loom)]
-thread_local! {
+const_thread_local! {
     static POLLED: RefCell<Option<Polled>> = RefCell::new(None);
 }
 

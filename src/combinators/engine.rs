@@ -218,15 +218,8 @@ impl Engine {
     }
 }
 
-#[cfg(not(loom))]
-crate::sync::thread_local! {
+crate::sync::const_thread_local! {
     /// This thread's xorshift state for where races start.
-    static TIE_BREAK: std::cell::Cell<u32> = const { std::cell::Cell::new(0x9E37_79B9) };
-}
-
-// loom's `thread_local!` rejects a `const` block initialiser.
-#[cfg(loom)]
-crate::sync::thread_local! {
     static TIE_BREAK: std::cell::Cell<u32> = std::cell::Cell::new(0x9E37_79B9);
 }
 

@@ -208,14 +208,7 @@ fn table() -> &'static [Slot] {
 // Where this thread's next lease starts looking: the slot of its last
 // lease, so a thread reuses the slots it gave back and touches few pages of
 // the table. `usize::MAX` until the first lease.
-#[cfg(not(loom))]
-crate::sync::thread_local! {
-    static CURSOR: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-// loom's `thread_local!` rejects a `const` block initialiser.
-#[cfg(loom)]
-crate::sync::thread_local! {
+crate::sync::const_thread_local! {
     static CURSOR: Cell<usize> = Cell::new(usize::MAX);
 }
 

@@ -67,16 +67,9 @@ use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 /// A job for a pool: owns everything it touches but the gated state.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
-#[cfg(not(loom))]
-crate::sync::thread_local! {
+crate::sync::const_thread_local! {
     /// How many gate fan-outs this thread is serving as a helper right now
     /// (more than one when a child it polls runs a nested scope).
-    static SERVING: Cell<u32> = const { Cell::new(0) };
-}
-
-// loom's `thread_local!` rejects a `const` block initialiser.
-#[cfg(loom)]
-crate::sync::thread_local! {
     static SERVING: Cell<u32> = Cell::new(0);
 }
 
